@@ -1,0 +1,5 @@
+import sys
+
+from mattestudio.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,34 @@
+"""The Python API: ``mattestudio.matte(image, trimap, engine="closed-form", **params)``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from mattestudio.core import io, trimap as trimap_ops
+from mattestudio.engines import registry
+from mattestudio.pipeline import run_matting
+from mattestudio.types import CancelToken, MattingResult, ProgressFn
+
+ImageLike = Union[str, Path, np.ndarray]
+
+
+def matte(image: ImageLike, trimap: ImageLike, engine: str = registry.DEFAULT_ENGINE, *,
+          estimate_foreground: bool = True, progress: Optional[ProgressFn] = None,
+          cancel: Optional[CancelToken] = None, **params) -> MattingResult:
+    """Estimate the alpha matte (and clean foreground colors) of ``image``.
+
+    ``image``: a path, or an array (H x W x 3 RGB, uint8/uint16 or float in [0, 1]).
+    ``trimap``: a path, or an H x W array: 0 background, 255 (or 1.0) foreground, anything in
+    between unknown. ``engine``: a name from ``mattestudio engines``; ``params`` go to the engine
+    (for deep engines, e.g. ``checkpoint="path"``, ``device="cpu"``).
+
+    Returns a MattingResult with ``.alpha`` (float32 H x W in [0, 1]) and ``.foreground``
+    (float32 H x W x 3). Raises a MattestudioError subclass with a readable message on bad input.
+    """
+    img = io.load_image(image)
+    tri = trimap_ops.load(trimap, img.shape, image_source=None if isinstance(image, np.ndarray) else image)
+    eng = registry.create(engine, **params)
+    return run_matting(eng, img, tri, estimate_foreground=estimate_foreground, progress=progress, cancel=cancel)

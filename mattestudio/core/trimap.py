@@ -1,0 +1,177 @@
+"""Trimaps: reading any reasonable encoding, checking it against the image, and generating one.
+
+Stored form: uint8 H x W with exactly 0 (background), 128 (unknown) and 255 (foreground).
+Any value strictly between 0 and 255 means unknown, so anti-aliased, JPEG-compressed or
+102-valued trimaps work as painted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from mattestudio.errors import TrimapError
+from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN
+
+
+def normalize(arr: np.ndarray, source: str | Path | None = None) -> np.ndarray:
+    """Any trimap array -> uint8 {0, 128, 255}.
+
+    Accepts uint8/uint16 gray, float in [0, 1], bool masks, and RGB(A) with equal channels.
+    """
+    arr = np.asarray(arr)
+    if arr.ndim == 3:
+        if arr.shape[2] == 4:
+            arr = arr[:, :, :3]
+        if arr.shape[2] == 3:
+            if not (np.array_equal(arr[:, :, 0], arr[:, :, 1]) and np.array_equal(arr[:, :, 0], arr[:, :, 2])):
+                raise TrimapError("trimap has colors (its R, G and B channels differ); "
+                                  "expected grayscale: black background, white foreground, gray unknown", source)
+            arr = arr[:, :, 0]
+        elif arr.shape[2] == 1:
+            arr = arr[:, :, 0]
+    if arr.ndim != 2:
+        raise TrimapError(f"trimap must be a 2-D grayscale image, got shape {arr.shape}", source)
+    if arr.dtype == bool:
+        return np.where(arr, FOREGROUND, BACKGROUND).astype(np.uint8)
+    if arr.dtype == np.uint8:
+        lo, hi = 0, 255
+    elif arr.dtype == np.uint16:
+        lo, hi = 0, 65535
+    else:
+        arr = arr.astype(np.float64)
+        lo, hi = 0.0, (1.0 if arr.size == 0 or arr.max() <= 1.0 else 255.0)
+    out = np.full(arr.shape, UNKNOWN, np.uint8)
+    out[arr <= lo] = BACKGROUND
+    out[arr >= hi] = FOREGROUND
+    return out
+
+
+def check(trimap: np.ndarray, image_shape: Sequence[int], source: str | Path | None = None,
+          image_source: str | Path | None = None, require_unknown: bool = True) -> np.ndarray:
+    """Raise TrimapError if the trimap does not fit the image or has nothing to solve."""
+    h, w = image_shape[:2]
+    th, tw = trimap.shape[:2]
+    if (th, tw) != (h, w):
+        img = f" ({image_source})" if image_source else ""
+        raise TrimapError(f"trimap is {tw}x{th} but the image{img} is {w}x{h}; they must be the same size", source)
+    if require_unknown and not np.any(trimap == UNKNOWN):
+        raise TrimapError("trimap has no unknown (gray) pixels, so there is nothing to solve; "
+                          "paint an unknown band over the edges", source)
+    return trimap
+
+
+def load(source, image_shape: Optional[Sequence[int]] = None, image_source=None,
+         require_unknown: bool = True) -> np.ndarray:
+    """Path or array -> checked uint8 {0, 128, 255} trimap."""
+    from mattestudio.core.io import read_image_array
+
+    name = None if isinstance(source, np.ndarray) else Path(source)
+    arr = source if isinstance(source, np.ndarray) else read_image_array(source)
+    tri = normalize(arr, name)
+    if image_shape is not None:
+        check(tri, image_shape, name, image_source, require_unknown)
+    elif require_unknown and not np.any(tri == UNKNOWN):
+        check(tri, tri.shape, name, require_unknown=True)
+    return tri
+
+
+def to_float(trimap: np.ndarray) -> np.ndarray:
+    """uint8 trimap -> float64 0 / 0.5 / 1 (pymatting's convention)."""
+    return trimap.astype(np.float64) / 255.0
+
+
+def split(trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boolean masks (foreground, background, unknown)."""
+    return trimap == FOREGROUND, trimap == BACKGROUND, trimap == UNKNOWN
+
+
+def force_known(alpha: np.ndarray, trimap: np.ndarray) -> np.ndarray:
+    """Set alpha to exactly 1 in the trimap's foreground and 0 in its background (in place)."""
+    alpha[trimap == FOREGROUND] = 1.0
+    alpha[trimap == BACKGROUND] = 0.0
+    return alpha
+
+
+def _disk(radius: int) -> np.ndarray:
+    import cv2
+
+    d = 2 * max(int(radius), 0) + 1
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d))
+
+
+def from_mask(mask: np.ndarray, band: int = 10) -> np.ndarray:
+    """Binary mask (True/nonzero = foreground) -> trimap with an unknown band about ``band`` px wide
+    centred on the mask's edge."""
+    import cv2
+
+    fg = (np.asarray(mask) > (0.5 if np.asarray(mask).dtype.kind == "f" else 0)).astype(np.uint8)
+    r_in = max(int(band) // 2, 0)
+    r_out = max(int(band) - r_in, 0)
+    inner = cv2.erode(fg, _disk(r_in)) if r_in else fg
+    outer = cv2.dilate(fg, _disk(r_out)) if r_out else fg
+    tri = np.zeros(fg.shape, np.uint8)
+    tri[outer > 0] = UNKNOWN
+    tri[inner > 0] = FOREGROUND
+    if band > 0:
+        # Keep an unknown seam even where erosion/dilation left none (a 1-pixel-wide object).
+        edge = (outer > 0) & ~(inner > 0)
+        tri[edge] = UNKNOWN
+    return tri
+
+
+def from_alpha(alpha: np.ndarray, band: int = 10, lo: float = 0.02, hi: float = 0.98) -> np.ndarray:
+    """Alpha matte -> trimap: fractional pixels plus a band around the 0.5 edge become unknown."""
+    import cv2
+
+    alpha = np.asarray(alpha, np.float32)
+    tri = from_mask(alpha > 0.5, band)
+    frac = ((alpha > lo) & (alpha < hi)).astype(np.uint8)
+    if band > 0:
+        frac = cv2.dilate(frac, _disk(max(band // 4, 1)))
+    tri[frac > 0] = UNKNOWN
+    return tri
+
+
+def grabcut(image: np.ndarray, rect: Optional[tuple[int, int, int, int]] = None,
+            fg_strokes: Optional[np.ndarray] = None, bg_strokes: Optional[np.ndarray] = None,
+            band: int = 10, iterations: int = 5) -> np.ndarray:
+    """Automatic trimap from a rectangle (x, y, w, h) and/or scribble masks, via OpenCV GrabCut.
+
+    ``image``: float32 H x W x 3 RGB in [0, 1]. Scribbles are boolean H x W masks.
+    Returns a trimap with a ``band``-pixel unknown band along the segmentation's edge; scribbled
+    pixels stay definite.
+    """
+    import cv2
+
+    h, w = image.shape[:2]
+    if rect is None and fg_strokes is None:
+        raise TrimapError("GrabCut needs a rectangle around the subject or some foreground strokes")
+    bgr = np.ascontiguousarray((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)[:, :, ::-1])
+    mask = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
+    if rect is not None:
+        x, y, rw, rh = (int(v) for v in rect)
+        x0, y0 = max(x, 0), max(y, 0)
+        x1, y1 = min(x + rw, w), min(y + rh, h)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            raise TrimapError(f"the rectangle {rect} is too small or outside the {w}x{h} image")
+        mask[:] = cv2.GC_BGD
+        mask[y0:y1, x0:x1] = cv2.GC_PR_FGD
+    if fg_strokes is not None:
+        mask[np.asarray(fg_strokes, bool)] = cv2.GC_FGD
+    if bg_strokes is not None:
+        mask[np.asarray(bg_strokes, bool)] = cv2.GC_BGD
+    if not np.any((mask == cv2.GC_BGD) | (mask == cv2.GC_PR_BGD)):
+        raise TrimapError("GrabCut needs some background: draw a rectangle smaller than the image or background strokes")
+    bgd = np.zeros((1, 65), np.float64)
+    fgd = np.zeros((1, 65), np.float64)
+    cv2.grabCut(bgr, mask, None, bgd, fgd, int(iterations), cv2.GC_INIT_WITH_MASK)
+    fg = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+    tri = from_mask(fg, band)
+    if fg_strokes is not None:
+        tri[np.asarray(fg_strokes, bool)] = FOREGROUND
+    if bg_strokes is not None:
+        tri[np.asarray(bg_strokes, bool)] = BACKGROUND
+    return tri

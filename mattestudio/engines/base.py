@@ -1,0 +1,132 @@
+"""The engine interface.
+
+An engine is a session: ``prepare(image)`` once per image (caches what does not depend on the
+trimap), then ``predict(trimap)`` as often as the trimap changes. Engines return raw outputs;
+``mattestudio.pipeline.run_matting`` forces known regions, fills a missing foreground and wraps
+the result, so every front end (editor, CLI, API) behaves the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Protocol, runtime_checkable
+
+import numpy as np
+
+from mattestudio.types import CancelToken, ProgressFn
+
+
+@dataclass(frozen=True)
+class Param:
+    """One engine parameter, described for the CLI (--param name=value) and the editor's panel."""
+
+    name: str
+    default: Any
+    help: str
+    label: str = ""
+    minimum: Optional[float] = None
+    maximum: Optional[float] = None
+    choices: tuple = ()
+
+    def coerce(self, value: Any) -> Any:
+        """Convert a user value (often a string) to the parameter's type and check its range."""
+        from mattestudio.errors import MattestudioError
+
+        kind = type(self.default)
+        try:
+            if kind is bool and isinstance(value, str):
+                if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError(value)
+                v = value.lower() in ("1", "true", "yes", "on")
+            elif self.default is None:
+                v = value
+            else:
+                v = kind(value)
+        except (TypeError, ValueError):
+            raise MattestudioError(f"parameter {self.name}: {value!r} is not a valid {kind.__name__}") from None
+        if self.choices and v not in self.choices:
+            raise MattestudioError(f"parameter {self.name}: {v!r} is not one of {', '.join(map(str, self.choices))}")
+        if self.minimum is not None and v < self.minimum:
+            raise MattestudioError(f"parameter {self.name}: {v} is below the minimum {self.minimum}")
+        if self.maximum is not None and v > self.maximum:
+            raise MattestudioError(f"parameter {self.name}: {v} is above the maximum {self.maximum}")
+        return v
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What the CLI's `engines` listing and the editor's engine panel show."""
+
+    name: str
+    display_name: str
+    kind: str  # "classical" or "deep"
+    description: str
+    params: tuple[Param, ...] = ()
+    produces_foreground: bool = False
+    needs_checkpoint: bool = False
+    #: True when a coarse (downscaled) run gives a useful preview; the editor's Live mode uses it.
+    progressive: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        from mattestudio.errors import MattestudioError
+
+        known = ", ".join(p.name for p in self.params) or "none"
+        raise MattestudioError(f"engine {self.name} has no parameter {name!r} (parameters: {known})")
+
+    def resolve_params(self, given: dict) -> dict:
+        """Defaults updated with ``given`` (coerced and range-checked)."""
+        out = {p.name: p.default for p in self.params}
+        for k, v in given.items():
+            out[k] = self.param(k).coerce(v)
+        return out
+
+
+@runtime_checkable
+class MattingEngine(Protocol):
+    info: EngineInfo
+
+    @property
+    def device(self) -> str:
+        """'cpu', 'cuda:0 (NVIDIA ...)', ... for display."""
+
+    def prepare(self, image: np.ndarray) -> None:
+        """Cache per-image work. ``image``: float32 H x W x 3 RGB in [0, 1]."""
+
+    def predict(self, trimap: np.ndarray, *, progress: Optional[ProgressFn] = None,
+                cancel: Optional[CancelToken] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """``trimap``: uint8 {0,128,255} H x W. Returns (alpha float32 H x W, foreground or None).
+
+        Raises Cancelled when ``cancel`` is set, RuntimeError if prepare() was not called.
+        """
+
+    def reset(self) -> None:
+        """Forget the prepared image."""
+
+
+class EngineBase:
+    """Convenience base: stores params, tracks the prepared image."""
+
+    info: EngineInfo
+
+    def __init__(self, **params):
+        self.params = self.info.resolve_params(params)
+        self._image: Optional[np.ndarray] = None
+
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    def prepare(self, image: np.ndarray) -> None:
+        self._image = image
+
+    def reset(self) -> None:
+        self._image = None
+
+    def _require_image(self) -> np.ndarray:
+        if self._image is None:
+            raise RuntimeError(f"{self.info.name}: predict() called before prepare(image)")
+        return self._image

@@ -1,0 +1,186 @@
+"""Classical matting engines over pymatting (imported lazily: its first import compiles numba kernels).
+
+Progress and cancellation go through pymatting's conjugate-gradient callback, which is called
+after every iteration; the callback raises Cancelled, which unwinds out of the solver.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+
+from mattestudio.core import trimap as trimap_ops
+from mattestudio.engines.base import EngineBase, EngineInfo, Param
+from mattestudio.errors import TrimapError
+from mattestudio.types import CancelToken, ProgressFn
+
+_RTOL = Param("rtol", 1e-7, "Relative residual at which the linear solver stops. Smaller is more exact and slower.",
+              "Solver tolerance", 1e-12, 1e-2)
+_MAXITER = Param("maxiter", 10000, "Upper bound on conjugate-gradient iterations.", "Max iterations", 10, 100000)
+_EPSILON = Param("epsilon", 1e-7, "Regularisation of the local color model; larger gives smoother mattes.",
+                 "Smoothness (epsilon)", 1e-10, 1e-1)
+_RADIUS = Param("radius", 1, "Window radius of the local color model (1 = 3x3 windows).", "Window radius", 1, 5)
+
+
+def _cg_callback(rtol: float, progress: Optional[ProgressFn], cancel: Optional[CancelToken], label: str):
+    """A pymatting cg callback that reports progress on a log scale of the residual and honours cancel."""
+    target = math.log(max(rtol, 1e-300))
+    state = {"n": 0}
+
+    def callback(A, x, b, norm_b, r, norm_r):
+        state["n"] += 1
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        if progress is not None and state["n"] % 5 == 0 and norm_b > 0:
+            rel = max(norm_r / norm_b, 1e-300)
+            frac = min(max(math.log(rel) / target, 0.0), 1.0)
+            progress(0.1 + 0.85 * frac, f"{label}: iteration {state['n']}")
+
+    return callback
+
+
+class PymattingEngine(EngineBase):
+    """Shared plumbing for pymatting's estimate_alpha_* recipes."""
+
+    function_name = ""
+
+    def _call(self, image, tri_f, cg_kwargs):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def predict(self, trimap: np.ndarray, *, progress: Optional[ProgressFn] = None,
+                cancel: Optional[CancelToken] = None):
+        image = self._require_image()
+        fg, bg, unknown = trimap_ops.split(trimap)
+        if not (fg.any() or bg.any()):
+            raise TrimapError(f"{self.info.display_name} needs some foreground or background in the trimap")
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        if progress is not None:
+            progress(0.05, f"{self.info.display_name}: building the linear system")
+        cg_kwargs = {"rtol": self.params.get("rtol", 1e-7), "maxiter": self.params.get("maxiter", 10000),
+                     "callback": _cg_callback(self.params.get("rtol", 1e-7), progress, cancel,
+                                              self.info.display_name)}
+        alpha = self._call(self._image64, trimap_ops.to_float(trimap), cg_kwargs)
+        if progress is not None:
+            progress(1.0, "done")
+        return np.clip(alpha, 0, 1).astype(np.float32), None
+
+    def prepare(self, image: np.ndarray) -> None:
+        super().prepare(image)
+        self._image64 = np.ascontiguousarray(image, np.float64)  # pymatting's kernels are compiled for float64
+
+    def reset(self) -> None:
+        super().reset()
+        self._image64 = None
+
+
+class ClosedFormPymatting(PymattingEngine):
+    info = EngineInfo(
+        name="closed-form-pymatting",
+        display_name="Closed-form (pymatting)",
+        kind="classical",
+        description="Levin et al. 2008 matting Laplacian solved by pymatting (reference implementation).",
+        params=(_EPSILON, _RADIUS, _RTOL, _MAXITER),
+    )
+
+    def _call(self, image, tri_f, cg_kwargs):
+        from pymatting import estimate_alpha_cf
+
+        return estimate_alpha_cf(image, tri_f, laplacian_kwargs={"epsilon": self.params["epsilon"],
+                                                                 "radius": self.params["radius"]},
+                                 cg_kwargs=cg_kwargs)
+
+
+class KnnEngine(PymattingEngine):
+    info = EngineInfo(
+        name="knn",
+        display_name="KNN matting",
+        kind="classical",
+        description="KNN matting (Chen et al. 2013): non-local neighbours in color and position.",
+        params=(Param("n_neighbors", "20,10", "Neighbours per pixel at the two feature scales, comma-separated.",
+                      "Neighbours"), _RTOL, _MAXITER),
+    )
+
+    def _call(self, image, tri_f, cg_kwargs):
+        from pymatting import estimate_alpha_knn
+
+        nn = [int(v) for v in str(self.params["n_neighbors"]).split(",") if v.strip()]
+        return estimate_alpha_knn(image, tri_f, laplacian_kwargs={"n_neighbors": nn}, cg_kwargs=cg_kwargs)
+
+
+class LargeKernelEngine(PymattingEngine):
+    info = EngineInfo(
+        name="large-kernel",
+        display_name="Large-kernel matting",
+        kind="classical",
+        description="He et al. 2010: the matting Laplacian with large windows, applied without building it.",
+        params=(Param("epsilon", 1e-7, "Regularisation of the local color model.", "Smoothness (epsilon)", 1e-10, 1e-1),
+                Param("radius", 10, "Window radius (large windows spread alpha further).", "Window radius", 1, 50),
+                _RTOL, _MAXITER),
+    )
+
+    def _call(self, image, tri_f, cg_kwargs):
+        from pymatting import estimate_alpha_lkm
+
+        return estimate_alpha_lkm(image, tri_f, laplacian_kwargs={"epsilon": self.params["epsilon"],
+                                                                  "radius": self.params["radius"]},
+                                  cg_kwargs=cg_kwargs)
+
+
+class RandomWalkEngine(PymattingEngine):
+    info = EngineInfo(
+        name="random-walk",
+        display_name="Random-walk matting",
+        kind="classical",
+        description="Grady et al. 2005: random walks on a color-weighted pixel graph.",
+        params=(Param("sigma", 0.03, "Color sensitivity of the edge weights.", "Sigma", 1e-4, 1.0), _RTOL, _MAXITER),
+    )
+
+    def _call(self, image, tri_f, cg_kwargs):
+        from pymatting import estimate_alpha_rw
+
+        return estimate_alpha_rw(image, tri_f, laplacian_kwargs={"sigma": self.params["sigma"]}, cg_kwargs=cg_kwargs)
+
+
+class LearningBasedEngine(PymattingEngine):
+    info = EngineInfo(
+        name="learning-based",
+        display_name="Learning-based matting",
+        kind="classical",
+        description="Zheng and Kambhamettu 2009: locally learned linear alpha models.",
+        params=(_EPSILON, _RADIUS, _RTOL, _MAXITER),
+    )
+
+    def _call(self, image, tri_f, cg_kwargs):
+        from pymatting import estimate_alpha_lbdm
+
+        return estimate_alpha_lbdm(image, tri_f, laplacian_kwargs={"epsilon": self.params["epsilon"],
+                                                                   "radius": self.params["radius"]},
+                                   cg_kwargs=cg_kwargs)
+
+
+class SharedSamplingEngine(PymattingEngine):
+    info = EngineInfo(
+        name="shared-sampling",
+        display_name="Shared sampling",
+        kind="classical",
+        description="Gastal and Oliveira 2010: shared foreground/background sample pairs; also gives colors.",
+        params=(),
+        produces_foreground=True,
+    )
+
+    def predict(self, trimap, *, progress=None, cancel=None):
+        from pymatting import estimate_alpha_sm
+
+        image = self._require_image()
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        if progress is not None:
+            progress(0.1, "Shared sampling: gathering samples")
+        alpha, fg, _bg = estimate_alpha_sm(self._image64, trimap_ops.to_float(trimap),
+                                           return_foreground_background=True)
+        if progress is not None:
+            progress(1.0, "done")
+        return np.clip(alpha, 0, 1).astype(np.float32), np.clip(fg, 0, 1).astype(np.float32)

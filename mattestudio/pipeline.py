@@ -1,0 +1,63 @@
+"""The one matting pipeline. The editor's worker, the CLI and the Python API all call run_matting.
+
+document -> request (image, trimap, engine, params) -> engine -> MattingResult -> previews/export
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+import numpy as np
+
+from mattestudio.core import trimap as trimap_ops
+from mattestudio.errors import TrimapError
+from mattestudio.types import CancelToken, MattingResult, ProgressFn
+
+
+def _scaled_progress(progress: Optional[ProgressFn], lo: float, hi: float) -> Optional[ProgressFn]:
+    if progress is None:
+        return None
+    return lambda f, msg: progress(lo + (hi - lo) * min(max(f, 0.0), 1.0), msg)
+
+
+def run_matting(engine, image: np.ndarray, trimap: np.ndarray, *, prepared: bool = False,
+                estimate_foreground: bool = True, progress: Optional[ProgressFn] = None,
+                cancel: Optional[CancelToken] = None, request_id: Optional[int] = None,
+                scale: float = 1.0) -> MattingResult:
+    """Run ``engine`` on an image and trimap and return a complete MattingResult.
+
+    ``image``: float32 H x W x 3 RGB in [0, 1]; ``trimap``: uint8 {0,128,255} H x W.
+    ``prepared``: the caller already called engine.prepare(image) for this image (the editor keeps
+    engines warm between strokes). Known regions are forced to exactly 0 and 1, and the foreground
+    is estimated when the engine does not give one.
+    """
+    if trimap.shape != image.shape[:2]:
+        h, w = image.shape[:2]
+        th, tw = trimap.shape
+        raise TrimapError(f"trimap is {tw}x{th} but the image is {w}x{h}; they must be the same size")
+    start = time.perf_counter()
+    if cancel is not None:
+        cancel.raise_if_cancelled()
+    if not prepared:
+        engine.prepare(image)
+    alpha, fg = engine.predict(trimap, progress=_scaled_progress(progress, 0.0, 0.9 if estimate_foreground else 1.0),
+                               cancel=cancel)
+    alpha = np.clip(np.asarray(alpha, np.float32), 0.0, 1.0)
+    trimap_ops.force_known(alpha, trimap)
+    if cancel is not None:
+        cancel.raise_if_cancelled()
+    if fg is None:
+        if estimate_foreground:
+            if progress is not None:
+                progress(0.9, "estimating foreground colors")
+            from mattestudio.engines.foreground import estimate_foreground as estimate
+
+            fg = estimate(image, alpha)
+        else:
+            fg = image
+    fg = np.asarray(fg, np.float32)
+    if progress is not None:
+        progress(1.0, "done")
+    return MattingResult(alpha=alpha, foreground=fg, engine=engine.info.name, params=dict(getattr(engine, "params", {})),
+                         seconds=time.perf_counter() - start, request_id=request_id, scale=scale)
