@@ -11,6 +11,11 @@ from pathlib import Path
 
 from mattestudio.errors import OutputError
 
+# mkstemp creates files readable by the owner only; give outputs the usual umask-based mode.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically; raise OutputError naming the file on failure."""
@@ -23,6 +28,7 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=parent)
+        os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -51,6 +57,7 @@ def write_with_atomic(path: str | Path, writer) -> Path:
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=parent)
+        os.fchmod(fd, _FILE_MODE)
         os.close(fd)
         writer(Path(tmp))
         os.replace(tmp, path)

@@ -7,6 +7,7 @@ decodes the files with more than 8 bits per channel, which Pillow would reduce t
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import warnings
@@ -77,6 +78,23 @@ def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(op(arr)) if op else arr
 
 
+@functools.lru_cache(maxsize=None)
+def _cv2_orients_tiff() -> bool:
+    """True when OpenCV's TIFF decoder applies the orientation tag itself (OpenCV 5 does, even with
+    IMREAD_UNCHANGED, where PNG and JPEG are left as stored). Probed once on a 2 x 1 image so that
+    an orientation is never applied twice."""
+    import cv2
+    from PIL import Image
+
+    im = Image.fromarray(np.array([[1, 2]], np.uint16))
+    exif = im.getexif()
+    exif[_EXIF_ORIENTATION] = 6
+    buf = io.BytesIO()
+    im.save(buf, format="TIFF", exif=exif.tobytes())
+    arr = cv2.imdecode(np.frombuffer(buf.getvalue(), np.uint8), cv2.IMREAD_UNCHANGED)
+    return arr is not None and arr.shape[:2] == (2, 1)
+
+
 def read_image_array(path: PathLike) -> np.ndarray:
     """Decode an image file to a numpy array as stored (uint8 or uint16), EXIF orientation applied.
 
@@ -102,8 +120,8 @@ def read_image_array(path: PathLike) -> np.ndarray:
                 raise ImageLoadError("image is empty (0 pixels)", path)
             if w * h > limit:
                 raise ImageLoadError(
-                    f"image is {w}x{h} = {w * h / 1e6:.0f} megapixels, over the limit of "
-                    f"{limit / 1e6:.0f} megapixels (set MATTESTUDIO_MAX_PIXELS to raise it)",
+                    f"image is {w}x{h} = {w * h:,} pixels, over the limit of {limit:,} pixels "
+                    "(set MATTESTUDIO_MAX_PIXELS to raise it)",
                     path,
                 )
             try:
@@ -131,6 +149,8 @@ def read_image_array(path: PathLike) -> np.ndarray:
             arr = arr[:, :, [2, 1, 0, 3]]
         if arr.dtype not in (np.uint8, np.uint16):
             arr = np.clip(arr.astype(np.float64) * 65535.0, 0, 65535).astype(np.uint16)
+        if im.format == "TIFF" and _cv2_orients_tiff():
+            return np.ascontiguousarray(arr)  # OpenCV already applied the TIFF orientation tag
         return _orient(np.ascontiguousarray(arr), orientation)
 
     if im.mode == "P":

@@ -1,0 +1,1 @@
+"""The `mattestudio` command line: matte, batch, eval, engines, models, sample; no subcommand opens the editor."""

@@ -1,0 +1,53 @@
+"""Options and helpers shared by the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mattestudio.errors import MattestudioError
+
+
+def add_engine_options(p: argparse.ArgumentParser) -> None:
+    from mattestudio.engines.registry import DEFAULT_ENGINE
+
+    p.add_argument("--engine", "-e", default=DEFAULT_ENGINE,
+                   help=f"matting engine (default {DEFAULT_ENGINE}; list them with `mattestudio engines`)")
+    p.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
+                   help="engine parameter, repeatable (see `mattestudio engines --verbose`)")
+    p.add_argument("--checkpoint", help="model file for deep engines (dim, sim); no import needed")
+    p.add_argument("--device", help="deep engines: auto, cpu, cuda, cuda:N or mps (default auto)")
+
+
+def engine_params(args) -> dict:
+    params = {}
+    for item in args.param:
+        if "=" not in item:
+            raise MattestudioError(f"--param {item!r}: expected NAME=VALUE")
+        k, v = item.split("=", 1)
+        params[k.strip()] = v.strip()
+    if getattr(args, "checkpoint", None):
+        params["checkpoint"] = args.checkpoint
+    if getattr(args, "device", None):
+        params["device"] = args.device
+    return params
+
+
+def make_engine(args):
+    from mattestudio.engines import registry
+
+    return registry.create(args.engine, **engine_params(args))
+
+
+def stderr_progress(quiet: bool):
+    """A progress callback that redraws one line on stderr (only on a terminal)."""
+    if quiet or not sys.stderr.isatty():
+        return None
+
+    def progress(fraction: float, message: str) -> None:
+        sys.stderr.write(f"\r{int(fraction * 100):3d}% {message[:60]:<60}")
+        sys.stderr.flush()
+        if fraction >= 1.0:
+            sys.stderr.write("\r" + " " * 66 + "\r")
+
+    return progress

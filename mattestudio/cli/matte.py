@@ -1,0 +1,88 @@
+"""`mattestudio matte IMAGE --trimap T ...`: one image, any combination of outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mattestudio.cli.common import add_engine_options, make_engine, stderr_progress
+
+
+def register(sub) -> None:
+    p = sub.add_parser("matte", help="estimate the alpha matte of one image",
+                       description="Estimate the alpha matte of IMAGE from a trimap and write any of: the alpha, "
+                                   "an RGBA cut-out with cleaned foreground colors, a composite over a new background.")
+    p.add_argument("image", help="input photo (PNG, JPEG, TIFF, WebP, BMP)")
+    p.add_argument("--trimap", "-t", required=True,
+                   help="trimap image: black background, white foreground, anything in between unknown")
+    add_engine_options(p)
+    p.add_argument("--alpha", "-a", help="write the alpha matte here (PNG/TIFF); default IMAGE_alpha.png "
+                                         "in the current folder when no output is given")
+    p.add_argument("--alpha-bits", type=int, choices=(8, 16), default=8, help="alpha bit depth (default 8)")
+    p.add_argument("--cutout", "-c", help="write an RGBA cut-out (PNG/TIFF/WebP) with estimated foreground colors")
+    p.add_argument("--premultiplied", action="store_true", help="write the cut-out premultiplied")
+    p.add_argument("--composite", help="write the foreground composited over --background (PNG/JPEG/...)")
+    p.add_argument("--background", "-b", default="checker",
+                   help="composite background: a color (#RRGGBB, white, 'r,g,b'), checker, blur, or an image path")
+    p.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from mattestudio.core import compositing, io, trimap as trimap_ops
+    from mattestudio.errors import MattestudioError
+    from mattestudio.pipeline import run_matting
+
+    if args.composite is None and args.background != "checker":
+        raise MattestudioError("--background is used with --composite OUT")
+    outputs = [args.alpha, args.cutout, args.composite]
+    if not any(outputs):
+        args.alpha = f"{Path(args.image).stem}_alpha.png"
+    # Check output names before the (possibly long) solve, so a typo fails at once.
+    for out, allowed in ((args.alpha, (".png", ".tif", ".tiff") if args.alpha_bits == 16 else
+                          (".png", ".tif", ".tiff", ".bmp", ".webp")),
+                         (args.cutout, (".png", ".tif", ".tiff", ".webp")),
+                         (args.composite, io.IMAGE_SUFFIXES)):
+        _check_output(out, allowed)
+    image = io.load_image(args.image)
+    tri = trimap_ops.load(args.trimap, image.shape, image_source=args.image)
+    background = None
+    if args.composite:
+        background = compositing.background_array(args.background, *image.shape[:2], original=image)
+    engine = make_engine(args)
+    result = run_matting(engine, image, tri, estimate_foreground=bool(args.cutout or args.composite),
+                         progress=stderr_progress(args.quiet))
+    written = []
+    if args.alpha:
+        written.append(io.save_alpha(args.alpha, result.alpha, bits=args.alpha_bits))
+    if args.cutout:
+        from mattestudio.core.compositing import premultiply
+
+        rgb = premultiply(result.foreground, result.alpha) if args.premultiplied else result.foreground
+        written.append(io.save_rgba(args.cutout, rgb, result.alpha))
+    if args.composite:
+        comp = compositing.composite(result.foreground, result.alpha, background)
+        written.append(io.save_rgb(args.composite, comp))
+    if not args.quiet:
+        for path in written:
+            print(path)
+        print(f"{result.engine}: {result.seconds:.2f} s")
+    return 0
+
+
+def _check_output(path, allowed) -> None:
+    from mattestudio.errors import OutputError
+
+    if not path:
+        return
+    p = Path(path)
+    if p.suffix.lower() not in allowed:
+        raise OutputError(f"unsupported file type {p.suffix or '(none)'!r}; use one of {', '.join(allowed)}", p)
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"folder {parent} does not exist", p)
+    if p.is_dir():
+        raise OutputError("is a directory, expected a file name", p)
+    import os
+
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"folder {parent} is not writable", p)

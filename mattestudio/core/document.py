@@ -1,0 +1,245 @@
+"""The editor's model: image, trimap, last result and background, with undo and psygnal signals.
+
+Qt-free. Views subscribe to the signals and read the arrays; they never write them. Every change
+of the image or trimap bumps a version counter, and a result remembers the trimap version it
+came from, so "is the alpha stale" is one comparison.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+from psygnal import Signal
+
+from mattestudio.core import strokes
+from mattestudio.core.history import BBox, History
+from mattestudio.types import FOREGROUND, UNKNOWN, MattingResult
+
+Background = Union[str, tuple, np.ndarray]
+
+
+class Document:
+    #: The image (and so everything) was replaced.
+    image_changed = Signal()
+    #: The trimap changed; the argument is the changed bbox (y0, y1, x0, x1) or None for all of it.
+    trimap_changed = Signal(object)
+    #: A new result was set (or cleared).
+    result_changed = Signal()
+    #: The preview background changed (never re-runs an engine).
+    background_changed = Signal()
+    #: Undo/redo availability may have changed.
+    history_changed = Signal()
+
+    def __init__(self, image: Optional[np.ndarray] = None, trimap: Optional[np.ndarray] = None,
+                 image_path: Optional[Union[str, Path]] = None, history_steps: int = 200,
+                 history_bytes: int = 256 * 1024 * 1024):
+        self.history = History(history_steps, history_bytes)
+        self.image: np.ndarray = np.zeros((1, 1, 3), np.float32)
+        self.trimap: np.ndarray = np.full((1, 1), UNKNOWN, np.uint8)
+        self.base_trimap: np.ndarray = self.trimap.copy()
+        self.image_path: Optional[Path] = None
+        self.trimap_path: Optional[Path] = None
+        self.result: Optional[MattingResult] = None
+        self.result_trimap_version = -1
+        self.background: Background = "checker"
+        self.image_version = 0
+        self.trimap_version = 0
+        self.modified = False
+        self._stroke_bbox: Optional[BBox] = None
+        if image is not None:
+            self.set_image(image, trimap, image_path)
+
+    # -- image -------------------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.image.shape[:2]
+
+    def set_image(self, image: np.ndarray, trimap: Optional[np.ndarray] = None,
+                  image_path: Optional[Union[str, Path]] = None, trimap_path=None) -> None:
+        """Replace the whole document. ``image`` float32 H x W x 3 in [0, 1]; ``trimap`` uint8 or None
+        (then everything starts as unknown: paint foreground and background scribbles)."""
+        image = np.ascontiguousarray(image, np.float32)
+        h, w = image.shape[:2]
+        if trimap is None:
+            trimap = np.full((h, w), UNKNOWN, np.uint8)
+        if trimap.shape != (h, w):
+            raise ValueError(f"trimap shape {trimap.shape} does not match image {(h, w)}")
+        self.image = image
+        self.trimap = np.array(trimap, np.uint8, copy=True)
+        self.base_trimap = self.trimap.copy()
+        self.image_path = None if image_path is None else Path(image_path)
+        self.trimap_path = None if trimap_path is None else Path(trimap_path)
+        self.history.clear()
+        self.result = None
+        self.result_trimap_version = -1
+        self.image_version += 1
+        self.trimap_version += 1
+        self.modified = False
+        self.image_changed.emit()
+        self.trimap_changed.emit(None)
+        self.result_changed.emit()
+        self.history_changed.emit()
+
+    # -- trimap edits ------------------------------------------------------------------------------
+    def _touched(self, bbox: Optional[BBox]) -> None:
+        self.trimap_version += 1
+        self.modified = True
+        self.trimap_changed.emit(bbox)
+
+    def begin_stroke(self, label: str = "brush") -> None:
+        if self.history.in_stroke:
+            self.end_stroke()
+        self.history.begin(label)
+        self._stroke_bbox = None
+
+    def paint_segment(self, p0, p1, size: float, value: Union[int, str]) -> Optional[BBox]:
+        """Paint inside an open stroke (see ``begin_stroke``); value "erase" restores the base trimap."""
+        if not self.history.in_stroke:
+            raise RuntimeError("paint_segment() outside begin_stroke()/end_stroke()")
+        source = self.base_trimap if value == "erase" else int(value)
+        bbox = strokes.paint_segment(self.trimap, p0, p1, size, source, self.history.before_change)
+        if bbox is not None:
+            self._touched(bbox)
+        return bbox
+
+    def end_stroke(self) -> bool:
+        """Close the stroke as one undo step. Returns True when anything changed."""
+        step = self.history.commit(self.trimap)
+        self.history_changed.emit()
+        return step is not None
+
+    def abort_stroke(self) -> None:
+        bbox = self.history.abort(self.trimap)
+        if bbox is not None:
+            self._touched(bbox)
+        self.history_changed.emit()
+
+    def fill(self, x: float, y: float, value: int) -> bool:
+        """Fill bucket: the connected region of equal value under (x, y) becomes ``value``."""
+        found = strokes.fill_region(self.trimap, x, y)
+        if found is None:
+            return False
+        bbox, region = found
+        y0, y1, x0, x1 = bbox
+        if np.all(self.trimap[y0:y1, x0:x1][region] == value):
+            return False
+        self.history.begin("fill")
+        self.history.before_change(self.trimap, bbox)
+        self.trimap[y0:y1, x0:x1][region] = value
+        self.history.commit(self.trimap)
+        self._touched(bbox)
+        self.history_changed.emit()
+        return True
+
+    def set_trimap(self, trimap: np.ndarray, label: str = "set trimap", path=None, as_base: bool = True) -> bool:
+        """Replace the trimap as one undoable step (load, clear, GrabCut, from alpha)."""
+        trimap = np.asarray(trimap, np.uint8)
+        if trimap.shape != self.trimap.shape:
+            raise ValueError(f"trimap shape {trimap.shape} does not match image {self.trimap.shape}")
+        if self.history.in_stroke:
+            self.end_stroke()
+        if as_base:
+            self.base_trimap = trimap.copy()
+        if path is not None:
+            self.trimap_path = Path(path)
+        step = self.history.record_replace(self.trimap, trimap, label)
+        if step is not None:
+            self._touched(step.bbox)
+        self.history_changed.emit()
+        return step is not None
+
+    def clear_trimap(self, value: int = UNKNOWN) -> bool:
+        return self.set_trimap(np.full(self.trimap.shape, value, np.uint8), "clear trimap")
+
+    def undo(self) -> bool:
+        if self.history.in_stroke:
+            self.end_stroke()
+        step = self.history.undo(self.trimap)
+        if step is not None:
+            self._touched(step.bbox)
+        self.history_changed.emit()
+        return step is not None
+
+    def redo(self) -> bool:
+        step = self.history.redo(self.trimap)
+        if step is not None:
+            self._touched(step.bbox)
+        self.history_changed.emit()
+        return step is not None
+
+    @property
+    def can_undo(self) -> bool:
+        return self.history.can_undo
+
+    @property
+    def can_redo(self) -> bool:
+        return self.history.can_redo
+
+    @property
+    def has_unknown(self) -> bool:
+        return bool(np.any(self.trimap == UNKNOWN))
+
+    # -- results -----------------------------------------------------------------------------------
+    def set_result(self, result: Optional[MattingResult], trimap_version: Optional[int] = None) -> None:
+        self.result = result
+        self.result_trimap_version = self.trimap_version if trimap_version is None else int(trimap_version)
+        self.result_changed.emit()
+
+    @property
+    def result_is_stale(self) -> bool:
+        return self.result is None or self.result_trimap_version != self.trimap_version
+
+    def _full_res(self, arr: np.ndarray) -> np.ndarray:
+        import cv2
+
+        h, w = self.shape
+        if arr.shape[:2] == (h, w):
+            return arr
+        return cv2.resize(np.ascontiguousarray(arr), (w, h), interpolation=cv2.INTER_LINEAR)
+
+    def alpha(self) -> Optional[np.ndarray]:
+        """The result's alpha at image size (a coarse preview is upsampled), or None."""
+        if self.result is None:
+            return None
+        return np.clip(self._full_res(self.result.alpha), 0.0, 1.0)
+
+    def foreground(self) -> Optional[np.ndarray]:
+        if self.result is None:
+            return None
+        fg = self.result.foreground
+        if fg is None or self.result.scale != 1.0 or fg.shape[:2] != self.shape:
+            return self.image  # a coarse foreground would blur the preview: the photo is closer
+        return fg
+
+    # -- background and previews -------------------------------------------------------------------
+    def set_background(self, background: Background) -> None:
+        self.background = background
+        self.background_changed.emit()
+
+    def background_array(self) -> np.ndarray:
+        from mattestudio.core.compositing import background_array
+
+        h, w = self.shape
+        return background_array(self.background, h, w, original=self.image)
+
+    def composite(self, background: Optional[Background] = None) -> Optional[np.ndarray]:
+        """alpha F + (1 - alpha) B over the document's (or the given) background, or None."""
+        from mattestudio.core.compositing import composite
+
+        alpha = self.alpha()
+        if alpha is None:
+            return None
+        bg = self.background if background is None else background
+        return composite(self.foreground(), alpha, bg, original=self.image)
+
+    def trimap_counts(self) -> dict[str, int]:
+        t = self.trimap
+        fg = int(np.count_nonzero(t == FOREGROUND))
+        unk = int(np.count_nonzero(t == UNKNOWN))
+        return {"foreground": fg, "unknown": unk, "background": int(t.size) - fg - unk}
+
+    def settings(self) -> dict[str, Any]:
+        bg = self.background
+        return {"background": bg if isinstance(bg, (str, tuple, list)) else "image"}

@@ -1,0 +1,282 @@
+"""Single-file projects (``.mattestudio``) and crash autosave.
+
+A project is a zip holding:
+
+- ``mimetype``       ``application/x-mattestudio-project``, first and uncompressed (like ORA), so
+                     the file can be recognised by its first bytes,
+- ``manifest.json``  format name and version, size, which members exist, the source image path,
+- ``image.png``      8-bit RGB when the image is exactly 8-bit, else 16-bit (keeps high-depth
+                     sources and float edits to 1/65535),
+- ``trimap.png``     8-bit gray, 0/128/255,
+- ``alpha.png``      16-bit gray, if there is a result,
+- ``foreground.png`` 8 or 16-bit RGB (like the image), if there is a result with foreground colors,
+- ``settings.json``  engine, params, background, view, brush size... (any JSON),
+- ``strokes.json``   optional list of JSON-able strokes.
+
+Readers refuse a newer format version rather than guess. Autosaves use the same format, one file
+per source image, in :func:`autosave_dir`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from mattestudio.core import io as _io
+from mattestudio.core.atomic import write_with_atomic
+from mattestudio.errors import ImageLoadError, OutputError
+
+PathLike = _io.PathLike
+
+SUFFIX = ".mattestudio"
+MIMETYPE = b"application/x-mattestudio-project"
+FORMAT_NAME = "mattestudio-project"
+FORMAT_VERSION = 1
+AUTOSAVE_ENV = "MATTESTUDIO_AUTOSAVE_DIR"
+
+
+class ProjectError(ImageLoadError):
+    """A project file cannot be opened (corrupt, truncated, incomplete, newer format)."""
+
+
+@dataclass
+class ProjectState:
+    """Everything needed to reopen a session. Arrays follow mattestudio.types conventions."""
+
+    image: np.ndarray
+    trimap: np.ndarray
+    alpha: Optional[np.ndarray] = None
+    foreground: Optional[np.ndarray] = None
+    settings: dict = field(default_factory=dict)
+    image_path: Optional[str] = None
+    strokes: Optional[list] = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Saving
+
+def _is_8bit(arr: np.ndarray) -> bool:
+    # An image loaded from an 8-bit file is k/255 exactly; storing it in 8 bits is lossless.
+    scaled = arr * 255.0
+    return bool(np.all(np.abs(scaled - np.rint(scaled)) < 1e-3))
+
+
+def _check_state(state: ProjectState, path: Path) -> None:
+    image = np.asarray(state.image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
+        raise OutputError(f"image must be H x W x 3, got shape {image.shape}", path)
+    h, w = image.shape[:2]
+    checks = [("trimap", state.trimap, (h, w)), ("alpha", state.alpha, (h, w)),
+              ("foreground", state.foreground, (h, w, 3))]
+    for name, arr, shape in checks:
+        if arr is not None and np.asarray(arr).shape != shape:
+            raise OutputError(f"{name} has shape {np.asarray(arr).shape}, expected {shape} "
+                              "to match the image", path)
+    if np.asarray(state.trimap).dtype != np.uint8:
+        raise OutputError(f"trimap must be uint8, got {np.asarray(state.trimap).dtype}", path)
+
+
+def _members(state: ProjectState, path: Path) -> tuple[dict, list[tuple[str, bytes]]]:
+    image = np.clip(np.asarray(state.image, np.float32), 0, 1)
+    h, w = image.shape[:2]
+    image_bits = 8 if _is_8bit(image) else 16
+    pngs = [("image.png", _io.encode(_io.to_uint(image, image_bits), ".png")),
+            ("trimap.png", _io.encode(np.asarray(state.trimap, np.uint8), ".png"))]
+    if state.alpha is not None:
+        pngs.append(("alpha.png", _io.encode(_io.to_uint(state.alpha, 16), ".png")))
+    fg_bits = None
+    if state.foreground is not None:
+        fg = np.clip(np.asarray(state.foreground, np.float32), 0, 1)
+        fg_bits = 8 if _is_8bit(fg) else 16
+        pngs.append(("foreground.png", _io.encode(_io.to_uint(fg, fg_bits), ".png")))
+    try:
+        settings = json.dumps(state.settings or {}, indent=1, sort_keys=True).encode()
+        strokes = None if state.strokes is None else json.dumps(state.strokes).encode()
+    except (TypeError, ValueError) as exc:
+        raise OutputError(f"settings or strokes are not JSON-serialisable ({exc})", path) from exc
+    from mattestudio import __version__
+
+    manifest = {
+        "format": FORMAT_NAME, "version": FORMAT_VERSION, "app_version": __version__,
+        "width": w, "height": h, "image_bits": image_bits, "foreground_bits": fg_bits,
+        "members": [name for name, _ in pngs] + ["settings.json"] + (["strokes.json"] if strokes else []),
+        "image_path": None if state.image_path is None else str(state.image_path),
+    }
+    files = pngs + [("settings.json", settings)] + ([("strokes.json", strokes)] if strokes else [])
+    return manifest, files
+
+
+def save_project(path: PathLike, state: ProjectState) -> Path:
+    """Write ``state`` to a ``.mattestudio`` file atomically; returns the path written.
+
+    A path without an extension gets ``.mattestudio``; any other extension is refused so that a
+    project can never overwrite an image by mistake.
+    """
+    path = Path(path)
+    if path.suffix == "":
+        path = path.with_name(path.name + SUFFIX)
+    elif path.suffix.lower() != SUFFIX:
+        raise OutputError(f"unsupported file type {path.suffix!r} for a project; use {SUFFIX}", path)
+    _check_state(state, path)
+    manifest, files = _members(state, path)
+
+    def writer(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            with zipfile.ZipFile(f, "w") as zf:
+                zf.writestr(zipfile.ZipInfo("mimetype"), MIMETYPE, compress_type=zipfile.ZIP_STORED)
+                zf.writestr("manifest.json", json.dumps(manifest, indent=1), compress_type=zipfile.ZIP_DEFLATED)
+                for name, data in files:
+                    kind = zipfile.ZIP_STORED if name.endswith(".png") else zipfile.ZIP_DEFLATED
+                    zf.writestr(name, data, compress_type=kind)
+            f.flush()
+            os.fsync(f.fileno())
+
+    return write_with_atomic(path, writer)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+def _decode(zf: zipfile.ZipFile, name: str, path: Path, shape: tuple) -> np.ndarray:
+    import cv2
+
+    data = zf.read(name)
+    # Check the PNG header's size before decoding, so a forged member cannot make us allocate
+    # far more than the manifest announced.
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or len(data) < 24:
+        raise ProjectError(f"{name} in the project is not a PNG image", path)
+    pw, ph = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if (ph, pw) != tuple(shape[:2]):
+        raise ProjectError(f"{name} in the project is {pw}x{ph} but the image is {shape[1]}x{shape[0]}", path)
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise ProjectError(f"{name} in the project is corrupt (cannot decode it)", path)
+    if arr.ndim == 3:
+        arr = arr[:, :, 2::-1]  # BGR(A) -> RGB
+    if arr.shape[:2] != shape[:2] or (len(shape) == 3) != (arr.ndim == 3):
+        raise ProjectError(f"{name} in the project is {arr.shape[1]}x{arr.shape[0]} but the image "
+                           f"is {shape[1]}x{shape[0]}", path)
+    return np.ascontiguousarray(arr)
+
+
+def load_project(path: PathLike) -> ProjectState:
+    """Read a ``.mattestudio`` file. Raises ProjectError (an ImageLoadError) naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise ProjectError("file not found", path)
+    if path.is_dir():
+        raise ProjectError("is a folder, not a project file", path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return _load(zf, path)
+    except ProjectError:
+        raise
+    except zipfile.BadZipFile as exc:
+        raise ProjectError(f"not a mattestudio project, or the file is corrupt or truncated ({exc})", path) from exc
+    except KeyError as exc:
+        raise ProjectError(f"the project is incomplete: member {exc.args[0]!r} is missing", path) from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ProjectError(f"the project's JSON is corrupt ({exc})", path) from exc
+    except (OSError, EOFError, zipfile.LargeZipFile, ValueError) as exc:
+        raise ProjectError(f"cannot read the project ({exc})", path) from exc
+
+
+def _load(zf: zipfile.ZipFile, path: Path) -> ProjectState:
+    names = set(zf.namelist())
+    if "manifest.json" not in names:
+        raise ProjectError("not a mattestudio project (no manifest.json)", path)
+    manifest = json.loads(zf.read("manifest.json"))
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise ProjectError("not a mattestudio project (unknown manifest format)", path)
+    version = manifest.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise ProjectError(f"invalid project format version {version!r}", path)
+    if version > FORMAT_VERSION:
+        raise ProjectError(f"made by a newer mattestudio (project format {version}; this version reads "
+                           f"up to {FORMAT_VERSION}); update mattestudio to open it", path)
+    w, h = int(manifest["width"]), int(manifest["height"])
+    if w <= 0 or h <= 0 or w * h > _io.max_pixels():
+        raise ProjectError(f"image size {w}x{h} is empty or over the limit of "
+                           f"{_io.max_pixels() / 1e6:.0f} megapixels", path)
+    members = set(manifest.get("members") or [])
+    for name in ("image.png", "trimap.png", "settings.json") + tuple(sorted(members)):
+        if name not in names:
+            raise ProjectError(f"the project is incomplete: member {name!r} is missing", path)
+
+    image = _io.as_rgb_float(_decode(zf, "image.png", path, (h, w, 3)))
+    trimap = _decode(zf, "trimap.png", path, (h, w))
+    if trimap.dtype != np.uint8 or not np.isin(trimap, (0, 128, 255)).all():
+        raise ProjectError("trimap.png in the project is not an 8-bit 0/128/255 trimap", path)
+    alpha = foreground = strokes = None
+    if "alpha.png" in members:
+        alpha = _io.as_gray_float(_decode(zf, "alpha.png", path, (h, w)))
+    if "foreground.png" in members:
+        foreground = _io.as_rgb_float(_decode(zf, "foreground.png", path, (h, w, 3)))
+    settings = json.loads(zf.read("settings.json"))
+    if "strokes.json" in members:
+        strokes = json.loads(zf.read("strokes.json"))
+    return ProjectState(image=image, trimap=trimap, alpha=alpha, foreground=foreground,
+                        settings=settings if isinstance(settings, dict) else {},
+                        image_path=manifest.get("image_path"), strokes=strokes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Autosave
+
+def autosave_dir() -> Path:
+    """Folder for autosaves: $MATTESTUDIO_AUTOSAVE_DIR, else the per-user state dir. Created."""
+    env = os.environ.get(AUTOSAVE_ENV)
+    if env:
+        folder = Path(env)
+    else:
+        import platformdirs
+
+        folder = Path(platformdirs.user_state_dir("mattestudio", appauthor=False)) / "autosave"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def autosave_key(image_path: Optional[PathLike]) -> str:
+    """Stable file-name-safe key for an image: its stem plus a hash of its absolute path."""
+    if image_path is None:
+        return "untitled"
+    absolute = os.path.abspath(os.fspath(image_path))
+    digest = hashlib.sha1(absolute.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(absolute).stem)[:40] or "image"
+    return f"{stem}-{digest}"
+
+
+def _autosave_path(key: str) -> Path:
+    if not key or "/" in key or "\\" in key or key in (".", ".."):
+        raise OutputError(f"invalid autosave key {key!r}")
+    return autosave_dir() / f"{key}{SUFFIX}"
+
+
+def autosave(state: ProjectState, key: Optional[str] = None) -> Path:
+    """Save ``state`` as the autosave for ``key`` (default: derived from state.image_path)."""
+    return save_project(_autosave_path(key or autosave_key(state.image_path)), state)
+
+
+def find_autosave(image_path: Optional[PathLike]) -> Optional[Path]:
+    """The autosave left for this image (e.g. by a crash), or None."""
+    path = autosave_dir() / f"{autosave_key(image_path)}{SUFFIX}"
+    return path if path.is_file() else None
+
+
+def clear_autosave(key: str) -> None:
+    """Delete the autosave for ``key`` (after a normal save or close); no error if there is none."""
+    try:
+        _autosave_path(key).unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise OutputError(f"cannot delete the autosave: {exc.strerror or exc}", _autosave_path(key)) from exc
+

@@ -1,0 +1,150 @@
+"""Qt-free painting on a trimap: round brush strokes, fill bucket, clear.
+
+Coordinates are image coordinates in pixels, as floats: pixel (row i, column j) covers
+[j, j+1) x [i, i+1), so its centre is (j + 0.5, i + 0.5). A brush of ``size`` pixels paints every
+pixel whose centre lies within ``size / 2`` of the stroke's path; between two mouse positions the
+path is the straight segment, so a stroke is the union of discs stamped continuously along it
+(a capsule per segment), with no gaps however fast the mouse moves.
+
+The raster functions here only compute and write; ``Document`` wraps them with undo and signals,
+and ``Brush`` turns press/move/release into one undoable stroke.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional, Union
+
+import numpy as np
+
+from mattestudio.core.history import BBox
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mattestudio.core.document import Document
+
+Point = tuple[float, float]  # (x, y)
+Value = Union[int, np.ndarray]
+
+
+def segment_bbox(p0: Point, p1: Point, radius: float, shape: tuple[int, int]) -> Optional[BBox]:
+    """Pixels a segment of the given brush radius can touch, clipped to the array (or None)."""
+    h, w = shape[:2]
+    r = max(radius, 0.5) + 1
+    x0 = max(int(np.floor(min(p0[0], p1[0]) - r)), 0)
+    x1 = min(int(np.ceil(max(p0[0], p1[0]) + r)) + 1, w)
+    y0 = max(int(np.floor(min(p0[1], p1[1]) - r)), 0)
+    y1 = min(int(np.ceil(max(p0[1], p1[1]) + r)) + 1, h)
+    if x0 >= x1 or y0 >= y1:
+        return None
+    return (y0, y1, x0, x1)
+
+
+def capsule_mask(p0: Point, p1: Point, radius: float, bbox: BBox) -> np.ndarray:
+    """Boolean mask over ``bbox``: pixel centres within ``radius`` of the segment p0-p1.
+
+    The pixel containing each end point is always included, so a 1-pixel brush paints the
+    pixel under the cursor.
+    """
+    y0, y1, x0, x1 = bbox
+    cy = (np.arange(y0, y1, dtype=np.float64) + 0.5)[:, None]
+    cx = (np.arange(x0, x1, dtype=np.float64) + 0.5)[None, :]
+    ax, ay = float(p0[0]), float(p0[1])
+    dx, dy = float(p1[0]) - ax, float(p1[1]) - ay
+    seg2 = dx * dx + dy * dy
+    if seg2 > 0:
+        t = np.clip(((cx - ax) * dx + (cy - ay) * dy) / seg2, 0.0, 1.0)
+    else:
+        t = 0.0
+    ex = cx - (ax + t * dx)
+    ey = cy - (ay + t * dy)
+    mask = ex * ex + ey * ey <= radius * radius
+    for px, py in (p0, p1):
+        j, i = int(np.floor(px)) - x0, int(np.floor(py)) - y0
+        if 0 <= i < mask.shape[0] and 0 <= j < mask.shape[1]:
+            mask[i, j] = True
+    return mask
+
+
+def paint_segment(target: np.ndarray, p0: Point, p1: Point, size: float, value: Value,
+                  before_change=None) -> Optional[BBox]:
+    """Paint a capsule of diameter ``size`` from p0 to p1 into ``target`` (H x W) in place.
+
+    ``value``: a scalar, or an array of ``target``'s shape to copy from (the eraser restores the
+    base trimap this way). ``before_change(target, bbox)`` is called before writing (undo hook).
+    Returns the bbox that was written, or None when the segment lies outside the array.
+    """
+    radius = max(float(size), 1.0) / 2.0
+    bbox = segment_bbox(p0, p1, radius, target.shape)
+    if bbox is None:
+        return None
+    mask = capsule_mask(p0, p1, radius, bbox)
+    if not mask.any():
+        return None
+    y0, y1, x0, x1 = bbox
+    if before_change is not None:
+        before_change(target, bbox)
+    crop = target[y0:y1, x0:x1]
+    if isinstance(value, np.ndarray):
+        crop[mask] = value[y0:y1, x0:x1][mask]
+    else:
+        crop[mask] = value
+    return bbox
+
+
+def fill_region(trimap: np.ndarray, x: float, y: float) -> Optional[tuple[BBox, np.ndarray]]:
+    """The 4-connected region of equal trimap value containing (x, y): (bbox, mask over bbox), or None."""
+    import cv2
+
+    h, w = trimap.shape[:2]
+    j, i = int(np.floor(x)), int(np.floor(y))
+    if not (0 <= i < h and 0 <= j < w):
+        return None
+    mask = np.zeros((h + 2, w + 2), np.uint8)
+    flags = 4 | cv2.FLOODFILL_MASK_ONLY | cv2.FLOODFILL_FIXED_RANGE | (1 << 8)
+    _, _, _, (rx, ry, rw, rh) = cv2.floodFill(np.ascontiguousarray(trimap), mask, (j, i), 0, 0, 0, flags)
+    bbox = (ry, ry + rh, rx, rx + rw)
+    region = mask[1 + ry:1 + ry + rh, 1 + rx:1 + rx + rw].astype(bool)
+    return bbox, region
+
+
+class Brush:
+    """Turns press / move / release into one undoable stroke on a Document's trimap.
+
+    ``value``: a trimap value (0, 128, 255), or "erase" to restore the document's base trimap
+    (the one loaded or generated last) under the brush.
+    """
+
+    def __init__(self, document: "Document", value: Union[int, str], size: float):
+        self.document = document
+        self.value = value
+        self.size = float(size)
+        self._last: Optional[Point] = None
+
+    @property
+    def active(self) -> bool:
+        return self._last is not None
+
+    def press(self, x: float, y: float) -> None:
+        if self._last is not None:
+            self.release()
+        self.document.begin_stroke("erase" if self.value == "erase" else "brush")
+        self._last = (float(x), float(y))
+        self.document.paint_segment(self._last, self._last, self.size, self.value)
+
+    def move(self, x: float, y: float) -> None:
+        if self._last is None:
+            return
+        p = (float(x), float(y))
+        self.document.paint_segment(self._last, p, self.size, self.value)
+        self._last = p
+
+    def release(self) -> None:
+        if self._last is None:
+            return
+        self._last = None
+        self.document.end_stroke()
+
+    def cancel(self) -> None:
+        if self._last is None:
+            return
+        self._last = None
+        self.document.abort_stroke()

@@ -1,0 +1,76 @@
+"""Kind -> torch module, strict loading with messages that name the offending keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from mattestudio.engines.deep.kinds import KINDS
+from mattestudio.errors import CheckpointError
+
+
+def build_module(kind: str, state: Optional[dict] = None) -> nn.Module:
+    """A randomly initialised module of ``kind``; ``state`` picks layout variants (HUO's conv6)."""
+    from mattestudio.engines.deep.dim.network import FoamDIM, HuoDIM, MMagicDIM
+    from mattestudio.engines.deep.sim.network import SimClassifier, SimMatting
+
+    if kind in ("huo-stage1", "huo-stage3"):
+        k = 3
+        w = (state or {}).get("conv6_1.weight")
+        if w is not None and tuple(w.shape[-2:]) == (1, 1):
+            k = 1  # files before 2019-09-09: 1x1 conv6 and no encoder skips
+        return HuoDIM(refine=kind == "huo-stage3", conv6_k=k, skip=k == 3)
+    if kind == "mmagic-stage3":
+        return MMagicDIM(refine=True)
+    if kind == "mmagic-stage1":
+        return MMagicDIM(refine=False)
+    if kind == "foam":
+        return FoamDIM()
+    if kind == "sim":
+        return SimMatting()
+    if kind == "sim-classifier":
+        return SimClassifier()
+    if kind == "fba":
+        raise CheckpointError("this is an FBA Matting checkpoint; the FBA engine is not available in this version")
+    raise CheckpointError(f"unknown checkpoint kind {kind!r}; known kinds: {', '.join(KINDS)}")
+
+
+def _short(items, n=6) -> str:
+    items = list(items)
+    more = f" (and {len(items) - n} more)" if len(items) > n else ""
+    return ", ".join(items[:n]) + more
+
+
+def check_state(kind: str, state: dict, source) -> None:
+    """Raise CheckpointError naming missing, unexpected and mis-shaped keys (strict, as published)."""
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in build_module(kind, state).state_dict().items()}
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [f"{k} is {tuple(state[k].shape)}, expected {expected[k]}" for k in expected
+              if k in state and tuple(state[k].shape) != expected[k]]
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {_short(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {_short(unexpected)}")
+    if shapes:
+        problems.append(f"wrong shapes: {_short(shapes, 3)}")
+    if problems:
+        raise CheckpointError(f"not a valid {kind} checkpoint: " + "; ".join(problems), source)
+
+
+def load_module(kind: str, state: dict, source, device: torch.device) -> nn.Module:
+    check_state(kind, state, source)
+    module = build_module(kind, state)
+    module.load_state_dict(state, strict=True)
+    if hasattr(module, "finalize_"):
+        module.finalize_()
+    return module.eval().to(device)
+
+
+def source_name(source) -> str:
+    return Path(str(source)).name

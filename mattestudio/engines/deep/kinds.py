@@ -1,0 +1,123 @@
+"""Checkpoint kinds, their recognition from key names, and the models directory. No torch here:
+the engine registry reads this to tell whether weights are present without importing torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+IMPORT_HINT = "import a checkpoint with `mattestudio models import PATH`, or pass --checkpoint"
+SUFFIX = ".safetensors"
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    engine: str  # the engine that uses it ("dim", "sim")
+    role: str  # "matting" or "classifier"
+    description: str
+
+
+KINDS: dict[str, Kind] = {k.name: k for k in (
+    Kind("mmagic-stage3", "dim", "matting", "DIM, OpenMMLab (mmediting) stage 3 with refinement"),
+    Kind("mmagic-stage1", "dim", "matting", "DIM, OpenMMLab (mmediting) stage 1, no refinement"),
+    Kind("huo-stage1", "dim", "matting", "DIM, huochaitiantang port, stage 1 (V1.5 'skip' model)"),
+    Kind("huo-stage3", "dim", "matting", "DIM, huochaitiantang port, stage 2/3 with refinement"),
+    Kind("foam", "dim", "matting", "DIM, foamliu port (converted from the pickled full-model release)"),
+    Kind("sim", "sim", "matting", "SIM matting network (Composition-1K or SIMD model)"),
+    Kind("sim-classifier", "sim", "classifier", "SIM semantic-trimap classifier (ResNet-50, 20 classes)"),
+)}
+
+
+def recognise(keys) -> Optional[str]:
+    """The kind whose signature keys are present, or None. Shapes are checked later, strictly."""
+    keys = set(keys)
+    if "backbone.encoder.layer1.0.weight" in keys:
+        return "mmagic-stage3" if "refiner.refine_pred.weight" in keys else "mmagic-stage1"
+    if "conv1_1.weight" in keys and "deconv1.weight" in keys:
+        return "huo-stage3" if "refine_pred.weight" in keys else "huo-stage1"
+    if "down1.conv1.cbr_unit.0.weight" in keys:
+        return "foam"
+    if "encoder.conv1_side.weight" in keys:
+        return "sim"
+    if "fc.weight" in keys and "layer4.0.conv1.weight" in keys and "conv1.weight" in keys:
+        return "sim-classifier"
+    if "decoder.ppm.0.1.weight" in keys:
+        return "fba"  # recognised so the message can say it is not supported yet
+    return None
+
+
+def models_dir() -> Path:
+    """$MATTESTUDIO_MODELS, else the per-user data directory's ``models`` folder."""
+    env = os.environ.get("MATTESTUDIO_MODELS")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("mattestudio", appauthor=False)) / "models"
+
+
+def read_safetensors_metadata(path: Path) -> dict:
+    """The ``__metadata__`` of a safetensors file, read from its JSON header (no torch needed)."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) != 8:
+            raise ValueError("file too short for a safetensors header")
+        (n,) = struct.unpack("<Q", head)
+        if n > 100_000_000:
+            raise ValueError("implausible safetensors header size")
+        header = json.loads(f.read(n))
+    return header.get("__metadata__", {}) or {}
+
+
+@dataclass(frozen=True)
+class Installed:
+    name: str
+    kind: str
+    path: Path
+    meta: dict
+
+
+def installed(kind_filter=None) -> list[Installed]:
+    """Imported checkpoints, oldest import first. ``kind_filter``: a kind name or a set of them."""
+    d = models_dir()
+    if not d.is_dir():
+        return []
+    if isinstance(kind_filter, str):
+        kind_filter = {kind_filter}
+    out = []
+    for p in d.iterdir():
+        if p.name.startswith(".") or not p.name.endswith(SUFFIX) or not p.is_file():
+            continue
+        try:
+            meta = read_safetensors_metadata(p)
+        except (OSError, ValueError):
+            continue  # unreadable files are reported by `models list`, not here
+        kind = meta.get("mattestudio_kind", "")
+        if kind_filter is None or kind in kind_filter:
+            out.append(Installed(p.name[: -len(SUFFIX)], kind, p, meta))
+    out.sort(key=lambda m: (m.meta.get("imported", ""), m.name))
+    return out
+
+
+def kinds_for(engine: str, role: str = "matting") -> set[str]:
+    return {k.name for k in KINDS.values() if k.engine == engine and k.role == role}
+
+
+def availability(engine: str, checkpoint=None, role: str = "matting", label: str = "") -> Optional[str]:
+    """None when a usable checkpoint is named or imported; else the reason and the fix."""
+    label = label or f"{engine.upper()} checkpoint"
+    if checkpoint:
+        p = Path(str(checkpoint)).expanduser()
+        if p.is_file():
+            return None
+        if (models_dir() / (str(checkpoint) + SUFFIX)).is_file():
+            return None
+        return f"{label} {checkpoint!r} is neither a file nor an imported model name; {IMPORT_HINT}"
+    if installed(kinds_for(engine, role)):
+        return None
+    return f"no {label} found in {models_dir()}; {IMPORT_HINT}"

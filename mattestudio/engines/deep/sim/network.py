@@ -1,0 +1,194 @@
+"""SIM matting network (Sun, Tang, Tai, CVPR 2021), written from shared/reference/deep-models.md §1.
+
+Names and Sequential indices match the published state dict (keys/sim_model.tsv) for strict
+loading. The decoder's weight-standardised convs are standardised once after loading
+(``standardise_``) instead of on every forward: same maths, no per-call cost.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class WSConv2d(nn.Conv2d):
+    """A conv whose weight is standardised per output filter (unbiased variance, as published)."""
+
+    standardised = False
+
+    @torch.no_grad()
+    def standardise_(self) -> None:
+        if self.standardised:
+            return
+        w = self.weight
+        flat = w.reshape(w.shape[0], -1)
+        centred = flat - flat.mean(dim=1, keepdim=True)
+        std = torch.sqrt(centred.var(dim=1, unbiased=True, keepdim=True) + 1e-12) + 1e-5
+        w.copy_((centred / std).reshape_as(w))
+        self.standardised = True
+
+
+def standardise_all_(module: nn.Module) -> None:
+    for m in module.modules():
+        if isinstance(m, WSConv2d):
+            m.standardise_()
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, cin, width, stride=1, dilation=1, downsample=None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, padding=dilation, dilation=dilation, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, width * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(width * 4)
+        self.downsample = downsample
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        idn = x if self.downsample is None else self.downsample(x)
+        return F.relu(out + idn)
+
+
+def make_layer(cin, width, blocks, stride=1, dilations=None):
+    """A ResNet stage. ``dilations`` gives each block's conv2 dilation (the SIM encoder's no-stride rule)."""
+    dilations = dilations or [1] * blocks
+    down = None
+    if stride != 1 or cin != width * 4:
+        down = nn.Sequential(nn.Conv2d(cin, width * 4, 1, stride, bias=False), nn.BatchNorm2d(width * 4))
+    layers = [Bottleneck(cin, width, stride, dilations[0], down)]
+    layers += [Bottleneck(width * 4, width, 1, d) for d in dilations[1:]]
+    return nn.Sequential(*layers)
+
+
+class SimEncoder(nn.Module):
+    """Deep-stem ResNet-50 with output stride 8 (layer3 dilation 2, layer4 dilation 4)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(11, 64, 3, 2, 1, bias=False)
+        self.conv1_side = nn.Conv2d(20, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.conv2 = nn.Conv2d(64, 64, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(64)
+        self.conv3 = nn.Conv2d(64, 128, 3, 1, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(128)
+        self.layer1 = make_layer(128, 64, 3)
+        self.layer2 = make_layer(256, 128, 4, stride=2)
+        self.layer3 = make_layer(512, 256, 6, dilations=[1] + [2] * 5)
+        self.layer4 = make_layer(1024, 512, 3, dilations=[2, 4, 4])
+
+    def forward(self, x11, smap):
+        x = F.relu(self.bn1(self.conv1(x11) + self.conv1_side(smap)))  # summed before bn1
+        x = F.relu(self.bn2(self.conv2(x)))
+        stem = F.relu(self.bn3(self.conv3(x)))
+        x = F.max_pool2d(stem, 3, 2, 1)
+        l1 = self.layer1(x)
+        l2 = self.layer2(l1)
+        l3 = self.layer3(l2)
+        l4 = self.layer4(l3)
+        return stem, l1, l4
+
+
+def _ws_bn_relu(cin, cout, k, dil=1):
+    return nn.Sequential(WSConv2d(cin, cout, k, padding=dil if k == 3 else 0, dilation=dil, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class ASPP(nn.Module):
+    def __init__(self, cin=2048, width=256, rates=(12, 24, 36)):
+        super().__init__()
+        branches = [_ws_bn_relu(cin, width, 1)] + [_ws_bn_relu(cin, width, 3, r) for r in rates]
+        branches.append(nn.Sequential(nn.AdaptiveAvgPool2d(1), WSConv2d(cin, width, 1, bias=False),
+                                      nn.BatchNorm2d(width), nn.ReLU(inplace=True)))
+        self.convs = nn.ModuleList(branches)
+        self.project = nn.Sequential(WSConv2d(width * 5, width, 1, bias=False), nn.BatchNorm2d(width),
+                                     nn.ReLU(inplace=True), nn.Dropout(0.5))
+
+    def forward(self, x):
+        outs = [b(x) for b in self.convs[:-1]]
+        pooled = self.convs[-1](x)
+        outs.append(F.interpolate(pooled, size=x.shape[-2:], mode="bilinear", align_corners=False))
+        return self.project(torch.cat(outs, 1))
+
+
+def _ws_bn_lrelu(cin, cout):
+    return [WSConv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.LeakyReLU()]
+
+
+def _head(cin, cout):
+    return nn.Sequential(nn.Conv2d(cin, 32, 3, padding=1), nn.LeakyReLU(), nn.Conv2d(32, 16, 3, padding=1),
+                         nn.LeakyReLU(), nn.Conv2d(16, cout, 1, bias=False))
+
+
+def _up2(x):
+    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+class SimDecoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.global_module = ASPP()
+        self.conv_up1 = nn.Sequential(*_ws_bn_lrelu(2304, 256), *_ws_bn_lrelu(256, 256))
+        self.conv_up2 = nn.Sequential(*_ws_bn_lrelu(512, 256))
+        self.conv_up3 = nn.Sequential(*_ws_bn_lrelu(384, 64))
+        self.conv_up4_alpha = _head(72, 1)
+        self.conv_up4_fb = _head(72, 6)
+        self.conv_up4_attn = _head(64, 3)  # training-time loss weights; loaded, never run
+
+    def forward(self, stem, l1, l4, image_n, image, two_chan, want_fb=False):
+        x = torch.cat([l4, self.global_module(l4)], 1)
+        x = _up2(self.conv_up1(x))
+        x = _up2(self.conv_up2(torch.cat([x, l1], 1)))
+        x = _up2(self.conv_up3(torch.cat([x, stem], 1)))
+        dt = x.dtype
+        y = torch.cat([x, image_n.to(dt), image.to(dt), two_chan.to(dt)], 1)
+        alpha = torch.clamp(self.conv_up4_alpha(y).float(), 0, 1)  # no sigmoid, as published
+        if not want_fb:
+            return alpha, None
+        fb = torch.sigmoid(self.conv_up4_fb(y).float())
+        return alpha, fb
+
+
+class SimMatting(nn.Module):
+    multiple = 8
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = SimEncoder()
+        self.decoder = SimDecoder()
+
+    def forward(self, image, two_chan, image_n, clicks, smap, want_fb=False):
+        x11 = torch.cat([image_n, clicks, two_chan], 1)
+        stem, l1, l4 = self.encoder(x11, smap)
+        return self.decoder(stem, l1, l4, image_n, image, two_chan, want_fb)
+
+    def finalize_(self) -> "SimMatting":
+        standardise_all_(self)
+        return self
+
+
+class SimClassifier(nn.Module):
+    """torchvision-style ResNet-50, 4 input channels, 20 classes; returns the class activation map."""
+
+    def __init__(self, classes: int = 20):
+        super().__init__()
+        self.conv1 = nn.Conv2d(4, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.layer1 = make_layer(64, 64, 3)
+        self.layer2 = make_layer(256, 128, 4, stride=2)
+        self.layer3 = make_layer(512, 256, 6, stride=2)
+        self.layer4 = make_layer(1024, 512, 3, stride=2)
+        self.fc = nn.Linear(2048, classes)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 3, 2, 1)
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        # CAM: the fc weights applied per pixel, without the fc bias (as published).
+        return torch.einsum("kc,nchw->nkhw", self.fc.weight.to(x.dtype), x)

@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+
+from mattestudio.core.document import Document
+from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN, MattingResult
+
+
+def _doc(h=32, w=40):
+    img = np.random.default_rng(0).random((h, w, 3), dtype=np.float32)
+    return Document(img)
+
+
+def test_new_document_defaults():
+    d = _doc()
+    assert d.trimap.shape == (32, 40) and (d.trimap == UNKNOWN).all()
+    assert d.result is None and d.result_is_stale
+    assert not d.can_undo
+
+
+def test_versions_and_signals():
+    d = _doc()
+    events = []
+    d.trimap_changed.connect(lambda b: events.append(("t", b)))
+    d.image_changed.connect(lambda: events.append(("i", None)))
+    v = d.trimap_version
+    d.begin_stroke(); d.paint_segment((5, 5), (5, 5), 3, FOREGROUND); d.end_stroke()
+    assert d.trimap_version > v and events[-1][0] == "t" and events[-1][1] is not None
+    iv = d.image_version
+    d.set_image(np.zeros((8, 8, 3), np.float32))
+    assert d.image_version == iv + 1 and ("i", None) in events
+    assert not d.can_undo
+
+
+def test_result_staleness_and_previews():
+    d = _doc()
+    alpha = np.full((32, 40), 0.5, np.float32)
+    d.set_result(MattingResult(alpha=alpha, foreground=np.ones((32, 40, 3), np.float32), engine="x"))
+    assert not d.result_is_stale
+    comp = d.composite((0.0, 0.0, 0.0))
+    np.testing.assert_allclose(comp, 0.5, atol=1e-6)
+    d.set_background("white")
+    np.testing.assert_allclose(d.composite(), 1.0, atol=1e-6)
+    d.fill(1, 1, BACKGROUND)
+    assert d.result_is_stale
+
+
+def test_coarse_result_is_upsampled():
+    d = _doc()
+    small = MattingResult(alpha=np.ones((16, 20), np.float32), foreground=np.ones((16, 20, 3), np.float32),
+                          engine="x", scale=0.5)
+    d.set_result(small)
+    assert d.alpha().shape == (32, 40)
+    assert d.composite("checker").shape == (32, 40, 3)
+
+
+def test_set_trimap_undo_and_wrong_size():
+    d = _doc()
+    t = np.zeros((32, 40), np.uint8); t[10:20, 10:20] = FOREGROUND
+    assert d.set_trimap(t, "load")
+    np.testing.assert_array_equal(d.trimap, t)
+    d.undo()
+    assert (d.trimap == UNKNOWN).all()
+    d.redo()
+    np.testing.assert_array_equal(d.trimap, t)
+    with pytest.raises(ValueError):
+        d.set_trimap(np.zeros((3, 3), np.uint8))
+    d.clear_trimap()
+    assert (d.trimap == UNKNOWN).all()
+    assert d.trimap_counts()["unknown"] == 32 * 40
+
+
+def test_fill_bucket_one_step():
+    d = _doc()
+    t = np.zeros((32, 40), np.uint8); t[:, 20:] = UNKNOWN
+    d.set_trimap(t)
+    assert d.fill(2, 2, FOREGROUND)
+    assert (d.trimap[:, :20] == FOREGROUND).all() and (d.trimap[:, 20:] == UNKNOWN).all()
+    assert not d.fill(2, 2, FOREGROUND)  # nothing to change
+    d.undo()
+    assert (d.trimap[:, :20] == BACKGROUND).all()
+
+
+def test_many_undo_steps():
+    d = _doc(64, 64)
+    for k in range(120):
+        d.begin_stroke(); d.paint_segment((k % 60 + 0.5, 3), (k % 60 + 0.5, 60), 1, FOREGROUND if (k + k // 60) % 2 else BACKGROUND)
+        d.end_stroke()
+    n = 0
+    while d.undo():
+        n += 1
+    assert n >= 100
