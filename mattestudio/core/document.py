@@ -243,3 +243,23 @@ class Document:
     def settings(self) -> dict[str, Any]:
         bg = self.background
         return {"background": bg if isinstance(bg, (str, tuple, list)) else "image"}
+
+
+def downscaled(image: np.ndarray, trimap: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Image and trimap resized by ``scale`` for a coarse preview run.
+
+    The trimap is area-averaged and re-thresholded: a pixel stays foreground or background only
+    where all the pixels it covers agree, everything mixed becomes unknown.
+    """
+    import cv2
+
+    h, w = image.shape[:2]
+    nh, nw = max(int(round(h * scale)), 8), max(int(round(w * scale)), 8)
+    if (nh, nw) == (h, w):
+        return image, trimap
+    small = cv2.resize(np.ascontiguousarray(image), (nw, nh), interpolation=cv2.INTER_AREA)
+    t = cv2.resize(trimap.astype(np.float32), (nw, nh), interpolation=cv2.INTER_AREA)
+    tri = np.full((nh, nw), UNKNOWN, np.uint8)
+    tri[t <= 0.5] = 0
+    tri[t >= 254.5] = FOREGROUND
+    return np.clip(small, 0, 1).astype(np.float32), tri

@@ -137,21 +137,32 @@ def read_image_array(path: PathLike) -> np.ndarray:
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageLoadError(f"corrupt or truncated image ({exc})", path) from exc
 
-    if _high_bit_depth(data, im):
+    # OpenCV decodes files with more than 8 bits per channel (Pillow would reduce them to 8 bits)
+    # and TIFFs with an orientation tag: Pillow transposes TIFFs itself while loading, and Pillow 13
+    # decodes orientations 5-8 with width and height swapped. (OpenCV reads such TIFFs through
+    # libtiff's RGBA interface, so an alpha channel in an oriented 8-bit TIFF comes back
+    # premultiplied; a rare combination, and far better than scrambled pixels.)
+    oriented_tiff = im.format == "TIFF" and orientation != 1
+    if oriented_tiff or _high_bit_depth(data, im):
         import cv2
 
-        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
         if arr is None:
             raise ImageLoadError("corrupt image (cannot decode its pixels)", path)
-        if arr.ndim == 3 and arr.shape[2] == 3:
+        if arr.ndim == 3 and arr.shape[2] == 1:
+            arr = arr[:, :, 0]
+        elif arr.ndim == 3 and arr.shape[2] == 2:  # gray + alpha
+            arr = arr[:, :, [0, 0, 0, 1]]
+        elif arr.ndim == 3 and arr.shape[2] == 3:
             arr = arr[:, :, ::-1]
         elif arr.ndim == 3 and arr.shape[2] == 4:
             arr = arr[:, :, [2, 1, 0, 3]]
         if arr.dtype not in (np.uint8, np.uint16):
             arr = np.clip(arr.astype(np.float64) * 65535.0, 0, 65535).astype(np.uint16)
+        arr = np.ascontiguousarray(arr)
         if im.format == "TIFF" and _cv2_orients_tiff():
-            return np.ascontiguousarray(arr)  # OpenCV already applied the TIFF orientation tag
-        return _orient(np.ascontiguousarray(arr), orientation)
+            return arr  # OpenCV's TIFF decoder applied the orientation tag already
+        return _orient(arr, orientation)
 
     if im.mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")

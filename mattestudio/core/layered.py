@@ -2,8 +2,8 @@
 
 Both files hold the same four layers, bottom to top:
 
-- "Original"   the photo, hidden (kept for reference and re-masking; hidden so that it does not
-               show through where the cut-out is transparent),
+- "Original"    the photo, hidden (kept for reference and re-masking; hidden so that hiding
+                "Background" shows the cut-out over transparency, not over the photo),
 - "Background"  the chosen background (color, image, checkerboard or blurred photo), opaque,
 - "Cutout"      the estimated foreground colors with the alpha,
 - "Trimap"      the trimap as gray, hidden.
@@ -12,8 +12,9 @@ So the visible result is exactly the composite, and hiding "Background" shows th
 The layering was designed for GIMP, Krita, Photoshop and Photopea: full-canvas layers at offset
 (0, 0), normal blending, 100 % opacity, 8 bits per channel (the depth every one of them reads).
 
-In the PSD the cut-out is an opaque RGB layer with the alpha as a real *layer mask* (psd-tools
->= 1.10 writes user masks; 1.26 is used here), so the matte stays editable with a brush in
+In the PSD the cut-out is an opaque RGB layer with the alpha as a real *layer mask* (written with
+psd-tools' ``Layer.create_mask`` and ``create_pixel_layer_from_array``, as in psd-tools 1.26; older
+releases lack them), so the matte stays editable with a brush in
 Photoshop, Photopea, GIMP and Krita (Krita shows it as a transparency mask). ``mask=False`` writes
 RGBA transparency instead. OpenRaster has no layer masks in its baseline spec, so the ORA cut-out
 is an RGBA PNG with straight alpha.
@@ -243,12 +244,14 @@ def save_psd(path: PathLike, image: np.ndarray, foreground: Optional[np.ndarray]
 
     def writer(tmp: Path) -> None:
         psd = PSDImage.new("RGB", (w, h), color=(255, 255, 255))
-        for name, visible, arr in layers:  # create_pixel_layer appends on top
+        for name, visible, arr in layers:  # layers are appended on top
             if name == "Cutout" and mask:
-                layer = psd.create_pixel_layer(Image.fromarray(np.ascontiguousarray(arr[:, :, :3])), name=name)
+                layer = psd.create_pixel_layer_from_array(np.ascontiguousarray(arr[:, :, :3]), name=name)
                 layer.create_mask(Image.fromarray(np.ascontiguousarray(arr[:, :, 3])))
             else:
-                layer = psd.create_pixel_layer(Image.fromarray(arr), name=name)
+                # From an array, a 4th channel becomes layer transparency (a PIL RGBA image would
+                # be turned into a mask by psd-tools in an RGB document).
+                layer = psd.create_pixel_layer_from_array(np.ascontiguousarray(arr), name=name)
             layer.visible = visible
         psd.save(tmp)
 

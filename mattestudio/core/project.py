@@ -84,6 +84,28 @@ def _check_state(state: ProjectState, path: Path) -> None:
         raise OutputError(f"trimap must be uint8, got {np.asarray(state.trimap).dtype}", path)
 
 
+def _app_version() -> str:
+    # Not `mattestudio.__version__`: importing the package from core would break the layering
+    # contract (the package imports the api layer).
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mattestudio")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _json_default(obj):
+    # Engine params and stroke points often arrive as numpy scalars or arrays.
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
+
+
 def _members(state: ProjectState, path: Path) -> tuple[dict, list[tuple[str, bytes]]]:
     image = np.clip(np.asarray(state.image, np.float32), 0, 1)
     h, w = image.shape[:2]
@@ -98,14 +120,12 @@ def _members(state: ProjectState, path: Path) -> tuple[dict, list[tuple[str, byt
         fg_bits = 8 if _is_8bit(fg) else 16
         pngs.append(("foreground.png", _io.encode(_io.to_uint(fg, fg_bits), ".png")))
     try:
-        settings = json.dumps(state.settings or {}, indent=1, sort_keys=True).encode()
-        strokes = None if state.strokes is None else json.dumps(state.strokes).encode()
+        settings = json.dumps(state.settings or {}, indent=1, sort_keys=True, default=_json_default).encode()
+        strokes = None if state.strokes is None else json.dumps(state.strokes, default=_json_default).encode()
     except (TypeError, ValueError) as exc:
         raise OutputError(f"settings or strokes are not JSON-serialisable ({exc})", path) from exc
-    from mattestudio import __version__
-
     manifest = {
-        "format": FORMAT_NAME, "version": FORMAT_VERSION, "app_version": __version__,
+        "format": FORMAT_NAME, "version": FORMAT_VERSION, "app_version": _app_version(),
         "width": w, "height": h, "image_bits": image_bits, "foreground_bits": fg_bits,
         "members": [name for name, _ in pngs] + ["settings.json"] + (["strokes.json"] if strokes else []),
         "image_path": None if state.image_path is None else str(state.image_path),
@@ -175,12 +195,19 @@ def load_project(path: PathLike) -> ProjectState:
     if path.is_dir():
         raise ProjectError("is a folder, not a project file", path)
     try:
-        with zipfile.ZipFile(path) as zf:
+        zf = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as exc:
+        raise ProjectError("not a mattestudio project, or the file is truncated (not a complete zip archive)",
+                           path) from exc
+    except OSError as exc:
+        raise ProjectError(f"cannot read: {exc.strerror or exc}", path) from exc
+    try:
+        with zf:
             return _load(zf, path)
     except ProjectError:
         raise
-    except zipfile.BadZipFile as exc:
-        raise ProjectError(f"not a mattestudio project, or the file is corrupt or truncated ({exc})", path) from exc
+    except zipfile.BadZipFile as exc:  # e.g. a CRC mismatch: damaged on disk or in transfer
+        raise ProjectError(f"the project file is corrupt ({exc})", path) from exc
     except KeyError as exc:
         raise ProjectError(f"the project is incomplete: member {exc.args[0]!r} is missing", path) from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -35,6 +35,8 @@ register("large-kernel", "mattestudio.engines.classical:LargeKernelEngine", ("py
 register("random-walk", "mattestudio.engines.classical:RandomWalkEngine", ("pymatting",))
 register("learning-based", "mattestudio.engines.classical:LearningBasedEngine", ("pymatting",))
 register("shared-sampling", "mattestudio.engines.classical:SharedSamplingEngine", ("pymatting",))
+register("dim", "mattestudio.engines.deep.dim.engine:DimEngine", ("torch", "safetensors"))
+register("sim", "mattestudio.engines.deep.sim.engine:SimEngine", ("torch", "safetensors"))
 
 DEFAULT_ENGINE = "closed-form"
 

@@ -89,3 +89,14 @@ def test_many_undo_steps():
     while d.undo():
         n += 1
     assert n >= 100
+
+
+def test_downscaled_keeps_only_agreeing_pixels():
+    from mattestudio.core.document import downscaled
+
+    img = np.zeros((40, 40, 3), np.float32)
+    tri = np.zeros((40, 40), np.uint8); tri[:, 21:] = FOREGROUND
+    small_img, small_tri = downscaled(img, tri, 0.25)
+    assert small_img.shape == (10, 10, 3) and small_tri.shape == (10, 10)
+    assert (small_tri[:, :5] == BACKGROUND).all() and (small_tri[:, 5] == UNKNOWN).all()
+    assert (small_tri[:, 6:] == FOREGROUND).all()

@@ -65,8 +65,10 @@ def check_state(kind: str, state: dict, source) -> None:
 
 def load_module(kind: str, state: dict, source, device: torch.device) -> nn.Module:
     check_state(kind, state, source)
-    module = build_module(kind, state)
-    module.load_state_dict(state, strict=True)
+    with torch.device("meta"):  # no random initialisation: the weights are assigned from ``state``
+        module = build_module(kind, state)
+    module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()},
+                           strict=True, assign=True)
     if hasattr(module, "finalize_"):
         module.finalize_()
     return module.eval().to(device)

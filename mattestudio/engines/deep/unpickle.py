@@ -55,7 +55,7 @@ def _safe_load(path: Path):
             name = m.group(1)
             if name in extra:
                 raise
-            if name.startswith(_INERT_PREFIXES) and name.rsplit(".", 1)[-1][:1].isupper():
+            if name.startswith(_INERT_PREFIXES) and not name.rsplit(".", 1)[-1].startswith("_"):
                 extra[name] = _Inert
             elif name in ("collections.defaultdict", "builtins.dict"):
                 extra[name] = _plain_dict  # optimizer state; the contents are never used

@@ -1,0 +1,138 @@
+"""Common engine plumbing for the deep engines (torch is imported only when an engine runs).
+
+prepare(image) keeps the image and its normalised copy; predict(trimap) quantises the trimap,
+pads the canvas as the network was published, runs the network on the unknown region's bounding
+box plus ``context`` pixels (in overlapping tiles when larger than ``tile``) and crops back.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from mattestudio.engines.base import EngineBase, Param
+from mattestudio.types import CancelToken, ProgressFn
+
+COMMON_PARAMS = (
+    Param("checkpoint", None, "Checkpoint file or imported model name (default: the first imported one).",
+          "Checkpoint"),
+    Param("device", "auto", "Torch device: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.", "Device"),
+    Param("precision", "auto", "Arithmetic: auto (fp16 on CUDA, bf16 + channels-last on CPUs that support it), "
+          "or force fp32/bf16/fp16.", "Precision", choices=("auto", "fp32", "bf16", "fp16")),
+    Param("roi", True, "Run only on the unknown region's bounding box plus context (faster, near-identical).",
+          "Crop to unknown region"),
+    Param("context", 96, "Pixels of context around the unknown region and around each tile.", "Context (px)",
+          0, 1024),
+    Param("tile", 2048, "Largest side of one network pass; larger regions run in overlapping tiles "
+          "(0 = never tile). Lower it when memory runs out.", "Tile size (px)", 0, 16384),
+)
+
+
+class DeepEngine(EngineBase):
+    engine_name = ""
+    label = ""
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._device = None
+        self._image_n: Optional[np.ndarray] = None
+
+    # ---------------------------------------------------------------- availability (no torch)
+    @classmethod
+    def unavailable_reason(cls, checkpoint=None, **_ignored) -> Optional[str]:
+        from mattestudio.engines.deep.kinds import availability
+
+        return availability(cls.engine_name, checkpoint)
+
+    # ---------------------------------------------------------------- device
+    @property
+    def device(self) -> str:
+        from mattestudio.engines.deep.device import describe
+
+        return describe(self.torch_device)
+
+    @property
+    def torch_device(self):
+        if self._device is None:
+            from mattestudio.engines.deep.device import select_device
+
+            self._device = select_device(self.params.get("device", "auto"))
+        return self._device
+
+    @property
+    def precision(self) -> str:
+        from mattestudio.engines.deep.inference import resolve_precision
+
+        return resolve_precision(self.params.get("precision", "auto"), self.torch_device)
+
+    # ---------------------------------------------------------------- session
+    def prepare(self, image: np.ndarray) -> None:
+        from mattestudio.engines.deep.inference import normalise
+
+        super().prepare(image)
+        self._image_n = normalise(np.asarray(image, np.float32))  # reused for every trimap
+        self.load()  # load (or fetch from the cache) now, so the first predict is not slower
+
+    def reset(self) -> None:
+        super().reset()
+        self._image_n = None
+
+    def load(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def canvas_pad(self, h: int, w: int) -> tuple[int, int, str]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def predict(self, trimap: np.ndarray, *, progress: Optional[ProgressFn] = None,
+                cancel: Optional[CancelToken] = None):
+        import torch
+
+        from mattestudio.engines.deep import inference as inf
+
+        image = self._require_image()
+        self.load()
+        tri = inf.quantise(np.asarray(trimap))
+        h, w = tri.shape
+        box = inf.unknown_box(tri)
+        if box is None:  # nothing to solve
+            return (tri > 128).astype(np.float32), None
+        if not self.params.get("roi", True):
+            box = (0, h, 0, w)
+        ph, pw, mode = self.canvas_pad(h, w)
+        canvas = (h + ph, w + pw)
+        img = inf.pad_to(np.asarray(image, np.float32), ph, pw, mode)
+        img_n = inf.pad_to(self._image_n, ph, pw, mode)
+        tri_c = inf.pad_to(tri, ph, pw, mode)
+        with torch.inference_mode():
+            feeds = self.whole_inputs(img, img_n, tri_c, progress, cancel)
+            windows = inf.plan_windows(box, canvas, int(self.params.get("tile", 0)),
+                                       int(self.params.get("context", 96)), self.multiple)
+            out = inf.run_windows(windows, canvas, self.out_channels, lambda win: self.run_window(feeds, win),
+                                  self._sub(progress, 0.3 if self.has_whole_stage else 0.0), cancel, self.label)
+        out = out[:h, :w]
+        alpha = np.where(tri == 128, np.clip(out[..., 0], 0, 1), tri / 255.0).astype(np.float32)
+        fg = None
+        if self.out_channels > 1:
+            fg = np.clip(out[..., 1:4], 0, 1)
+            inside = np.zeros((h, w), bool)
+            inside[box[0]:box[1], box[2]:box[3]] = True
+            fg = np.where(inside[..., None], fg, image).astype(np.float32)
+        return alpha, fg
+
+    # hooks for subclasses
+    multiple = 1
+    out_channels = 1
+    has_whole_stage = False
+
+    def whole_inputs(self, img, img_n, tri, progress, cancel) -> dict:
+        return {"img": img, "img_n": img_n, "tri": tri}
+
+    def run_window(self, feeds: dict, win) -> np.ndarray:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    @staticmethod
+    def _sub(progress, lo):
+        if progress is None:
+            return None
+        return lambda f, msg: progress(lo + (1 - lo) * f, msg)

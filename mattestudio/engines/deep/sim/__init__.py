@@ -1,0 +1,1 @@
+"""Semantic Image Matting (Sun, Tang, Tai, CVPR 2021)."""

@@ -1,0 +1,101 @@
+"""The "sim" engine: SIM's matting network fed by its semantic-trimap classifier.
+
+Preprocessing as published: pad bottom/right by 1..8 px with the edge-repeating mirror; 11-channel
+input (normalised RGB, 6 click channels, 2-channel trimap) plus the 20-channel smap. The classifier
+and click channels run on the whole padded canvas (only patches with unknown pixels are
+classified), so cropping to the unknown region changes only the matting network's context.
+"""
+
+from __future__ import annotations
+
+from mattestudio.engines.base import EngineInfo, Param
+from mattestudio.engines.deep.engine import COMMON_PARAMS, DeepEngine
+
+
+class SimEngine(DeepEngine):
+    engine_name = "sim"
+    label = "SIM"
+    multiple = 8
+    has_whole_stage = True
+    info = EngineInfo(
+        name="sim",
+        display_name="Semantic Image Matting",
+        kind="deep",
+        description="Semantic Image Matting (Sun, Tang, Tai, CVPR 2021): a semantic classifier picks the "
+                    "matte type per region (hair, fur, glass, smoke, ...) and guides a ResNet-50 matting network.",
+        params=COMMON_PARAMS + (
+            Param("classifier", None, "Semantic classifier checkpoint file or imported name "
+                  "(default: the first imported sim-classifier).", "Classifier"),
+            Param("fb_head", False, "Also take foreground colours from SIM's F/B head (whether the released "
+                  "models trained it is unverified; off = estimate colours from the matte).", "Use F/B head"),
+        ),
+        produces_foreground=False,
+        needs_checkpoint=True,
+        progressive=False,  # the click channels and patch sizes are in absolute pixels
+    )
+
+    @classmethod
+    def unavailable_reason(cls, checkpoint=None, classifier=None, **_ignored):
+        from mattestudio.engines.deep.kinds import availability
+
+        return availability("sim", checkpoint) or availability("sim", classifier, "classifier", "SIM classifier")
+
+    @property
+    def out_channels(self):
+        return 4 if self.params.get("fb_head") else 1
+
+    def load(self) -> None:
+        from mattestudio.engines.deep import checkpoints as C
+        from mattestudio.engines.deep.build import load_module
+        from mattestudio.engines.deep.inference import cached_model
+
+        paths = (C.resolve("sim", self.params.get("checkpoint")),
+                 C.resolve("sim", self.params.get("classifier"), role="classifier"))
+        if getattr(self, "_paths", None) == paths:
+            return
+        dev = self.torch_device
+
+        def loader(path, role):
+            def load():
+                kind, state = C.load_for("sim", path, role)
+                return load_module(kind, state, path, dev)
+            return load
+
+        self._model = cached_model("sim", paths[0], dev, loader(paths[0], "matting"))
+        self._classifier = cached_model("sim-classifier", paths[1], dev, loader(paths[1], "classifier"))
+        self._paths = paths
+
+    def canvas_pad(self, h, w):
+        return (h // 8 + 1) * 8 - h, (w // 8 + 1) * 8 - w, "symmetric"
+
+    def _run(self, module, *arrays, **kw):
+        import torch
+
+        from mattestudio.engines.deep import inference as inf
+
+        prec = self.precision
+        fmt = inf.memory_format(prec)
+        if fmt is not torch.preserve_format:
+            module = module.to(memory_format=fmt)
+        ts = [inf.to_tensor(a, self.torch_device, fmt) for a in arrays]
+        h, w = arrays[0].shape[:2]
+        with inf.oom_guard(self.torch_device, f"{w}x{h}"), inf.autocast(self.torch_device, prec):
+            return module(*ts, **kw)
+
+    def whole_inputs(self, img, img_n, tri, progress, cancel):
+        from mattestudio.engines.deep.sim import semantic as S
+
+        sub = None if progress is None else (lambda f, m: progress(0.3 * f, m))
+        smap = S.semantic_trimap(self._classifier, img_n, tri, self._run, sub, cancel)
+        return {"img": img, "img_n": img_n, "two": S.two_channel(tri), "clicks": S.clicks(tri), "smap": smap}
+
+    def run_window(self, feeds, win):
+        import numpy as np
+
+        y0, y1, x0, x1 = win
+        cut = [feeds[k][y0:y1, x0:x1] for k in ("img", "two", "img_n", "clicks", "smap")]
+        alpha, fb = self._run(self._model, *cut, want_fb=bool(self.params.get("fb_head")))
+        out = alpha[0].permute(1, 2, 0).float().cpu().numpy()
+        if fb is not None:
+            out = np.concatenate([out, fb[0, :3].permute(1, 2, 0).float().cpu().numpy()], axis=2)
+        return out

@@ -1,0 +1,1 @@
+"""The desktop editor (PySide6 + pyqtgraph). Entry point: ``mattestudio.ui.app.main``."""

@@ -1,0 +1,264 @@
+"""File menu work: open (image, trimap, project), recent files, exports, projects, autosave.
+
+All reading and writing goes through mattestudio.core (io, trimap, export, layered, project).
+Every failure becomes a dialog with the reason; the open document is only replaced after the
+new data has been read and checked completely.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from mattestudio.core import export, io, layered, project
+from mattestudio.core import trimap as trimap_ops
+from mattestudio.errors import MattestudioError
+from mattestudio.ui import settings
+from mattestudio.ui.tasks import run_task
+
+IMAGE_FILTER = "Images (" + " ".join("*" + s for s in io.IMAGE_SUFFIXES) + ");;All files (*)"
+PROJECT_FILTER = f"mattestudio projects (*{project.SUFFIX})"
+
+#: kind -> (menu text, default suffix, dialog filter)
+EXPORTS = {
+    "alpha8": ("Alpha PNG (8-bit)...", "_alpha.png", "PNG (*.png);;TIFF (*.tif *.tiff)"),
+    "alpha16": ("Alpha PNG (16-bit)...", "_alpha16.png", "PNG (*.png);;TIFF (*.tif *.tiff)"),
+    "cutout": ("Cut-out RGBA PNG...", "_cutout.png", "PNG (*.png);;TIFF (*.tif *.tiff);;WebP (*.webp)"),
+    "composite": ("Composite PNG / JPEG...", "_composite.png", "PNG (*.png);;JPEG (*.jpg *.jpeg);;TIFF (*.tif)"),
+    "trimap": ("Trimap PNG...", "_trimap.png", "PNG (*.png)"),
+    "ora": ("OpenRaster (.ora)...", ".ora", "OpenRaster (*.ora)"),
+    "psd": ("Photoshop (.psd)...", ".psd", "Photoshop (*.psd)"),
+}
+AUTOSAVE_MS = 20_000
+
+
+class FileOps(QObject):
+    recent_changed = Signal(list)
+    opened = Signal(str)
+
+    def __init__(self, window):
+        super().__init__(window)
+        self.win = window
+        self.doc = window.document
+        self.autosave_timer = QTimer(self, interval=AUTOSAVE_MS)
+        self.autosave_timer.timeout.connect(self.autosave)
+        self.autosave_timer.start()
+        self._autosaved_version = -1
+        self._autosave_busy = False
+
+    # -- helpers -------------------------------------------------------------------------------------
+    def error(self, title: str, exc) -> None:
+        text = exc.reason if isinstance(exc, MattestudioError) and exc.path is None else str(exc)
+        QMessageBox.warning(self.win, title, text)
+
+    def _ask_open(self, title: str, kind: str, filt: str) -> Optional[str]:
+        path, _ = QFileDialog.getOpenFileName(self.win, title, settings.last_dir(kind), filt)
+        if path:
+            settings.set_last_dir(kind, path)
+        return path or None
+
+    def _ask_save(self, title: str, kind: str, suggested: str, filt: str) -> Optional[str]:
+        start = str(Path(settings.last_dir(kind) or Path.home()) / suggested)
+        path, _ = QFileDialog.getSaveFileName(self.win, title, start, filt)
+        if path:
+            settings.set_last_dir(kind, path)
+        return path or None
+
+    def _stem(self) -> str:
+        return self.doc.image_path.stem if self.doc.image_path else "untitled"
+
+    # -- opening ---------------------------------------------------------------------------------------
+    def open_any(self, path: Optional[str] = None, trimap_path: Optional[str] = None) -> bool:
+        """Open an image (with an optional trimap) or a project, by dialog when ``path`` is None."""
+        if path is None:
+            path = self._ask_open("Open image or project", "images",
+                                  f"Images and projects (*{project.SUFFIX} " + IMAGE_FILTER[8:])
+            if path is None:
+                return False
+        if Path(path).suffix.lower() == project.SUFFIX:
+            return self.open_project(path)
+        return self.open_image(path, trimap_path)
+
+    def open_image(self, path: str, trimap_path: Optional[str] = None) -> bool:
+        try:
+            image = io.load_image(path)
+        except (MattestudioError, MemoryError) as exc:
+            self.error("Cannot open image", exc)
+            return False
+        trimap = None
+        if trimap_path is not None:
+            try:
+                trimap = trimap_ops.load(trimap_path, image.shape, image_source=Path(path).name, require_unknown=False)
+            except MattestudioError as exc:
+                self.error("Cannot use the trimap", exc)
+        self.doc.set_image(image, trimap, image_path=path, trimap_path=trimap_path)
+        self._autosaved_version = self.doc.trimap_version
+        self._remember(path)
+        self._offer_recovery(path)
+        return True
+
+    def _remember(self, path: str) -> None:
+        self.recent_changed.emit(settings.add_recent(path))
+        self.opened.emit(str(path))
+
+    def _offer_recovery(self, path: str) -> None:
+        found = project.find_autosave(path)
+        if found is None:
+            return
+        answer = QMessageBox.question(
+            self.win, "Recover unsaved work?",
+            f"An autosave of the trimap for {Path(path).name} was found (the editor did not close normally).\n"
+            "Restore it?", QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        try:
+            state = project.load_project(found)
+            if state.trimap.shape != self.doc.shape:
+                raise MattestudioError("the autosaved trimap does not match the image size")
+            self.doc.set_trimap(state.trimap, "recover autosave", as_base=False)
+        except MattestudioError as exc:
+            self.error("Cannot recover the autosave", exc)
+
+    def open_trimap(self, path: Optional[str] = None) -> bool:
+        path = path or self._ask_open("Open trimap", "trimaps", IMAGE_FILTER)
+        if path is None:
+            return False
+        try:
+            tri = trimap_ops.load(path, self.doc.shape, image_source=self.doc.image_path and self.doc.image_path.name,
+                                  require_unknown=False)
+        except (MattestudioError, MemoryError) as exc:
+            self.error("Cannot use the trimap", exc)
+            return False
+        self.doc.set_trimap(tri, "load trimap", path=path)
+        self.win.tools.stroke_finished.emit()
+        return True
+
+    def open_project(self, path: Optional[str] = None) -> bool:
+        path = path or self._ask_open("Open project", "projects", PROJECT_FILTER)
+        if path is None:
+            return False
+        try:
+            state = project.load_project(path)
+        except (MattestudioError, MemoryError) as exc:
+            self.error("Cannot open project", exc)
+            return False
+        self.doc.set_image(state.image, state.trimap, image_path=state.image_path or path)
+        if state.alpha is not None:
+            from mattestudio.types import MattingResult
+
+            fg = state.foreground if state.foreground is not None else state.image
+            self.doc.set_result(MattingResult(alpha=state.alpha, foreground=fg,
+                                              engine=str(state.settings.get("engine", "project"))))
+        self.win.apply_settings(state.settings)
+        self._autosaved_version = self.doc.trimap_version
+        self._remember(path)
+        return True
+
+    # -- saving --------------------------------------------------------------------------------------
+    def state(self) -> project.ProjectState:
+        alpha = self.doc.alpha()
+        fg = self.doc.foreground() if alpha is not None else None
+        return project.ProjectState(image=self.doc.image, trimap=self.doc.trimap.copy(), alpha=alpha, foreground=fg,
+                                    settings=self.win.settings_snapshot(),
+                                    image_path=str(self.doc.image_path) if self.doc.image_path else None)
+
+    def save_project(self, path: Optional[str] = None) -> bool:
+        path = path or self._ask_save("Save project", "projects", self._stem() + project.SUFFIX, PROJECT_FILTER)
+        if path is None:
+            return False
+        if Path(path).suffix.lower() != project.SUFFIX:
+            path += project.SUFFIX
+        try:
+            project.save_project(path, self.state())
+            project.clear_autosave(project.autosave_key(self.doc.image_path))
+        except (MattestudioError, OSError) as exc:
+            self.error("Cannot save project", exc)
+            return False
+        self.doc.modified = False
+        self.win.status(f"Saved {path}")
+        return True
+
+    def save_trimap(self, path: Optional[str] = None) -> bool:
+        return self.export("trimap", path)
+
+    def export(self, kind: str, path: Optional[str] = None) -> bool:
+        text, suffix, filt = EXPORTS[kind]
+        alpha = self.doc.alpha()
+        if alpha is None and kind != "trimap":
+            QMessageBox.information(self.win, "Nothing to export yet",
+                                    "There is no alpha matte yet: paint a trimap and press Run (Ctrl+R).")
+            return False
+        path = path or self._ask_save(text.rstrip("."), "exports", self._stem() + suffix, filt)
+        if path is None:
+            return False
+        doc = self.doc
+        fg = doc.foreground() if alpha is not None else None
+        try:
+            if kind in ("alpha8", "alpha16"):
+                export.save_alpha_png(path, alpha, bits=16 if kind == "alpha16" else 8)
+            elif kind == "cutout":
+                export.save_cutout(path, fg, alpha)
+            elif kind == "composite":
+                export.save_composite(path, fg, alpha, doc.background, original=doc.image)
+            elif kind == "trimap":
+                export.save_trimap_png(path, doc.trimap)
+            elif kind == "ora":
+                layered.save_ora(path, doc.image, fg, alpha, doc.background, doc.trimap)
+            elif kind == "psd":
+                layered.save_psd(path, doc.image, fg, alpha, doc.background, doc.trimap)
+        except (MattestudioError, OSError, MemoryError) as exc:
+            self.error("Export failed", exc)
+            return False
+        self.win.status(f"Exported {path}")
+        return True
+
+    # -- autosave ------------------------------------------------------------------------------------
+    def autosave(self, wait: bool = False) -> None:
+        """Save the trimap (and the rest of the session) for crash recovery, off the GUI thread."""
+        if self._autosave_busy or self.doc.image_path is None or not self.doc.modified:
+            return
+        if self._autosaved_version == self.doc.trimap_version:
+            return
+        state = project.ProjectState(image=self.doc.image, trimap=self.doc.trimap.copy(),
+                                     settings=self.win.settings_snapshot(), image_path=str(self.doc.image_path))
+        version = self.doc.trimap_version
+        self._autosave_busy = True
+
+        def done(_):
+            self._autosave_busy = False
+            self._autosaved_version = version
+
+        def failed(exc):
+            self._autosave_busy = False
+            self.win.status(f"Autosave failed: {exc}")
+
+        if wait:
+            try:
+                done(project.autosave(state))
+            except Exception as exc:  # noqa: BLE001
+                failed(exc)
+        else:
+            run_task(lambda: project.autosave(state), done, failed)
+
+    def discard_autosave(self) -> None:
+        if self.doc.image_path is not None:
+            try:
+                project.clear_autosave(project.autosave_key(self.doc.image_path))
+            except MattestudioError:
+                pass
+
+
+def sample_arrays() -> tuple[str, str]:
+    """Paths of the bundled sample image and its trimap."""
+    from mattestudio.core.sample import sample_paths
+
+    p = sample_paths()
+    return str(p["image"]), str(p["trimap"])
+
+
+def load_background_image(path: str) -> np.ndarray:
+    return io.load_image(path)

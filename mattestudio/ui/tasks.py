@@ -1,0 +1,59 @@
+"""Short background jobs (GrabCut) on Qt's thread pool, results back on the GUI thread."""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any, Callable, Optional
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+
+
+class _Relay(QObject):
+    """Lives on the GUI thread; its slots run there (queued from the pool thread)."""
+
+    done = Signal(object)
+    failed = Signal(object)
+
+    def __init__(self, on_done, on_error):
+        super().__init__()
+        self._on_done, self._on_error = on_done, on_error
+        self.done.connect(self._done)
+        self.failed.connect(self._failed)
+
+    @Slot(object)
+    def _done(self, value) -> None:
+        _live.discard(self)
+        self._on_done(value)
+
+    @Slot(object)
+    def _failed(self, exc) -> None:
+        _live.discard(self)
+        if self._on_error is not None:
+            self._on_error(exc)
+
+
+class _Task(QRunnable):
+    def __init__(self, fn: Callable[[], Any], relay: _Relay):
+        super().__init__()
+        self.fn = fn
+        self.relay = relay
+
+    def run(self) -> None:
+        try:
+            value = self.fn()
+        except BaseException as exc:  # noqa: BLE001 - reported to the GUI, never raised into Qt
+            traceback.print_exc()
+            self.relay.failed.emit(exc)
+        else:
+            self.relay.done.emit(value)
+
+
+_live: set = set()
+
+
+def run_task(fn: Callable[[], Any], on_done: Callable[[Any], None],
+             on_error: Optional[Callable[[BaseException], None]] = None) -> None:
+    """Run ``fn()`` on a pool thread; call ``on_done(value)`` or ``on_error(exc)`` on the GUI thread."""
+    relay = _Relay(on_done, on_error)
+    _live.add(relay)
+    QThreadPool.globalInstance().start(_Task(fn, relay))

@@ -1,0 +1,110 @@
+"""View controls: what the canvas shows, the overlay opacity, the background, the split slider,
+and an alpha histogram (pyqtgraph). Nothing here re-runs an engine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QButtonGroup, QComboBox, QHBoxLayout, QLabel, QRadioButton, QSlider, QVBoxLayout, QWidget
+
+from mattestudio.core.document import Document
+from mattestudio.ui.display import histogram
+
+MODE_LABELS = (("trimap", "Image + trimap", "The photo with the trimap tinted over it (1)"),
+               ("alpha", "Alpha", "The alpha matte in grayscale: white = subject (2)"),
+               ("composite", "Composite", "The cut-out over the chosen background (3)"))
+
+BACKGROUNDS = (("checker", "Checkerboard"), ("black", "Black"), ("white", "White"), ("blur", "Blurred original"),
+               ("color", "Color..."), ("image", "Image..."))
+
+
+class ViewPanel(QWidget):
+    mode_changed = Signal(str)
+    opacity_changed = Signal(float)
+    split_changed = Signal(float)
+    background_chosen = Signal(str)  # key from BACKGROUNDS; "color"/"image" ask the window for more
+
+    def __init__(self, document: Document, parent=None):
+        super().__init__(parent)
+        self.document = document
+        layout = QVBoxLayout(self)
+        self.mode_group = QButtonGroup(self)
+        self.mode_buttons = {}
+        for key, text, tip in MODE_LABELS:
+            b = QRadioButton(text, toolTip=tip)
+            self.mode_group.addButton(b)
+            self.mode_buttons[key] = b
+            layout.addWidget(b)
+            b.toggled.connect(lambda on, k=key: on and self.mode_changed.emit(k))
+        self.mode_buttons["trimap"].setChecked(True)
+
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Overlay"))
+        self.opacity = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, value=45,
+                               toolTip="Opacity of the trimap tint")
+        self.opacity.valueChanged.connect(lambda v: self.opacity_changed.emit(v / 100.0))
+        row.addWidget(self.opacity, 1)
+        layout.addLayout(row)
+
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Background"))
+        self.background = QComboBox(toolTip="What the composite is shown over (and exported over)")
+        for key, text in BACKGROUNDS:
+            self.background.addItem(text, key)
+        self.background.activated.connect(lambda i: self.background_chosen.emit(self.background.itemData(i)))
+        row.addWidget(self.background, 1)
+        layout.addLayout(row)
+
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Split"))
+        self.split = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, value=0,
+                             toolTip="Composite mode: the original on the left of the split, the composite on the right")
+        self.split.valueChanged.connect(lambda v: self.split_changed.emit(v / 100.0))
+        row.addWidget(self.split, 1)
+        layout.addLayout(row)
+
+        self.plot = pg.PlotWidget(background=None)
+        self.plot.setMaximumHeight(120)
+        self.plot.setMinimumHeight(80)
+        self.plot.setMouseEnabled(False, False)
+        self.plot.hideButtons()
+        self.plot.setMenuEnabled(False)
+        self.plot.getPlotItem().setTitle("Alpha histogram (0 < alpha < 1)", size="8pt")
+        self.plot.getPlotItem().hideAxis("left")
+        self.curve = pg.PlotCurveItem(np.array([0.0, 1.0]), np.array([0.0]), stepMode="center", fillLevel=0, brush=(90, 160, 230, 150),
+                                      pen=pg.mkPen((90, 160, 230)))
+        self.plot.addItem(self.curve)
+        self.plot.setXRange(0, 1, padding=0.02)
+        layout.addWidget(self.plot)
+        self.stats = QLabel(wordWrap=True)
+        layout.addWidget(self.stats)
+        layout.addStretch(1)
+        document.result_changed.connect(self.refresh_histogram)
+        self.refresh_histogram()
+
+    def set_mode(self, mode: str) -> None:
+        self.mode_buttons[mode].setChecked(True)
+
+    def set_background_key(self, key: str) -> None:
+        idx = self.background.findData(key)
+        if idx >= 0:
+            self.background.setCurrentIndex(idx)
+
+    def refresh_histogram(self) -> None:
+        alpha = self.document.alpha()
+        if alpha is None:
+            self.curve.setData(np.array([0.0, 1.0]), np.array([0.0]))
+            self.stats.setText("No result yet: Run (Ctrl+R) or turn on Live.")
+            return
+        edges, counts = histogram(alpha)
+        self.curve.setData(edges, counts.astype(float))
+        res = self.document.result
+        frac = float(np.count_nonzero((alpha > 0.002) & (alpha < 0.998))) / alpha.size
+        self.stats.setText(f"{res.engine}: {res.seconds:.2f} s{' (coarse preview)' if res.scale != 1.0 else ''}; "
+                           f"{100 * frac:.1f}% of pixels partly transparent")
+
+
+def color_to_spec(color: QColor) -> tuple[float, float, float]:
+    return (color.redF(), color.greenF(), color.blueF())
