@@ -73,6 +73,7 @@ class Document:
         self.trimap_path = None if trimap_path is None else Path(trimap_path)
         self.history.clear()
         self.result = None
+        self._alpha_cache = None
         self.result_trimap_version = -1
         self.image_version += 1
         self.trimap_version += 1
@@ -183,6 +184,7 @@ class Document:
 
     # -- results -----------------------------------------------------------------------------------
     def set_result(self, result: Optional[MattingResult], trimap_version: Optional[int] = None) -> None:
+        self._alpha_cache = None
         self.result = result
         self.result_trimap_version = self.trimap_version if trimap_version is None else int(trimap_version)
         self.result_changed.emit()
@@ -191,38 +193,44 @@ class Document:
     def result_is_stale(self) -> bool:
         return self.result is None or self.result_trimap_version != self.trimap_version
 
-    def _full_res(self, arr: np.ndarray) -> np.ndarray:
-        import cv2
-
-        h, w = self.shape
-        if arr.shape[:2] == (h, w):
-            return arr
-        return cv2.resize(np.ascontiguousarray(arr), (w, h), interpolation=cv2.INTER_LINEAR)
-
     def alpha(self) -> Optional[np.ndarray]:
         """The result's alpha at image size (a coarse preview is upsampled), or None."""
         if self.result is None:
             return None
-        return np.clip(self._full_res(self.result.alpha), 0.0, 1.0)
+        cached = getattr(self, "_alpha_cache", None)
+        if cached is None or cached[0] is not self.result:
+            cached = (self.result, result_alpha(self.result, self.shape))
+            self._alpha_cache = cached
+        return cached[1]
 
     def foreground(self) -> Optional[np.ndarray]:
         if self.result is None:
             return None
-        fg = self.result.foreground
-        if fg is None or self.result.scale != 1.0 or fg.shape[:2] != self.shape:
-            return self.image  # a coarse foreground would blur the preview: the photo is closer
-        return fg
+        return result_foreground(self.result, self.image)
 
     # -- background and previews -------------------------------------------------------------------
     def set_background(self, background: Background) -> None:
         self.background = background
+        self._bg_cache = None
         self.background_changed.emit()
 
+    def _cached_background(self) -> Optional[np.ndarray]:
+        c = getattr(self, "_bg_cache", None)
+        if c is not None and c[0] is self.background and c[1] is self.image:
+            return c[2]
+        return None
+
     def background_array(self) -> np.ndarray:
+        """The background as float32 H x W x 3 (cached until the background or image changes)."""
         from mattestudio.core.compositing import background_array
 
-        h, w = self.shape
-        return background_array(self.background, h, w, original=self.image)
+        arr = self._cached_background()
+        if arr is None:
+            h, w = self.shape
+            spec, image = self.background, self.image
+            arr = background_array(spec, h, w, original=image)
+            self._bg_cache = (spec, image, arr)
+        return arr
 
     def composite(self, background: Optional[Background] = None) -> Optional[np.ndarray]:
         """alpha F + (1 - alpha) B over the document's (or the given) background, or None."""
@@ -231,8 +239,32 @@ class Document:
         alpha = self.alpha()
         if alpha is None:
             return None
-        bg = self.background if background is None else background
+        bg = self.background_array() if background is None else background
         return composite(self.foreground(), alpha, bg, original=self.image)
+
+    def preview_job(self, mode: str):
+        """A function computing the preview for ``mode`` ("alpha" or "composite") from a snapshot of
+        the current state, safe to call on another thread. It returns float32 H x W (x 3) or None."""
+        from mattestudio.core.compositing import composite
+
+        from mattestudio.core.compositing import background_array
+
+        result, image, shape, spec = self.result, self.image, self.shape, self.background
+        if result is None or mode not in ("alpha", "composite"):
+            return lambda: None
+        bg = self._cached_background()
+
+        def job():
+            alpha = result_alpha(result, shape)
+            if mode == "alpha":
+                return alpha
+            background = bg
+            if background is None:
+                background = background_array(spec, shape[0], shape[1], original=image)
+                self._bg_cache = (spec, image, background)  # a plain assignment: safe across threads
+            return composite(result_foreground(result, image), alpha, background)
+
+        return job
 
     def trimap_counts(self) -> dict[str, int]:
         t = self.trimap
@@ -243,6 +275,26 @@ class Document:
     def settings(self) -> dict[str, Any]:
         bg = self.background
         return {"background": bg if isinstance(bg, (str, tuple, list)) else "image"}
+
+
+def result_alpha(result: MattingResult, shape: tuple[int, int]) -> np.ndarray:
+    """A result's alpha at ``shape`` (H, W): a coarse preview is upsampled bilinearly."""
+    import cv2
+
+    h, w = shape
+    alpha = result.alpha
+    if alpha.shape[:2] != (h, w):
+        alpha = cv2.resize(np.ascontiguousarray(alpha), (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.clip(alpha, 0.0, 1.0)
+
+
+def result_foreground(result: MattingResult, image: np.ndarray) -> np.ndarray:
+    """The foreground colors to composite with: the estimate at full resolution, else the photo
+    (an upsampled coarse estimate would blur the preview; the photo is closer)."""
+    fg = result.foreground
+    if fg is None or result.scale != 1.0 or fg.shape[:2] != image.shape[:2]:
+        return image
+    return fg
 
 
 def downscaled(image: np.ndarray, trimap: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:

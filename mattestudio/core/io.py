@@ -234,8 +234,11 @@ def _suffix(path: Path, allowed: tuple[str, ...]) -> str:
     return suffix
 
 
-def encode(arr: np.ndarray, suffix: str, quality: int = 95) -> bytes:
-    """Encode an RGB/RGBA/gray uint8 or uint16 array to file bytes with OpenCV."""
+def encode(arr: np.ndarray, suffix: str, quality: int = 95, path: PathLike | None = None) -> bytes:
+    """Encode an RGB/RGBA/gray uint8 or uint16 array to file bytes with OpenCV.
+
+    Raises OutputError (naming ``path`` when given) for an array OpenCV cannot encode.
+    """
     import cv2
 
     if arr.ndim == 3 and arr.shape[2] == 3:
@@ -247,9 +250,12 @@ def encode(arr: np.ndarray, suffix: str, quality: int = 95) -> bytes:
         params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
     elif suffix == ".webp":
         params = [cv2.IMWRITE_WEBP_QUALITY, int(quality)]
-    ok, buf = cv2.imencode(suffix, np.ascontiguousarray(arr), params)
+    try:
+        ok, buf = cv2.imencode(suffix, np.ascontiguousarray(arr), params)
+    except cv2.error:
+        ok = False
     if not ok:
-        raise OutputError(f"OpenCV could not encode a {suffix} file")
+        raise OutputError(f"cannot encode a {suffix} file from an image of shape {arr.shape} ({arr.dtype})", path)
     return buf.tobytes()
 
 
@@ -266,25 +272,27 @@ def save_alpha(path: PathLike, alpha: np.ndarray, bits: int = 8) -> Path:
     if bits not in (8, 16):
         raise OutputError(f"bit depth must be 8 or 16, not {bits}", path)
     suffix = _suffix(path, (".png", ".tif", ".tiff") if bits == 16 else (".png", ".tif", ".tiff", ".bmp", ".webp"))
-    return write_bytes_atomic(path, encode(to_uint(alpha, bits), suffix))
+    return write_bytes_atomic(path, encode(to_uint(alpha, bits), suffix, path=path))
 
 
 def save_rgba(path: PathLike, rgb: np.ndarray, alpha: np.ndarray, bits: int = 8) -> Path:
     """A straight (not premultiplied) RGBA cut-out as PNG, TIFF or WebP."""
     path = Path(path)
-    suffix = _suffix(path, (".png", ".tif", ".tiff", ".webp"))
+    if bits not in (8, 16):
+        raise OutputError(f"bit depth must be 8 or 16, not {bits}", path)
+    suffix = _suffix(path, (".png", ".tif", ".tiff") if bits == 16 else (".png", ".tif", ".tiff", ".webp"))
     rgba = np.dstack([np.asarray(rgb, np.float32), np.asarray(alpha, np.float32)])
-    return write_bytes_atomic(path, encode(to_uint(rgba, bits), suffix))
+    return write_bytes_atomic(path, encode(to_uint(rgba, bits), suffix, path=path))
 
 
 def save_rgb(path: PathLike, rgb: np.ndarray, quality: int = 95) -> Path:
     """An RGB image (float H x W x 3 in [0, 1]) as PNG, JPEG, TIFF, WebP or BMP."""
     path = Path(path)
     suffix = _suffix(path, IMAGE_SUFFIXES)
-    return write_bytes_atomic(path, encode(to_uint(rgb), suffix, quality))
+    return write_bytes_atomic(path, encode(to_uint(rgb), suffix, quality, path=path))
 
 
 def save_trimap(path: PathLike, trimap: np.ndarray) -> Path:
     path = Path(path)
     suffix = _suffix(path, (".png", ".tif", ".tiff", ".bmp"))
-    return write_bytes_atomic(path, encode(np.asarray(trimap, np.uint8), suffix))
+    return write_bytes_atomic(path, encode(np.asarray(trimap, np.uint8), suffix, path=path))

@@ -13,7 +13,7 @@ import numpy as np
 
 from mattestudio.core import trimap as trimap_ops
 from mattestudio.engines.base import EngineBase, EngineInfo, Param
-from mattestudio.errors import TrimapError
+from mattestudio.errors import MattestudioError, TrimapError
 from mattestudio.types import CancelToken, ProgressFn
 
 _RTOL = Param("rtol", 1e-7, "Relative residual at which the linear solver stops. Smaller is more exact and slower.",
@@ -25,9 +25,13 @@ _RADIUS = Param("radius", 1, "Window radius of the local color model (1 = 3x3 wi
 
 
 def _cg_callback(rtol: float, progress: Optional[ProgressFn], cancel: Optional[CancelToken], label: str):
-    """A pymatting cg callback that reports progress on a log scale of the residual and honours cancel."""
+    """A pymatting cg callback that reports progress on a log scale of the residual and honours cancel.
+
+    The residual of conjugate gradients does not fall monotonically, so the best value so far is
+    reported: progress never goes backwards.
+    """
     target = math.log(max(rtol, 1e-300))
-    state = {"n": 0}
+    state = {"n": 0, "frac": 0.0}
 
     def callback(A, x, b, norm_b, r, norm_r):
         state["n"] += 1
@@ -35,8 +39,8 @@ def _cg_callback(rtol: float, progress: Optional[ProgressFn], cancel: Optional[C
             cancel.raise_if_cancelled()
         if progress is not None and state["n"] % 5 == 0 and norm_b > 0:
             rel = max(norm_r / norm_b, 1e-300)
-            frac = min(max(math.log(rel) / target, 0.0), 1.0)
-            progress(0.1 + 0.85 * frac, f"{label}: iteration {state['n']}")
+            state["frac"] = max(state["frac"], min(max(math.log(rel) / target, 0.0), 1.0))
+            progress(0.1 + 0.85 * state["frac"], f"{label}: iteration {state['n']}")
 
     return callback
 
@@ -62,7 +66,14 @@ class PymattingEngine(EngineBase):
         cg_kwargs = {"rtol": self.params.get("rtol", 1e-7), "maxiter": self.params.get("maxiter", 10000),
                      "callback": _cg_callback(self.params.get("rtol", 1e-7), progress, cancel,
                                               self.info.display_name)}
-        alpha = self._call(self._image64, trimap_ops.to_float(trimap), cg_kwargs)
+        try:
+            alpha = self._call(self._image64, trimap_ops.to_float(trimap), cg_kwargs)
+        except ValueError as exc:
+            if "did not converge" not in str(exc):
+                raise
+            raise MattestudioError(
+                f"{self.info.display_name}: the solver did not converge within {cg_kwargs['maxiter']} "
+                "iterations; raise maxiter, loosen rtol, or try another engine") from None
         if progress is not None:
             progress(1.0, "done")
         return np.clip(alpha, 0, 1).astype(np.float32), None
@@ -129,19 +140,47 @@ class LargeKernelEngine(PymattingEngine):
                                   cg_kwargs=cg_kwargs)
 
 
+def _rw_laplacian(image: np.ndarray, sigma: float, regularization: float = 1e-8):
+    """Graph Laplacian D - W over 8-neighbours with weights exp(-|I_i - I_j|^2 / sigma^2) (Grady et al.).
+
+    Built here rather than with pymatting's rw_laplacian, which ignores its sigma (it hard-codes
+    exp(-900 d^2)) and row-normalises W: that matrix is not symmetric, so conjugate gradients do
+    not converge on it, even for small images.
+    """
+    import scipy.sparse
+
+    h, w = image.shape[:2]
+    index = np.arange(h * w).reshape(h, w)
+    rows, cols, vals = [], [], []
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        x0, x1 = max(0, -dx), w - max(0, dx)
+        a, b = image[: h - dy, x0:x1], image[dy:, x0 + dx:x1 + dx]
+        weight = np.exp(-((a - b) ** 2).sum(axis=2) / (sigma * sigma)).ravel()
+        i, j = index[: h - dy, x0:x1].ravel(), index[dy:, x0 + dx:x1 + dx].ravel()
+        rows += [i, j]
+        cols += [j, i]
+        vals += [weight, weight]
+    W = scipy.sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                                shape=(h * w, h * w))
+    degree = np.asarray(W.sum(axis=1)).ravel() + regularization
+    return (scipy.sparse.diags(degree) - W).tocsr()
+
+
 class RandomWalkEngine(PymattingEngine):
     info = EngineInfo(
         name="random-walk",
         display_name="Random-walk matting",
         kind="classical",
         description="Grady et al. 2005: random walks on a color-weighted pixel graph.",
-        params=(Param("sigma", 0.03, "Color sensitivity of the edge weights.", "Sigma", 1e-4, 1.0), _RTOL, _MAXITER),
+        params=(Param("sigma", 0.1, "Color sensitivity of the edge weights exp(-|color difference|^2 / sigma^2); "
+                      "smaller follows color edges more sharply.", "Sigma", 1e-3, 1.0), _RTOL, _MAXITER),
     )
 
     def _call(self, image, tri_f, cg_kwargs):
-        from pymatting import estimate_alpha_rw
+        from pymatting import cg, jacobi, make_linear_system
 
-        return estimate_alpha_rw(image, tri_f, laplacian_kwargs={"sigma": self.params["sigma"]}, cg_kwargs=cg_kwargs)
+        A, b = make_linear_system(_rw_laplacian(image, self.params["sigma"]), tri_f)
+        return cg(A, b, M=jacobi(A), **cg_kwargs).reshape(tri_f.shape)
 
 
 class LearningBasedEngine(PymattingEngine):

@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def create_app():
     """The QApplication (reused when one exists, as under pytest-qt), with pyqtgraph configured."""
+    import cv2  # noqa: F401 - imported now so the first preview does not pay for it
     import pyqtgraph as pg
     from PySide6.QtWidgets import QApplication
 

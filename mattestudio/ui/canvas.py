@@ -21,8 +21,13 @@ from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsItem, QGraphicsRect
 
 from mattestudio.core.document import Document
 from mattestudio.ui.display import to_u8, trimap_lut
+from mattestudio.ui.tasks import run_task
 
 MODES = ("trimap", "alpha", "composite")
+
+
+def _u8_or_none(arr: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    return None if arr is None else to_u8(arr)
 
 
 class Canvas(pg.GraphicsView):
@@ -31,6 +36,7 @@ class Canvas(pg.GraphicsView):
     released = Signal(float, float)
     hovered = Signal(float, float)
     files_dropped = Signal(list)
+    preview_ready = Signal()  # the preview layer shows the current mode's image
 
     def __init__(self, document: Document, parent=None):
         super().__init__(parent, background=QColor(45, 45, 48))
@@ -79,6 +85,9 @@ class Canvas(pg.GraphicsView):
         self._tool_drag = False
         self._pan_drag = False
         self._dirty_trimap = False
+        self._preview_gen = 0
+        self.preview_pending = False
+        self.preview_shown: Optional[np.ndarray] = None
         self._refresh = QTimer(self, singleShot=True, interval=15)  # coalesce overlay redraws
         self._refresh.timeout.connect(self._flush)
         self.setAcceptDrops(True)
@@ -127,29 +136,36 @@ class Canvas(pg.GraphicsView):
         self.split = min(max(float(fraction), 0.0), 1.0)
         self._update_clip()
 
-    def preview_array(self) -> Optional[np.ndarray]:
-        """What the preview layer shows for the current mode (uint8), or None."""
-        doc = self.document
-        if self.mode == "alpha":
-            alpha = doc.alpha()
-            return None if alpha is None else to_u8(alpha)
-        if self.mode == "composite":
-            comp = doc.composite()
-            return None if comp is None else to_u8(comp)
-        return None
-
     def refresh_preview(self) -> None:
-        arr = self.preview_array()
+        """Recompute the preview layer off the GUI thread (composites of big images take a while);
+        only the newest request is shown."""
+        self._preview_gen += 1
+        gen = self._preview_gen
         self.overlay_item.setVisible(self.mode == "trimap")
+        if self.mode == "trimap" or self.document.result is None:
+            self._show_preview(gen, None)
+            return
+        job = self.document.preview_job(self.mode)
+        self.preview_pending = True
+        run_task(lambda: _u8_or_none(job()), lambda arr: self._show_preview(gen, arr),
+                 lambda exc: self._show_preview(gen, None))
+
+    def _show_preview(self, gen: int, arr: Optional[np.ndarray]) -> None:
+        if gen != self._preview_gen:
+            return
+        self.preview_pending = False
+        self.preview_shown = arr
         if arr is None:
             self.clip_item.setVisible(False)
             self.split_line.setVisible(False)
+            self.preview_ready.emit()
             return
         h, w = arr.shape[:2]
         self.preview_item.setImage(arr, autoLevels=False, levels=(0, 255))
         self.preview_item.setRect(QRectF(0, 0, w, h))
         self.clip_item.setVisible(True)
         self._update_clip()
+        self.preview_ready.emit()
 
     def _update_clip(self) -> None:
         h, w = self.document.shape

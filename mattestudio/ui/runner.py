@@ -1,5 +1,6 @@
 """MattingRunner: runs engines on one worker QThread, newest request wins.
 
+Engines run in a child process driven by the worker thread (mattestudio.ui.engine_process).
 The main thread builds an immutable ``MattingJob`` (copies of the trimap, a read-only view of
 the image, versions, engine name and parameters). The worker only ever sees the job, never the
 live Document, so the user keeps painting while it runs. Submitting a new job cancels the
@@ -14,8 +15,8 @@ each finished stage is delivered as a result.
 from __future__ import annotations
 
 import itertools
+import queue
 import threading
-import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Optional
@@ -25,6 +26,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from mattestudio.errors import Cancelled, MattestudioError
 from mattestudio.types import CancelToken
+from mattestudio.ui.engine_process import EngineProcess, error_message
 
 
 @dataclass(frozen=True)
@@ -40,39 +42,28 @@ class MattingJob:
     cancel: CancelToken = field(default_factory=CancelToken, compare=False)
 
 
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, MattestudioError):
-        return str(exc)
-    if isinstance(exc, MemoryError):
-        return "out of memory: try a smaller image or a lighter engine"
-    return f"{type(exc).__name__}: {exc}"
-
-
 class _Worker(QObject):
-    """Lives on the worker thread. Pulls the newest job from the runner and runs it."""
+    """Lives on the worker thread. Pulls the newest job from the runner and runs it in the
+    engine process (see engine_process: numba holds the GIL, a thread alone would stutter)."""
 
-    progress = Signal(int, float, str)
-    result = Signal(int, object, int)  # job id, MattingResult, trimap version
-    failed = Signal(int, str)
-    cancelled = Signal(int)
-    done = Signal(int)
+    #: Events go through ``events`` (a thread-safe queue); this signal only says "look".
+    #: Python objects are deliberately not passed through queued Qt signals: PySide6 has had
+    #: reference-counting bugs there (crashes at interpreter exit on None/True payloads).
+    notify = Signal()
 
-    def __init__(self, take_job):
+    def __init__(self, take_job, process: Optional[EngineProcess] = None):
         super().__init__()
+        self.events: queue.SimpleQueue = queue.SimpleQueue()
         self._take_job = take_job
-        self._engines: dict = {}  # (name, params, scale) -> [engine, image_version]
+        self.owns_process = process is None
+        self.process = process or EngineProcess()
 
-    def _engine(self, job: MattingJob, scale: float):
-        from mattestudio.engines import registry
-
-        key = (job.engine, tuple(sorted((k, repr(v)) for k, v in job.params.items())), scale)
-        entry = self._engines.get(key)
-        if entry is None:
-            if len(self._engines) >= 4:
-                self._engines.clear()
-            entry = [registry.create(job.engine, **job.params), None]
-            self._engines[key] = entry
-        return entry
+    @Slot()
+    def warm_up(self) -> None:
+        try:
+            self.process.start()
+        except Exception:  # noqa: BLE001 - the first run reports the problem
+            traceback.print_exc()
 
     @Slot()
     def wake(self) -> None:
@@ -80,44 +71,21 @@ class _Worker(QObject):
         if job is None:
             return
         try:
-            self._run(job)
+            self.process.run(job, job.cancel,
+                             lambda frac, msg: self._post("progress", job.job_id, frac, msg),
+                             lambda result, version: self._post("result", job.job_id, result, version))
         except Cancelled:
-            self.cancelled.emit(job.job_id)
+            self._post("cancelled", job.job_id)
         except BaseException as exc:  # noqa: BLE001 - every failure is reported, none crashes the app
-            traceback.print_exc()
-            self.failed.emit(job.job_id, _message(exc))
+            if not isinstance(exc, MattestudioError):
+                traceback.print_exc()
+            self._post("failed", job.job_id, error_message(exc))
         finally:
-            self.done.emit(job.job_id)
+            self._post("done", job.job_id)
 
-    def _run(self, job: MattingJob) -> None:
-        from mattestudio.core.document import downscaled
-        from mattestudio.pipeline import run_matting
-
-        last = [0.0]
-        n = len(job.scales)
-
-        for k, scale in enumerate(job.scales):
-            job.cancel.raise_if_cancelled()
-
-            def progress(frac: float, msg: str, k=k) -> None:
-                now = time.monotonic()
-                if now - last[0] >= 0.05 or frac >= 1.0:
-                    last[0] = now
-                    self.progress.emit(job.job_id, (k + frac) / n, msg)
-
-            image, trimap = job.image, job.trimap
-            if scale != 1.0:
-                image, trimap = downscaled(image, trimap, scale)
-            entry = self._engine(job, scale)
-            engine, prepared_version = entry
-            prepared = prepared_version == job.image_version
-            if not prepared:
-                entry[1] = None
-            result = run_matting(engine, image, trimap, prepared=prepared, progress=progress,
-                                 cancel=job.cancel, request_id=job.job_id, scale=scale)
-            entry[1] = job.image_version
-            job.cancel.raise_if_cancelled()
-            self.result.emit(job.job_id, result, job.trimap_version)
+    def _post(self, *event) -> None:
+        self.events.put(event)
+        self.notify.emit()
 
 
 class MattingRunner(QObject):
@@ -131,6 +99,10 @@ class MattingRunner(QObject):
     cancelled = Signal()
     busy_changed = Signal(bool)
     _wake = Signal()
+    _warm = Signal()
+
+    #: Tests set this to share one engine process between windows (it is then never stopped here).
+    shared_process: Optional[EngineProcess] = None
 
     def __init__(self, parent: Optional[QObject] = None):
         super().__init__(parent)
@@ -143,14 +115,11 @@ class MattingRunner(QObject):
         self._busy = False
         self._thread = QThread()
         self._thread.setObjectName("matting-worker")
-        self._worker = _Worker(self._take_job)
+        self._worker = _Worker(self._take_job, MattingRunner.shared_process)
         self._worker.moveToThread(self._thread)
         self._wake.connect(self._worker.wake)
-        self._worker.progress.connect(self._on_progress)
-        self._worker.result.connect(self._on_result)
-        self._worker.failed.connect(self._on_failed)
-        self._worker.cancelled.connect(self._on_cancelled)
-        self._worker.done.connect(self._on_done)
+        self._warm.connect(self._worker.warm_up)
+        self._worker.notify.connect(self._drain)
         self._thread.start()
 
     # -- main thread API ---------------------------------------------------------------------------
@@ -185,10 +154,18 @@ class MattingRunner(QObject):
     def busy(self) -> bool:
         return self._busy
 
+    def warm_up(self) -> None:
+        """Start the engine process now (it imports pymatting), so the first run starts at once."""
+        self._warm.emit()
+
     def shutdown(self, timeout_ms: int = 5000) -> None:
+        if not self._thread.isRunning():
+            return
         self.cancel()
         self._thread.quit()
         self._thread.wait(timeout_ms)
+        if self._worker.owns_process:
+            self._worker.process.stop()
 
     # -- worker side -------------------------------------------------------------------------------
     def _take_job(self) -> Optional[MattingJob]:  # called on the worker thread
@@ -202,6 +179,17 @@ class MattingRunner(QObject):
         if busy != self._busy:
             self._busy = busy
             self.busy_changed.emit(busy)
+
+    @Slot()
+    def _drain(self) -> None:
+        handlers = {"progress": self._on_progress, "result": self._on_result, "failed": self._on_failed,
+                    "cancelled": self._on_cancelled, "done": self._on_done}
+        while True:
+            try:
+                kind, *args = self._worker.events.get_nowait()
+            except queue.Empty:
+                return
+            handlers[kind](*args)
 
     def _on_progress(self, job_id: int, frac: float, msg: str) -> None:
         if job_id == self.latest_id:

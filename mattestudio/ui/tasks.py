@@ -9,27 +9,26 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
 
 class _Relay(QObject):
-    """Lives on the GUI thread; its slots run there (queued from the pool thread)."""
+    """Lives on the GUI thread; its slot runs there (queued from the pool thread). The value
+    travels as an attribute, not as a signal argument: PySide6 has had reference-counting bugs
+    with Python objects in queued signals."""
 
-    done = Signal(object)
-    failed = Signal(object)
+    finished = Signal()
 
     def __init__(self, on_done, on_error):
         super().__init__()
         self._on_done, self._on_error = on_done, on_error
-        self.done.connect(self._done)
-        self.failed.connect(self._failed)
+        self.value = None
+        self.error: Optional[BaseException] = None
+        self.finished.connect(self._finish)
 
-    @Slot(object)
-    def _done(self, value) -> None:
+    @Slot()
+    def _finish(self) -> None:
         _live.discard(self)
-        self._on_done(value)
-
-    @Slot(object)
-    def _failed(self, exc) -> None:
-        _live.discard(self)
-        if self._on_error is not None:
-            self._on_error(exc)
+        if self.error is None:
+            self._on_done(self.value)
+        elif self._on_error is not None:
+            self._on_error(self.error)
 
 
 class _Task(QRunnable):
@@ -40,12 +39,11 @@ class _Task(QRunnable):
 
     def run(self) -> None:
         try:
-            value = self.fn()
+            self.relay.value = self.fn()
         except BaseException as exc:  # noqa: BLE001 - reported to the GUI, never raised into Qt
             traceback.print_exc()
-            self.relay.failed.emit(exc)
-        else:
-            self.relay.done.emit(value)
+            self.relay.error = exc
+        self.relay.finished.emit()
 
 
 _live: set = set()

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QButtonGroup, QComboBox, QHBoxLayout, QLabel, QRad
 
 from mattestudio.core.document import Document
 from mattestudio.ui.display import histogram
+from mattestudio.ui.tasks import run_task
 
 MODE_LABELS = (("trimap", "Image + trimap", "The photo with the trimap tinted over it (1)"),
                ("alpha", "Alpha", "The alpha matte in grayscale: white = subject (2)"),
@@ -93,15 +94,17 @@ class ViewPanel(QWidget):
             self.background.setCurrentIndex(idx)
 
     def refresh_histogram(self) -> None:
-        alpha = self.document.alpha()
-        if alpha is None:
+        if self.document.result is None:
             self.curve.setData(np.array([0.0, 1.0]), np.array([0.0]))
             self.stats.setText("No result yet: Run (Ctrl+R) or turn on Live.")
             return
-        edges, counts = histogram(alpha)
-        self.curve.setData(edges, counts.astype(float))
         res = self.document.result
-        frac = float(np.count_nonzero((alpha > 0.002) & (alpha < 0.998))) / alpha.size
+        run_task(lambda: histogram(res.alpha), lambda h: self._show_histogram(res, *h))
+
+    def _show_histogram(self, res, edges, counts, frac) -> None:
+        if res is not self.document.result:
+            return
+        self.curve.setData(edges, counts.astype(float))
         self.stats.setText(f"{res.engine}: {res.seconds:.2f} s{' (coarse preview)' if res.scale != 1.0 else ''}; "
                            f"{100 * frac:.1f}% of pixels partly transparent")
 

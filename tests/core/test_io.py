@@ -504,3 +504,26 @@ def test_unsupported_output_suffix(tmp_path):
 
 def test_errors_share_a_base_class():
     assert issubclass(ImageLoadError, MattestudioError) and issubclass(OutputError, MattestudioError)
+
+
+@pytest.mark.parametrize("arr", [np.zeros((4, 4, 2), np.float32), np.zeros((0, 4, 3), np.float32)],
+                         ids=["two-channels", "empty"])
+def test_unencodable_array_is_an_output_error_naming_the_file(tmp_path, arr):
+    target = tmp_path / "out.png"
+    with pytest.raises(OutputError) as info:
+        io.save_rgb(target, arr)
+    assert str(target) in str(info.value) and "cannot encode" in str(info.value)
+    assert _leftovers(tmp_path) == []
+
+
+def test_16bit_cutout_refuses_formats_without_16_bits(tmp_path):
+    rgb, alpha = np.zeros((4, 4, 3), np.float32), np.zeros((4, 4), np.float32)
+    with pytest.raises(OutputError, match=r"\.webp"):
+        io.save_rgba(tmp_path / "cut.webp", rgb, alpha, bits=16)
+    with pytest.raises(OutputError, match="bit depth"):
+        io.save_rgba(tmp_path / "cut.png", rgb, alpha, bits=10)
+    assert _leftovers(tmp_path) == []
+    back = io.read_image_array(io.save_rgba(tmp_path / "cut16.png", RGB16 / 65535.0, GRAY16 / 65535.0, bits=16))
+    assert back.dtype == np.uint16
+    np.testing.assert_array_equal(back[:, :, :3], RGB16)
+    np.testing.assert_array_equal(back[:, :, 3], GRAY16)

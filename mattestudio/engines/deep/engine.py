@@ -14,19 +14,20 @@ import numpy as np
 from mattestudio.engines.base import EngineBase, Param
 from mattestudio.types import CancelToken, ProgressFn
 
-COMMON_PARAMS = (
-    Param("checkpoint", None, "Checkpoint file or imported model name (default: the first imported one).",
-          "Checkpoint"),
-    Param("device", "auto", "Torch device: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.", "Device"),
-    Param("precision", "auto", "Arithmetic: auto (fp16 on CUDA, bf16 + channels-last on CPUs that support it), "
-          "or force fp32/bf16/fp16.", "Precision", choices=("auto", "fp32", "bf16", "fp16")),
-    Param("roi", True, "Run only on the unknown region's bounding box plus context (faster, near-identical).",
-          "Crop to unknown region"),
-    Param("context", 96, "Pixels of context around the unknown region and around each tile.", "Context (px)",
-          0, 1024),
-    Param("tile", 2048, "Largest side of one network pass; larger regions run in overlapping tiles "
-          "(0 = never tile). Lower it when memory runs out.", "Tile size (px)", 0, 16384),
-)
+def common_params(context: int) -> tuple:
+    """Parameters every deep engine takes; ``context`` is the engine's receptive-field margin."""
+    return (
+        Param("checkpoint", None, "Checkpoint file or imported model name (default: the first imported one).",
+              "Checkpoint"),
+        Param("device", "auto", "Torch device: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.", "Device"),
+        Param("precision", "auto", "Arithmetic: auto (fp16 on CUDA, bf16 + channels-last on CPUs with bf16 "
+              "support), or force fp32/bf16/fp16.", "Precision", choices=("auto", "fp32", "bf16", "fp16")),
+        Param("roi", True, "Run only on the unknown region's bounding box plus context.", "Crop to unknown region"),
+        Param("context", context, "Pixels of context around the unknown region and around each tile.",
+              "Context (px)", 0, 2048),
+        Param("tile", 2048, "Largest side of one network pass; larger regions run in overlapping tiles "
+              "(0 = never tile). Lower it when memory runs out.", "Tile size (px)", 0, 16384),
+    )
 
 
 class DeepEngine(EngineBase):
@@ -107,7 +108,7 @@ class DeepEngine(EngineBase):
         with torch.inference_mode():
             feeds = self.whole_inputs(img, img_n, tri_c, progress, cancel)
             windows = inf.plan_windows(box, canvas, int(self.params.get("tile", 0)),
-                                       int(self.params.get("context", 96)), self.multiple)
+                                       int(self.params.get("context", 0)), self.multiple, self.align)
             out = inf.run_windows(windows, canvas, self.out_channels, lambda win: self.run_window(feeds, win),
                                   self._sub(progress, 0.3 if self.has_whole_stage else 0.0), cancel, self.label)
         out = out[:h, :w]
@@ -122,6 +123,7 @@ class DeepEngine(EngineBase):
 
     # hooks for subclasses
     multiple = 1
+    align = 1  # the network's total pooling stride: crops start on this grid
     out_channels = 1
     has_whole_stage = False
 

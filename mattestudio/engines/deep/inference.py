@@ -51,14 +51,21 @@ def unknown_box(trimap: np.ndarray) -> Optional[Box]:
     return int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
 
 
-def _fit(lo: int, hi: int, limit: int, multiple: int) -> tuple[int, int]:
-    """Grow [lo, hi) to a multiple of ``multiple`` inside [0, limit) (limit is a multiple)."""
-    size = min(limit, -(-(hi - lo) // multiple) * multiple)
-    lo = min(max(0, lo), limit - size)
+def _fit(lo: int, hi: int, limit: int, multiple: int, align: int) -> tuple[int, int]:
+    """Grow [lo, hi) inside [0, limit) so that it starts on the network's pooling grid (``align``)
+    and its size is a multiple of ``multiple``: then every pooling window inside the crop is the
+    one the whole-image run uses, and results agree exactly beyond the receptive field."""
+    lo, hi = max(0, lo), min(limit, hi)
+    lo -= lo % align
+    size = -(-(hi - lo) // multiple) * multiple
+    if lo + size > limit:  # at the far border: end on it (the canvas size is a multiple)
+        size = min(limit, size)
+        lo = limit - size
     return lo, lo + size
 
 
-def plan_windows(box: Box, canvas: tuple[int, int], tile: int, context: int, multiple: int) -> list[tuple[Box, Box]]:
+def plan_windows(box: Box, canvas: tuple[int, int], tile: int, context: int, multiple: int,
+                 align: int = 1) -> list[tuple[Box, Box]]:
     """(core, window) pairs. Cores partition ``box``; each window is its core plus ``context`` px
     each side (clipped to the canvas, grown to the network's size multiple). ``tile`` bounds the
     window side (0 = one window)."""
@@ -72,8 +79,8 @@ def plan_windows(box: Box, canvas: tuple[int, int], tile: int, context: int, mul
     for i in range(ny):
         for j in range(nx):
             core = (ys[i], ys[i + 1], xs[j], xs[j + 1])
-            wy = _fit(core[0] - context, core[1] + context, H, multiple)
-            wx = _fit(core[2] - context, core[3] + context, W, multiple)
+            wy = _fit(core[0] - context, core[1] + context, H, multiple, align)
+            wx = _fit(core[2] - context, core[3] + context, W, multiple, align)
             out.append((core, (*wy, *wx)))
     return out
 

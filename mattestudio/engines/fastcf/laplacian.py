@@ -94,11 +94,11 @@ def window_stats(image: np.ndarray, epsilon: float = 1e-7, radius: int = 1) -> W
 
 
 @njit(cache=True, nogil=True)
-def _assemble(image, mean, inv, r, centres, index, fg, values, rhs):
+def _assemble(image, mean, inv, r, centres, index, known, values, rhs):
     """Accumulate every window in ``centres`` into the unknown rows.
 
     ``index``: unknown number per pixel or -1; ``values``: (n_unknown, 4r+1, 4r+1) slots for the
-    neighbour at offset (dy, dx) + 2r; ``rhs`` gets -L_ij for known foreground j.
+    neighbour at offset (dy, dx) + 2r; ``rhs`` gets -L_ij * known[j] for fixed pixels j.
     """
     area = (2 * r + 1) ** 2
     size = 2 * r + 1
@@ -140,8 +140,8 @@ def _assemble(image, mean, inv, r, centres, index, fg, values, rhs):
                 j = index[yb, xb]
                 if j >= 0:
                     values[i, yb - ya + 2 * r, xb - xa + 2 * r] += v
-                elif fg[yb, xb]:
-                    rhs[i] -= v
+                elif known[yb, xb] != 0.0:
+                    rhs[i] -= v * known[yb, xb]
 
 
 @njit(cache=True, nogil=True)
@@ -193,8 +193,13 @@ def window_centres(unknown: np.ndarray, r: int) -> np.ndarray:
     return np.argwhere(touch).astype(np.int64)
 
 
-def assemble(stats: WindowStats, image: np.ndarray, unknown: np.ndarray, foreground: np.ndarray) -> System:
-    """The linear system for the unknown pixels of a trimap (masks are H x W bool)."""
+def assemble(stats: WindowStats, image: np.ndarray, unknown: np.ndarray, known: np.ndarray) -> System:
+    """The linear system for the pixels where ``unknown`` (H x W bool) holds.
+
+    ``known`` (H x W float) gives the fixed alpha of every other pixel: the trimap's 0 / 1 for a
+    full solve, or also a previous alpha for unknown pixels outside a local re-solve. ``stats``
+    must be the statistics of this same image (or the same crop of it).
+    """
     img = np.ascontiguousarray(image, np.float64)
     r = stats.radius
     coords = np.argwhere(unknown).astype(np.int64)
@@ -205,7 +210,7 @@ def assemble(stats: WindowStats, image: np.ndarray, unknown: np.ndarray, foregro
     values = np.zeros((n, span, span))
     rhs = np.zeros(n)
     _assemble(img, stats.mean, stats.inv, r, window_centres(unknown, r), index,
-              np.ascontiguousarray(foreground), values, rhs)
+              np.ascontiguousarray(known, np.float64), values, rhs)
     indptr = np.zeros(n + 1, np.int64)
     indices = np.empty(n * span * span, np.int64)
     data = np.empty(n * span * span)
@@ -215,3 +220,9 @@ def assemble(stats: WindowStats, image: np.ndarray, unknown: np.ndarray, foregro
     itype = np.int32 if nnz < 2 ** 31 else np.int64
     mat = scipy.sparse.csr_matrix((data[:nnz].copy(), indices[:nnz].astype(itype), indptr.astype(itype)), (n, n))
     return System(mat, rhs, coords, index)
+
+
+def crop_stats(stats: WindowStats, y0: int, y1: int, x0: int, x1: int) -> WindowStats:
+    """Statistics of a crop (views). Only windows at least r inside the crop are valid, which is
+    all a local solve uses when the crop extends 2r beyond its variables or ends at the image border."""
+    return WindowStats(stats.radius, stats.epsilon, stats.mean[y0:y1, x0:x1], stats.inv[y0:y1, x0:x1])

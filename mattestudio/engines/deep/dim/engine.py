@@ -11,11 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from mattestudio.engines.base import EngineInfo
-from mattestudio.engines.deep.engine import COMMON_PARAMS, DeepEngine
+from mattestudio.engines.deep.engine import DeepEngine, common_params
 
 
 class DimEngine(DeepEngine):
     engine_name = "dim"
+    align = 32  # five 2x2 max-pools
     label = "DIM"
     info = EngineInfo(
         name="dim",
@@ -23,7 +24,7 @@ class DimEngine(DeepEngine):
         kind="deep",
         description="Deep Image Matting (Xu et al. 2017): a VGG-16 encoder-decoder with refinement, using the "
                     "published community weights (OpenMMLab stage 3, huochaitiantang V1.5, foamliu).",
-        params=COMMON_PARAMS,
+        params=common_params(192),
         produces_foreground=False,
         needs_checkpoint=True,
     )

@@ -9,13 +9,14 @@ classified), so cropping to the unknown region changes only the matting network'
 from __future__ import annotations
 
 from mattestudio.engines.base import EngineInfo, Param
-from mattestudio.engines.deep.engine import COMMON_PARAMS, DeepEngine
+from mattestudio.engines.deep.engine import DeepEngine, common_params
 
 
 class SimEngine(DeepEngine):
     engine_name = "sim"
     label = "SIM"
     multiple = 8
+    align = 8  # output stride 8
     has_whole_stage = True
     info = EngineInfo(
         name="sim",
@@ -23,7 +24,7 @@ class SimEngine(DeepEngine):
         kind="deep",
         description="Semantic Image Matting (Sun, Tang, Tai, CVPR 2021): a semantic classifier picks the "
                     "matte type per region (hair, fur, glass, smoke, ...) and guides a ResNet-50 matting network.",
-        params=COMMON_PARAMS + (
+        params=common_params(128) + (
             Param("classifier", None, "Semantic classifier checkpoint file or imported name "
                   "(default: the first imported sim-classifier).", "Classifier"),
             Param("fb_head", False, "Also take foreground colours from SIM's F/B head (whether the released "
@@ -38,7 +39,12 @@ class SimEngine(DeepEngine):
     def unavailable_reason(cls, checkpoint=None, classifier=None, **_ignored):
         from mattestudio.engines.deep.kinds import availability
 
-        return availability("sim", checkpoint) or availability("sim", classifier, "classifier", "SIM classifier")
+        # registry.create passes only checkpoint=; with an explicit checkpoint a missing classifier
+        # is reported when the engine loads (a CheckpointError with the same fix).
+        reason = availability("sim", checkpoint)
+        if reason is None and (classifier is not None or checkpoint is None):
+            reason = availability("sim", classifier, "classifier", "SIM classifier")
+        return reason
 
     @property
     def out_channels(self):

@@ -1,0 +1,134 @@
+"""Qt test plumbing: settings and autosaves in tmp, dialogs recorded instead of shown, a window
+factory with a small synthetic image. QT_QPA_PLATFORM=offscreen is set by tests/conftest.py."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pyqtgraph")
+
+from PySide6.QtCore import QEvent, QPointF, QSettings, Qt  # noqa: E402
+from PySide6.QtGui import QMouseEvent  # noqa: E402
+from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """QSettings and autosaves go to tmp_path; no real user state is read or written."""
+    cfg = tmp_path / "config"
+    cfg.mkdir()
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(cfg))
+    monkeypatch.setenv("MATTESTUDIO_AUTOSAVE_DIR", str(tmp_path / "autosave"))
+    monkeypatch.delenv("MATTESTUDIO_MAX_PIXELS", raising=False)
+    yield
+
+
+class Dialogs:
+    """Records QMessageBox calls; ``answer`` is what question() returns."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, str, str]] = []
+        self.answer = QMessageBox.StandardButton.No
+
+    def kinds(self) -> list[str]:
+        return [c[0] for c in self.calls]
+
+    def texts(self) -> str:
+        return "\n".join(c[2] for c in self.calls)
+
+
+@pytest.fixture(autouse=True)
+def dialogs(monkeypatch) -> Dialogs:
+    rec = Dialogs()
+
+    def make(kind):
+        def fake(parent, title, text, *args, **kwargs):
+            rec.calls.append((kind, title, text))
+            if kind == "question":
+                return rec.answer
+            return QMessageBox.StandardButton.Ok
+        return staticmethod(fake)
+
+    for kind in ("warning", "information", "critical", "question"):
+        monkeypatch.setattr(QMessageBox, kind, make(kind))
+    return rec
+
+
+@pytest.fixture
+def make_window(qtbot, synthetic_files):
+    """Factory: a shown MainWindow with the 64 x 80 synthetic image and trimap open."""
+    from mattestudio.ui.app import create_app
+    from mattestudio.ui.main_window import MainWindow
+
+    create_app()
+    windows = []
+
+    def make(open_files: bool = True, trimap: bool = True):
+        win = MainWindow()
+        qtbot.addWidget(win)
+        win.resize(1000, 700)
+        win.show()
+        qtbot.waitExposed(win)
+        if open_files:
+            assert win.files.open_image(str(synthetic_files["image"]),
+                                        str(synthetic_files["trimap"]) if trimap else None)
+        windows.append(win)
+        return win
+
+    yield make
+    for win in windows:
+        win.document.modified = False
+        win.close()
+
+
+@pytest.fixture
+def window(make_window):
+    return make_window()
+
+
+def mouse(widget, kind: str, pos, button=Qt.MouseButton.LeftButton, buttons=None) -> None:
+    """Send one synthetic mouse event to ``widget`` (a canvas viewport)."""
+    types = {"press": QEvent.Type.MouseButtonPress, "move": QEvent.Type.MouseMove,
+             "release": QEvent.Type.MouseButtonRelease}
+    if buttons is None:
+        buttons = Qt.MouseButton.NoButton if kind == "release" else button
+    if kind == "move":
+        btn = Qt.MouseButton.NoButton
+    else:
+        btn = button
+    p = QPointF(pos)
+    ev = QMouseEvent(types[kind], p, widget.mapToGlobal(p), btn, buttons, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, ev)
+
+
+def wait_idle(qtbot, win, timeout=30000):
+    qtbot.waitUntil(lambda: not win.runner.busy, timeout=timeout)
+
+
+@pytest.fixture
+def send_mouse():
+    return mouse
+
+
+@pytest.fixture
+def idle(qtbot):
+    return lambda win, timeout=30000: wait_idle(qtbot, win, timeout)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_engine_process():
+    """One engine process for the whole session: starting one costs about 2 s (imports)."""
+    from mattestudio.ui.engine_process import EngineProcess
+    from mattestudio.ui.runner import MattingRunner
+
+    proc = EngineProcess()
+    MattingRunner.shared_process = proc
+    yield proc
+    MattingRunner.shared_process = None
+    proc.stop()

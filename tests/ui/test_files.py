@@ -1,0 +1,201 @@
+"""File menu: exports re-read and checked, projects, bad input, recent files, autosave recovery."""
+
+import numpy as np
+import pytest
+
+from mattestudio.core import io, layered
+from mattestudio.types import FOREGROUND, UNKNOWN, MattingResult
+
+
+@pytest.fixture
+def solved(window, synthetic_matte):
+    """The window with a known result set (no engine run needed for file tests)."""
+    m = synthetic_matte
+    window.document.set_result(MattingResult(alpha=m.alpha.copy(), foreground=m.foreground.copy(), engine="test"))
+    return window
+
+
+def test_export_alpha_8_and_16_bit(solved, tmp_path, dialogs):
+    alpha = solved.document.alpha()
+    assert solved.files.export("alpha8", str(tmp_path / "a8.png"))
+    assert solved.files.export("alpha16", str(tmp_path / "a16.png"))
+    a8, a16 = io.read_image_array(tmp_path / "a8.png"), io.read_image_array(tmp_path / "a16.png")
+    assert a8.dtype == np.uint8 and a16.dtype == np.uint16 and a8.shape == alpha.shape
+    np.testing.assert_array_equal(a8, io.to_uint(alpha, 8))
+    np.testing.assert_array_equal(a16, io.to_uint(alpha, 16))
+    assert dialogs.calls == []
+
+
+def test_export_cutout_composite_trimap(solved, tmp_path, synthetic_matte):
+    doc = solved.document
+    assert solved.files.export("cutout", str(tmp_path / "c.png"))
+    rgba = io.read_image_array(tmp_path / "c.png")
+    assert rgba.shape == doc.shape + (4,)
+    np.testing.assert_array_equal(rgba[:, :, 3], io.to_uint(doc.alpha()))
+    doc.set_background((0.0, 0.0, 1.0))
+    assert solved.files.export("composite", str(tmp_path / "comp.png"))
+    comp = io.read_image_array(tmp_path / "comp.png")
+    np.testing.assert_array_equal(comp, io.to_uint(doc.composite()))
+    assert comp[0, 0, 2] == 255 and comp[0, 0, 0] == 0  # blue where alpha is 0
+    assert solved.files.export("composite", str(tmp_path / "comp.jpg"))
+    assert io.read_image_array(tmp_path / "comp.jpg").shape == doc.shape + (3,)
+    assert solved.files.export("trimap", str(tmp_path / "t.png"))
+    np.testing.assert_array_equal(io.read_image_array(tmp_path / "t.png"), doc.trimap)
+
+
+def test_export_ora_layers(solved, tmp_path):
+    doc = solved.document
+    path = tmp_path / "out.ora"
+    assert solved.files.export("ora", str(path))
+    layers = layered.read_ora(path)
+    names = [n for n, _, _ in layers]
+    assert set(names) >= {"Original", "Background", "Cutout", "Trimap"}
+    by = {n: (vis, px) for n, vis, px in layers}
+    assert all(px.shape == doc.shape + (4,) for _, px in by.values())
+    assert not by["Trimap"][0] and by["Cutout"][0]
+    np.testing.assert_array_equal(by["Cutout"][1][:, :, 3], io.to_uint(doc.alpha()))
+    np.testing.assert_array_equal(by["Trimap"][1][:, :, 0], doc.trimap)
+
+
+def test_export_psd_layers(solved, tmp_path):
+    from psd_tools import PSDImage
+
+    doc = solved.document
+    path = tmp_path / "out.psd"
+    assert solved.files.export("psd", str(path))
+    psd = PSDImage.open(path)
+    assert (psd.height, psd.width) == doc.shape
+    names = [layer.name for layer in psd]
+    assert set(names) >= {"Original", "Background", "Cutout", "Trimap"}
+    cut = next(layer for layer in psd if layer.name == "Cutout")
+    assert cut.size == (doc.shape[1], doc.shape[0])
+    assert cut.mask is not None  # the alpha as a layer mask
+
+
+def test_export_without_result_explains(window, tmp_path, dialogs):
+    assert not window.files.export("psd", str(tmp_path / "x.psd"))
+    assert dialogs.kinds() == ["information"] and "Run" in dialogs.texts()
+    assert not (tmp_path / "x.psd").exists()
+
+
+def test_project_round_trip(solved, make_window, tmp_path):
+    doc = solved.document
+    doc.begin_stroke()
+    doc.paint_segment((5, 5), (20, 5), 3, UNKNOWN)
+    doc.end_stroke()
+    solved.tools.set_size(33)
+    solved.engine_panel.set_engine("knn")
+    doc.set_background((1.0, 0.0, 0.0))
+    path = tmp_path / "work.mattestudio"
+    assert solved.files.save_project(str(path))
+    assert not doc.modified
+    other = make_window(open_files=False)
+    assert other.files.open_project(str(path))
+    d2 = other.document
+    np.testing.assert_array_equal(d2.trimap, doc.trimap)
+    np.testing.assert_allclose(d2.image, doc.image, atol=1 / 255)
+    np.testing.assert_allclose(d2.alpha(), doc.alpha(), atol=1 / 65535 + 1e-6)
+    assert other.engine_panel.engine == "knn" and other.tools.size == 33
+    assert tuple(d2.background) == (1.0, 0.0, 0.0)
+
+
+def test_corrupt_image_keeps_open_work(window, tmp_path, dialogs):
+    before_image, before_trimap = window.document.image, window.document.trimap.copy()
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    assert not window.files.open_any(str(bad))
+    assert dialogs.kinds() == ["warning"] and "broken.png" in dialogs.texts()
+    assert window.document.image is before_image
+    np.testing.assert_array_equal(window.document.trimap, before_trimap)
+
+
+def test_unsupported_and_missing_files(window, tmp_path, dialogs):
+    txt = tmp_path / "notes.txt"
+    txt.write_text("hello")
+    assert not window.files.open_any(str(txt))
+    assert not window.files.open_any(str(tmp_path / "missing.png"))
+    assert dialogs.kinds() == ["warning", "warning"]
+    assert "not found" in dialogs.texts()
+
+
+def test_wrong_size_trimap_is_refused(window, tmp_path, dialogs):
+    doc = window.document
+    before = doc.trimap.copy()
+    small = tmp_path / "small.png"
+    io.save_trimap(small, np.full((10, 12), 128, np.uint8))
+    assert not window.files.open_trimap(str(small))
+    assert "12x10" in dialogs.texts() and "same size" in dialogs.texts()
+    np.testing.assert_array_equal(doc.trimap, before)
+    assert not doc.can_undo
+
+
+def test_oversize_image_is_refused(window, tmp_path, dialogs, monkeypatch, synthetic_files):
+    before = window.document.image
+    monkeypatch.setenv("MATTESTUDIO_MAX_PIXELS", "1000")
+    assert not window.files.open_image(str(synthetic_files["image"]))
+    assert "over the limit" in dialogs.texts()
+    assert window.document.image is before
+
+
+def test_corrupt_project_is_refused(window, tmp_path, dialogs):
+    bad = tmp_path / "bad.mattestudio"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    before = window.document.image
+    assert not window.files.open_any(str(bad))
+    assert dialogs.kinds() == ["warning"]
+    assert window.document.image is before
+
+
+def test_bad_background_image_is_refused(window, tmp_path, dialogs):
+    bad = tmp_path / "bg.jpg"
+    bad.write_bytes(b"\xff\xd8\xff garbage")
+    before = window.document.background
+    assert not window.set_background_image(str(bad))
+    assert dialogs.kinds() == ["warning"] and window.document.background is before
+
+
+def test_good_trimap_load_is_undoable(window, tmp_path, synthetic_matte):
+    doc = window.document
+    before = doc.trimap.copy()
+    new = np.full(doc.shape, UNKNOWN, np.uint8)
+    new[20:40, 20:40] = FOREGROUND
+    path = tmp_path / "new_trimap.png"
+    io.save_trimap(path, new)
+    assert window.files.open_trimap(str(path))
+    np.testing.assert_array_equal(doc.trimap, new)
+    window.undo_action.trigger()
+    np.testing.assert_array_equal(doc.trimap, before)
+
+
+def test_recent_files_and_drop(window, make_window, synthetic_files, tmp_path):
+    from mattestudio.ui import settings
+
+    assert str(synthetic_files["image"].resolve()) in settings.recent_files()
+    other = make_window(open_files=False)
+    acts = other.recent_menu.actions()
+    assert acts and acts[0].text() == synthetic_files["image"].name
+    acts[0].trigger()
+    assert other.document.image_path == synthetic_files["image"]
+    copy = tmp_path / "dropped.png"
+    copy.write_bytes(synthetic_files["image"].read_bytes())
+    other.canvas.files_dropped.emit([str(copy)])
+    assert other.document.image_path == copy
+
+
+def test_autosave_and_recovery(window, make_window, dialogs, synthetic_files):
+    from PySide6.QtWidgets import QMessageBox
+
+    doc = window.document
+    doc.begin_stroke()
+    doc.paint_segment((2, 2), (30, 2), 5, FOREGROUND)
+    doc.end_stroke()
+    window.files.autosave(wait=True)
+    painted = doc.trimap.copy()
+    # Simulate a crash: the window never closes normally, so the autosave stays.
+    dialogs.answer = QMessageBox.StandardButton.Yes
+    other = make_window(open_files=False)
+    assert other.files.open_image(str(synthetic_files["image"]), str(synthetic_files["trimap"]))
+    assert "question" in dialogs.kinds()
+    np.testing.assert_array_equal(other.document.trimap, painted)
+    other.undo_action.trigger()  # the recovery itself is undoable
+    assert not np.array_equal(other.document.trimap, painted)

@@ -1,0 +1,123 @@
+"""Painting with real (synthetic) Qt mouse events changes exactly the expected trimap pixels."""
+
+import numpy as np
+from PySide6.QtCore import QPoint, Qt
+
+from mattestudio.core import strokes
+from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN
+
+
+def _stroke(win, send_mouse, qtbot, points):
+    """Drag through widget points; return the image coordinates the canvas saw."""
+    vp = win.canvas.viewport()
+    seen = [win.canvas.widget_to_image(p) for p in points]
+    send_mouse(vp, "press", points[0])
+    for p in points[1:]:
+        qtbot.wait(2)
+        send_mouse(vp, "move", p)
+    send_mouse(vp, "release", points[-1])
+    return seen
+
+
+def _expected(trimap, seen, size, value):
+    exp = trimap.copy()
+    pts = [seen[0]] + seen
+    for a, b in zip(pts[:-1], pts[1:]):
+        strokes.paint_segment(exp, a, b, size, value)
+    return exp
+
+
+def test_brush_stroke_paints_exact_pixels_and_is_one_undo_step(window, send_mouse, qtbot):
+    doc, c = window.document, window.canvas
+    before = doc.trimap.copy()
+    window.tools.set_value("fg")
+    window.tools.set_tool("brush")
+    window.tools.set_size(5)
+    pts = [c.image_to_widget(x, 10.5) for x in (10, 20, 30, 45)]
+    seen = _stroke(window, send_mouse, qtbot, pts)
+    # the canvas maps widget pixels to the right image pixels (within one image pixel)
+    assert abs(seen[0][0] - 10) < 1 and abs(seen[0][1] - 10.5) < 1
+    expected = _expected(before, seen, 5, FOREGROUND)
+    np.testing.assert_array_equal(doc.trimap, expected)
+    assert (doc.trimap != before).any()
+    assert len(doc.history) == 1
+    window.undo_action.trigger()
+    np.testing.assert_array_equal(doc.trimap, before)
+    window.redo_action.trigger()
+    np.testing.assert_array_equal(doc.trimap, expected)
+
+
+def test_each_value_and_eraser(window, send_mouse, qtbot):
+    doc, c = window.document, window.canvas
+    base = doc.trimap.copy()
+    window.tools.set_size(7)
+    for value, code in (("bg", BACKGROUND), ("unknown", UNKNOWN), ("fg", FOREGROUND)):
+        window.tools.set_value(value)
+        _stroke(window, send_mouse, qtbot, [c.image_to_widget(40, 32), c.image_to_widget(41, 33)])
+        assert doc.trimap[32, 40] == code
+    window.tools.set_value("bg")
+    _stroke(window, send_mouse, qtbot, [c.image_to_widget(40, 32)])
+    window.tools.set_tool("eraser")
+    window.tools.set_size(60)
+    _stroke(window, send_mouse, qtbot, [c.image_to_widget(40, 32)])
+    np.testing.assert_array_equal(doc.trimap, base)  # the eraser restores the loaded trimap
+    assert len(doc.history) == 5
+
+
+def test_fill_bucket_by_click(window, send_mouse, qtbot):
+    doc, c = window.document, window.canvas
+    window.tools.set_tool("fill")
+    window.tools.set_value("fg")
+    assert doc.trimap[1, 1] == BACKGROUND
+    _stroke(window, send_mouse, qtbot, [c.image_to_widget(1.5, 1.5)])
+    assert not (doc.trimap == BACKGROUND).any()  # the background was one connected region
+    window.undo_action.trigger()
+    assert doc.trimap[1, 1] == BACKGROUND
+
+
+def test_space_drag_pans_instead_of_painting(window, send_mouse, qtbot):
+    doc, c = window.document, window.canvas
+    before = doc.trimap.copy()
+    window.tools.set_value("fg")
+    qtbot.keyPress(c, Qt.Key.Key_Space)
+    _stroke(window, send_mouse, qtbot, [c.image_to_widget(5, 5), c.image_to_widget(30, 30)])
+    qtbot.keyRelease(c, Qt.Key.Key_Space)
+    np.testing.assert_array_equal(doc.trimap, before)
+    send_mouse(c.viewport(), "press", c.image_to_widget(5, 5), button=Qt.MouseButton.MiddleButton)
+    send_mouse(c.viewport(), "release", c.image_to_widget(6, 6), button=Qt.MouseButton.MiddleButton)
+    np.testing.assert_array_equal(doc.trimap, before)
+
+
+def test_brush_size_keys_and_outline_true_size(window, qtbot):
+    t, c = window.tools, window.canvas
+    t.set_size(20)
+    actions = {a.text(): a for a in window.actions()}
+    actions["Larger brush"].trigger()
+    assert t.size == 23
+    actions["Smaller brush"].trigger()
+    assert t.size == 20
+    c.actual_size()
+    assert abs(c.zoom_factor() - 1.0) < 0.02
+    c._place_cursor(30, 30)
+    rect = c.cursor_items[0].rect()
+    assert rect.width() == 20  # image pixels; on screen it scales with the zoom
+    a, b = c.image_to_widget(rect.left(), 30), c.image_to_widget(rect.right(), 30)
+    assert abs((b.x() - a.x()) - 20 * c.zoom_factor()) <= 1.5
+    c.fit()
+    h, w = window.document.shape
+    tl, br = c.image_to_widget(0, 0), c.image_to_widget(w, h)
+    vp = c.viewport().rect()
+    assert vp.contains(tl) and vp.contains(QPoint(br.x() - 1, br.y() - 1))
+
+
+def test_many_strokes_undo_at_least_100(window):
+    doc = window.document
+    for k in range(110):
+        doc.begin_stroke()
+        doc.paint_segment((k % 70 + 0.5, 2.0), (k % 70 + 0.5, 60.0), 1, FOREGROUND if (k // 70) % 2 == 0 else BACKGROUND)
+        doc.end_stroke()
+    n = 0
+    while window.document.can_undo:
+        window.undo_action.trigger()
+        n += 1
+    assert n >= 100

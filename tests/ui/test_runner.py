@@ -1,0 +1,161 @@
+"""Engines on the worker: results, cancel, newer requests superseding older ones, errors, Live."""
+
+import time
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QTimer
+
+from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN
+
+
+@pytest.fixture
+def runner(qtbot):
+    from mattestudio.ui.runner import MattingRunner
+
+    r = MattingRunner()
+    yield r
+    r.shutdown()
+
+
+def _collect(runner):
+    got = {"results": [], "failed": [], "cancelled": 0}
+    runner.result_ready.connect(lambda res, v: got["results"].append((res, v)))
+    runner.failed.connect(got["failed"].append)
+    runner.cancelled.connect(lambda: got.__setitem__("cancelled", got["cancelled"] + 1))
+    return got
+
+
+def test_run_gives_result_signal(window, qtbot, idle):
+    window.engine_panel.set_engine("knn")
+    with qtbot.waitSignal(window.runner.result_ready, timeout=60000) as blocker:
+        job = window.run()
+    assert job is not None
+    result, version = blocker.args
+    assert result.request_id == job and version == window.document.trimap_version
+    idle(window)
+    doc = window.document
+    assert doc.result is result and not doc.result_is_stale
+    alpha = doc.alpha()
+    assert alpha.shape == doc.shape and alpha.dtype == np.float32
+    assert (alpha[doc.trimap == FOREGROUND] == 1).all() and (alpha[doc.trimap == BACKGROUND] == 0).all()
+    assert window.last_error is None
+    assert not window.progress.isVisible()
+
+
+def test_newer_request_supersedes_older(runner, synthetic_matte, qtbot):
+    got = _collect(runner)
+    m = synthetic_matte
+    first = runner.submit("closed-form", {}, m.image, 1, m.trimap, 1)
+    second_tri = m.trimap.copy()
+    second_tri[:4] = UNKNOWN
+    second = runner.submit("closed-form", {}, m.image, 1, second_tri, 2)
+    assert second > first
+    qtbot.waitUntil(lambda: bool(got["results"]) and not runner.busy, timeout=60000)
+    assert [r.request_id for r, _ in got["results"]] == [second]
+    assert got["results"][0][1] == 2
+    assert got["failed"] == []
+
+
+def test_stale_results_are_dropped(runner, synthetic_matte, qtbot):
+    got = _collect(runner)
+    m = synthetic_matte
+    runner.submit("closed-form", {}, m.image, 1, m.trimap, 1)
+    # The job is running; simulate a result arriving after a newer submit replaced it.
+    runner._on_result(runner.latest_id - 1, object(), 0)
+    assert runner.dropped == 1 and got["results"] == []
+    qtbot.waitUntil(lambda: not runner.busy, timeout=60000)
+    assert len(got["results"]) == 1
+
+
+def test_cancel_while_running(runner, qtbot):
+    got = _collect(runner)
+    rng = np.random.default_rng(0)
+    image = rng.random((160, 160, 3), dtype=np.float32)
+    tri = np.full((160, 160), UNKNOWN, np.uint8)
+    tri[:10] = BACKGROUND
+    tri[-10:] = FOREGROUND
+    progressed = []
+    runner.progress.connect(lambda f, m: progressed.append(f))
+    runner.submit("closed-form", {"rtol": 1e-12, "maxiter": 100000}, image, 1, tri, 1)
+    qtbot.waitUntil(lambda: bool(progressed), timeout=60000)
+    t0 = time.monotonic()
+    runner.cancel()
+    qtbot.waitUntil(lambda: not runner.busy, timeout=10000)
+    assert time.monotonic() - t0 < 5
+    assert got["results"] == [] and got["cancelled"] == 1 and got["failed"] == []
+
+
+def test_engine_error_is_shown_not_raised(window, qtbot, idle):
+    doc = window.document
+    doc.set_trimap(np.full(doc.shape, UNKNOWN, np.uint8))  # nothing known: the engine refuses
+    window.engine_panel.set_engine("closed-form")
+    with qtbot.waitSignal(window.runner.failed, timeout=60000):
+        window.run()
+    idle(window)
+    assert "foreground or background" in window.last_error
+    assert "Error" in window.message.text()
+    assert window.document.result is None
+
+
+def test_bad_parameter_and_no_unknown_are_reported(window):
+    window.engine_panel.set_engine("closed-form")
+    field = next(f for f in window.engine_panel.fields if f.param.name == "epsilon")
+    field.set("not a number")
+    assert window.run() is None and "epsilon" in window.last_error
+    field.set(field.param.default)
+    doc = window.document
+    doc.set_trimap(np.where(doc.trimap == UNKNOWN, FOREGROUND, doc.trimap).astype(np.uint8))
+    assert window.run() is None and "unknown" in window.last_error
+
+
+def test_live_mode_coarse_then_full_after_stroke(window, qtbot, idle, monkeypatch):
+    from mattestudio.ui import main_window
+
+    monkeypatch.setattr(main_window, "COARSE_ABOVE", 1000)  # the 64 x 80 test image gets a coarse pass
+    window.engine_panel.set_engine("knn")
+    scales = []
+    window.runner.result_ready.connect(lambda r, v: scales.append(r.scale))
+    window.live_action.setChecked(True)
+    doc = window.document
+    doc.begin_stroke()
+    doc.paint_segment((3, 3), (10, 3), 3, BACKGROUND)
+    doc.end_stroke()
+    window.tools.stroke_finished.emit()
+    qtbot.waitUntil(lambda: 1.0 in scales, timeout=60000)
+    idle(window)
+    assert len(scales) == 2 and scales[0] < 1.0
+    assert window.document.result.scale == 1.0
+
+
+def test_event_loop_never_stalls_during_a_run(window, qtbot, idle, synthetic_matte):
+    """A QTimer ticking every 5 ms measures the event loop while an engine runs."""
+    import cv2
+
+    doc = window.document
+    big = cv2.resize(synthetic_matte.image, (320, 256))
+    tri = cv2.resize(synthetic_matte.trimap, (320, 256), interpolation=cv2.INTER_NEAREST)
+    doc.set_image(big, tri)
+    window.engine_panel.set_engine("closed-form")
+    window.runner.warm_up()
+    qtbot.wait(1500)
+    gaps, last = [], [time.perf_counter()]
+
+    def tick():
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(5)
+    timer.timeout.connect(tick)
+    timer.start()
+    with qtbot.waitSignal(window.runner.result_ready, timeout=60000):
+        window.run()
+    qtbot.waitUntil(lambda: not window.canvas.preview_pending, timeout=10000)
+    qtbot.wait(200)
+    timer.stop()
+    assert len(gaps) > 20
+    worst = max(gaps) * 1000
+    print(f"event loop: {len(gaps)} ticks, worst gap {worst:.1f} ms")
+    assert worst < 50, f"event loop stalled {worst:.0f} ms"
