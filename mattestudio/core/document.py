@@ -8,7 +8,7 @@ came from, so "is the alpha stale" is one comparison.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 import numpy as np
 from psygnal import Signal
@@ -271,10 +271,6 @@ class Document:
         fg = int(np.count_nonzero(t == FOREGROUND))
         unk = int(np.count_nonzero(t == UNKNOWN))
         return {"foreground": fg, "unknown": unk, "background": int(t.size) - fg - unk}
-
-    def settings(self) -> dict[str, Any]:
-        bg = self.background
-        return {"background": bg if isinstance(bg, (str, tuple, list)) else "image"}
 
 
 def result_alpha(result: MattingResult, shape: tuple[int, int]) -> np.ndarray:

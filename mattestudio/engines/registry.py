@@ -28,7 +28,7 @@ def register(name: str, target: str, requires: tuple[str, ...] = ()) -> None:
     ENTRIES[name] = Entry(name, target, requires)
 
 
-register("closed-form", "mattestudio.engines.classical:ClosedFormPymatting", ("pymatting",))
+register("closed-form", "mattestudio.engines.fastcf.engine:FastClosedFormEngine", ("numba",))
 register("closed-form-pymatting", "mattestudio.engines.classical:ClosedFormPymatting", ("pymatting",))
 register("knn", "mattestudio.engines.classical:KnnEngine", ("pymatting",))
 register("large-kernel", "mattestudio.engines.classical:LargeKernelEngine", ("pymatting",))

@@ -17,8 +17,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QCursor, QPen
-from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsItem, QGraphicsRectItem
+from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsItem, QGraphicsLineItem, QGraphicsRectItem
 
+from mattestudio.ui.qt_utils import setp
 from mattestudio.core.document import Document
 from mattestudio.ui.display import to_u8, trimap_lut
 from mattestudio.ui.tasks import run_task
@@ -50,9 +51,13 @@ class Canvas(pg.GraphicsView):
         self.clip_item.setPen(QPen(Qt.PenStyle.NoPen))
         self.preview_item = pg.ImageItem(axisOrder="row-major")
         self.preview_item.setParentItem(self.clip_item)
-        self.split_line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((255, 255, 255, 200), width=1))
-        for item in (self.image_item, self.overlay_item, self.clip_item, self.split_line):
+        self.split_line = QGraphicsLineItem()
+        split_pen = QPen(QColor(255, 255, 255, 220), 2)
+        split_pen.setCosmetic(True)
+        self.split_line.setPen(split_pen)
+        for item in (self.image_item, self.overlay_item, self.clip_item):
             self.vb.addItem(item)
+        self.vb.addItem(self.split_line, ignoreBounds=True)
         self.image_item.setZValue(0)
         self.overlay_item.setZValue(1)
         self.clip_item.setZValue(2)
@@ -88,10 +93,11 @@ class Canvas(pg.GraphicsView):
         self._preview_gen = 0
         self.preview_pending = False
         self.preview_shown: Optional[np.ndarray] = None
-        self._refresh = QTimer(self, singleShot=True, interval=15)  # coalesce overlay redraws
+        self._refresh = setp(QTimer(self), singleShot=True, interval=15)  # coalesce overlay redraws
         self._refresh.timeout.connect(self._flush)
         self.setAcceptDrops(True)
         self.setMouseTracking(True)
+        self.viewport().setCursor(QCursor(Qt.CursorShape.CrossCursor))
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
         document.image_changed.connect(self._on_image)
@@ -102,12 +108,13 @@ class Canvas(pg.GraphicsView):
 
     # -- document -> items ---------------------------------------------------------------------------
     def _on_image(self) -> None:
+        # Set each item's array before its rect: setRect scales relative to the current array.
         self.image_item.setImage(to_u8(self.document.image), autoLevels=False, levels=(0, 255))
+        self._dirty_trimap = True
+        self._flush()
         h, w = self.document.shape
         self.image_item.setRect(QRectF(0, 0, w, h))
         self.overlay_item.setRect(QRectF(0, 0, w, h))
-        self._on_trimap(None)
-        self._flush()
         self.refresh_preview()
         self.fit()
 
@@ -171,7 +178,7 @@ class Canvas(pg.GraphicsView):
         h, w = self.document.shape
         split = self.split if self.mode == "composite" else 0.0
         self.clip_item.setRect(QRectF(split * w, 0, w - split * w, h))
-        self.split_line.setPos(split * w)
+        self.split_line.setLine(split * w, 0, split * w, h)
         self.split_line.setVisible(self.mode == "composite" and 0.0 < split < 1.0 and self.clip_item.isVisible())
 
     # -- view ------------------------------------------------------------------------------------
@@ -258,6 +265,11 @@ class Canvas(pg.GraphicsView):
             return
         self._pan_drag = False
         super().mouseReleaseEvent(ev)
+
+    def enterEvent(self, ev):
+        if not self.hasFocus():
+            self.setFocus(Qt.FocusReason.MouseFocusReason)  # so space+drag works without a click first
+        super().enterEvent(ev)
 
     def leaveEvent(self, ev):
         for e in self.cursor_items:

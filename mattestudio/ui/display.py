@@ -7,10 +7,11 @@ import numpy as np
 
 from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN
 
-#: Overlay colours (RGB) and their relative strength; multiplied by the user's opacity.
+#: Overlay colours (RGB) and their relative strength, multiplied by the user's opacity. Unknown
+#: stays untinted so hair and soft edges in the band are seen as they are.
 TRIMAP_COLORS = {
     BACKGROUND: ((220, 50, 60), 1.0),
-    UNKNOWN: ((250, 210, 40), 0.35),
+    UNKNOWN: ((250, 210, 40), 0.0),  # untinted: the edge band shows the photo as it is
     FOREGROUND: ((40, 200, 90), 1.0),
 }
 

@@ -14,6 +14,7 @@ from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
+from mattestudio.ui.qt_utils import setp
 from mattestudio.engines import registry
 from mattestudio.errors import MattestudioError
 
@@ -86,7 +87,7 @@ class EnginePanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         layout = QVBoxLayout(self)
-        self.combo = QComboBox(toolTip="Matting engine")
+        self.combo = setp(QComboBox(), toolTip="Matting engine")
         self.reasons: dict[str, Optional[str]] = {}
         model = QStandardItemModel(self.combo)
         self.combo.setModel(model)
@@ -106,7 +107,7 @@ class EnginePanel(QWidget):
                 item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEnabled)
         layout.addWidget(self.combo)
         self.device_label = QLabel()
-        self.reason_label = QLabel(wordWrap=True)
+        self.reason_label = setp(QLabel(), wordWrap=True)
         self.reason_label.setStyleSheet("color: #c0392b")
         self.import_button = QPushButton("Import checkpoint...")
         self.import_button.clicked.connect(lambda: self.import_checkpoint.emit(self.engine))
@@ -118,11 +119,12 @@ class EnginePanel(QWidget):
         self.form.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.form_host)
         reset = QHBoxLayout()
-        self.reset_button = QPushButton("Defaults", toolTip="Reset the parameters to their defaults")
+        self.reset_button = setp(QPushButton("Defaults"), toolTip="Reset the parameters to their defaults")
         self.reset_button.clicked.connect(self._reset)
         reset.addStretch(1)
         reset.addWidget(self.reset_button)
         layout.addLayout(reset)
+        layout.addStretch(1)
         self.fields: list[_ParamField] = []
         self.combo.currentIndexChanged.connect(self._rebuild)
         first = next((n for n in engine_names() if self.reasons.get(n) is None), None)

@@ -14,6 +14,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from mattestudio.ui.qt_utils import setp
 from mattestudio.core import export, io, layered, project
 from mattestudio.core import trimap as trimap_ops
 from mattestudio.errors import MattestudioError
@@ -44,7 +45,7 @@ class FileOps(QObject):
         super().__init__(window)
         self.win = window
         self.doc = window.document
-        self.autosave_timer = QTimer(self, interval=AUTOSAVE_MS)
+        self.autosave_timer = setp(QTimer(self), interval=AUTOSAVE_MS)
         self.autosave_timer.timeout.connect(self.autosave)
         self.autosave_timer.start()
         self._autosaved_version = -1

@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtCore import Qt, QThreadPool, QTimer
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QColorDialog, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
-                               QPushButton, QScrollArea)
+                               QPushButton, QScrollArea, QSplitter)
 
+from mattestudio.ui.qt_utils import setp
 from mattestudio.core.document import Document
 from mattestudio.errors import MattestudioError
-from mattestudio.ui import settings
+from mattestudio.ui import settings, window_state
 from mattestudio.ui.canvas import Canvas
 from mattestudio.ui.engine_panel import EnginePanel, choose_checkpoint
 from mattestudio.ui.file_ops import EXPORTS, FileOps, load_background_image
@@ -36,20 +37,32 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("mattestudio")
         self.document = document or Document()
         self.canvas = Canvas(self.document)
-        self.setCentralWidget(self.canvas)
+        # Side by side: a second, linked view showing the result while you paint on either.
+        self.result_view = Canvas(self.document)
+        self.result_view.set_mode("composite")
+        self.result_view.vb.setXLink(self.canvas.vb)
+        self.result_view.vb.setYLink(self.canvas.vb)
+        self.result_view.setVisible(False)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.canvas)
+        self.splitter.addWidget(self.result_view)
+        self.setCentralWidget(self.splitter)
         self.tools = ToolController(self.document, self.canvas, self)
+        self.tools.attach(self.result_view)
+        self.main_canvas = self.canvas
         self.tool_panel = ToolPanel(self.tools)
         self.engine_panel = EnginePanel()
         self.view_panel = ViewPanel(self.document)
         self.runner = MattingRunner(self)
         self.files = FileOps(self)
         self.last_error: Optional[str] = None
-        self._dock("Tools", self.tool_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self._dock("Engine", self.engine_panel, Qt.DockWidgetArea.RightDockWidgetArea)
-        self._dock("View", self.view_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        docks = [self._dock("Tools", self.tool_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
+                 self._dock("Engine", self.engine_panel, Qt.DockWidgetArea.RightDockWidgetArea),
+                 self._dock("View", self.view_panel, Qt.DockWidgetArea.RightDockWidgetArea)]
+        self.resizeDocks(docks, [250, 300, 300], Qt.Orientation.Horizontal)
         self._build_status()
         self._build_actions()
-        self._live_timer = QTimer(self, singleShot=True, interval=LIVE_DELAY_MS)
+        self._live_timer = setp(QTimer(self), singleShot=True, interval=LIVE_DELAY_MS)
         self._live_timer.timeout.connect(lambda: self.run(live=True))
         self._connect()
         self.restore_settings()
@@ -63,6 +76,8 @@ class MainWindow(QMainWindow):
         scroll.setWidget(widget)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(widget.minimumSizeHint().width() + 12)
         dock.setWidget(scroll)
         self.addDockWidget(area, dock)
         return dock
@@ -71,8 +86,8 @@ class MainWindow(QMainWindow):
         bar = self.statusBar()
         self.message = QLabel()
         self.info = QLabel()
-        self.progress = QProgressBar(maximumWidth=220, maximum=1000, textVisible=False)
-        self.cancel_button = QPushButton("Cancel", toolTip="Stop the running engine (Esc)")
+        self.progress = setp(QProgressBar(), maximumWidth=220, maximum=1000, textVisible=False)
+        self.cancel_button = setp(QPushButton("Cancel"), toolTip="Stop the running engine (Esc)")
         bar.addWidget(self.message, 1)
         bar.addPermanentWidget(self.info)
         bar.addPermanentWidget(self.progress)
@@ -81,7 +96,7 @@ class MainWindow(QMainWindow):
         self.cancel_button.setVisible(False)
 
     def _action(self, menu, text: str, slot, shortcut=None, tip: str = "", checkable: bool = False) -> QAction:
-        act = QAction(text, self, checkable=checkable)
+        act = setp(QAction(text, self), checkable=checkable)
         if shortcut:
             act.setShortcut(QKeySequence(shortcut))
             act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
@@ -132,6 +147,9 @@ class MainWindow(QMainWindow):
         v = m.addMenu("&View")
         self._action(v, "Fit to window", self.canvas.fit, "Ctrl+0")
         self._action(v, "Actual size (100%)", self.canvas.actual_size, "Ctrl+1")
+        self.side_action = self._action(v, "Side by side", self.set_side_by_side, "Ctrl+D",
+                                        "Show the result next to the trimap, both views zoom and pan together",
+                                        checkable=True)
         v.addSeparator()
         for i, key in enumerate(("trimap", "alpha", "composite")):
             self._action(v, f"Show {key}", lambda _=False, k=key: self.view_panel.set_mode(k), str(i + 1))
@@ -160,11 +178,14 @@ class MainWindow(QMainWindow):
         self.tools.grabcut_requested.connect(self.run_grabcut)
         self.tools.changed.connect(lambda: settings.put("brush/size", self.tools.size))
         vp.mode_changed.connect(c.set_mode)
+        vp.mode_changed.connect(self._sync_result_view)
         vp.opacity_changed.connect(c.set_overlay_opacity)
         vp.split_changed.connect(c.set_split)
         vp.background_chosen.connect(self.choose_background)
         c.files_dropped.connect(lambda paths: self.files.open_any(paths[0]))
         c.hovered.connect(self._hover)
+        self.result_view.hovered.connect(self._hover)
+        self.result_view.files_dropped.connect(lambda paths: self.files.open_any(paths[0]))
         self.files.recent_changed.connect(self.rebuild_recent)
         self.engine_panel.engine_changed.connect(lambda name: settings.put("engine/name", name))
         self.engine_panel.import_checkpoint.connect(self.import_checkpoint)
@@ -214,7 +235,8 @@ class MainWindow(QMainWindow):
         stale = " (trimap changed since)" if self.document.result_is_stale else ""
         kind = "coarse preview" if result.scale != 1.0 else "alpha"
         self.status(f"{result.engine}: {kind} in {result.seconds:.2f} s{stale}")
-        if self.canvas.mode == "trimap" and result.scale == 1.0 and not self.live_action.isChecked():
+        if (self.canvas.mode == "trimap" and result.scale == 1.0 and not self.live_action.isChecked()
+                and not self.result_view.isVisible()):
             self.view_panel.set_mode("composite")
 
     def _failed(self, message: str) -> None:
@@ -252,14 +274,14 @@ class MainWindow(QMainWindow):
 
         def done(tri):
             self.tool_panel.grabcut_button.setEnabled(True)
-            self.canvas.show_rubber(None)
+            self.tools.canvas.show_rubber(None)
             if self.document.image_version == version and self.document.set_trimap(tri, "GrabCut"):
                 self.status("GrabCut trimap ready (Ctrl+Z to undo)")
                 self.tools.stroke_finished.emit()
 
         def failed(exc):
             self.tool_panel.grabcut_button.setEnabled(True)
-            self.canvas.show_rubber(None)
+            self.tools.canvas.show_rubber(None)
             self._failed(f"GrabCut failed: {exc}")
 
         run_task(job, done, failed)
@@ -283,6 +305,21 @@ class MainWindow(QMainWindow):
         self.status(f"Imported {imported.kind} checkpoint as {imported.name}")
 
     # -- view ----------------------------------------------------------------------------------------
+    def set_side_by_side(self, on: bool) -> None:
+        self.side_action.setChecked(bool(on))
+        self.result_view.setVisible(bool(on))
+        settings.put("view/side_by_side", bool(on))
+        self._sync_result_view()
+        if on:
+            self.splitter.setSizes([1, 1])
+
+    def _sync_result_view(self, *_):
+        """The side pane shows the composite, or the alpha when the main view already shows the composite."""
+        mode = "alpha" if self.canvas.mode == "composite" else "composite"
+        if self.result_view.isVisible() and self.result_view.mode != mode:
+            self.result_view.set_mode(mode)
+        self.result_view.set_split(0.0)
+
     def choose_background(self, key: str) -> None:
         doc = self.document
         if key == "color":
@@ -298,8 +335,9 @@ class MainWindow(QMainWindow):
                 return
         else:
             doc.set_background(key)
+        self.view_panel.set_background_key(key)
         settings.put("view/background", key)
-        if self.canvas.mode == "trimap" and doc.result is not None:
+        if self.canvas.mode == "trimap" and doc.result is not None and not self.result_view.isVisible():
             self.view_panel.set_mode("composite")
 
     def set_background_image(self, path: str) -> bool:
@@ -340,53 +378,13 @@ class MainWindow(QMainWindow):
 
     # -- settings ------------------------------------------------------------------------------------
     def settings_snapshot(self) -> dict:
-        bg = self.document.background
-        return {"engine": self.engine_panel.engine, "params": self.engine_panel.params_raw(),
-                "background": bg if isinstance(bg, str) else (list(bg) if isinstance(bg, tuple) else "image"),
-                "brush_size": self.tools.size, "band": self.tools.band, "view": self.canvas.mode}
+        return window_state.snapshot(self)
 
-    def apply_settings(self, s: dict) -> None:
-        if s.get("engine"):
-            self.engine_panel.set_engine(str(s["engine"]))
-            self.engine_panel.set_params(s.get("params") or {})
-        bg = s.get("background")
-        if isinstance(bg, str) and bg != "image":
-            self.document.set_background(bg)
-            self.view_panel.set_background_key(bg)
-        elif isinstance(bg, list) and len(bg) == 3:
-            self.document.set_background(tuple(float(v) for v in bg))
-            self.view_panel.set_background_key("color")
-        if s.get("brush_size"):
-            self.tools.set_size(float(s["brush_size"]))
-        if s.get("band"):
-            self.tools.set_band(int(s["band"]))
-        if s.get("view") in ("trimap", "alpha", "composite"):
-            self.view_panel.set_mode(s["view"])
+    def apply_settings(self, values: dict) -> None:
+        window_state.apply(self, values)
 
     def restore_settings(self) -> None:
-        geo, state = settings.get("window/geometry"), settings.get("window/state")
-        if geo is not None:
-            self.restoreGeometry(geo)
-        if state is not None:
-            self.restoreState(state)
-        self.tools.set_size(settings.get("brush/size", 20.0, float))
-        name = settings.get("engine/name", None, str)
-        if name:
-            self.engine_panel.set_engine(name)
-        self.live_action.setChecked(settings.get("run/live", False, bool))
-        bg = settings.get("view/background", "checker", str)
-        if bg == "color":
-            from PySide6.QtGui import QColor
-
-            self.document.set_background(color_to_spec(QColor(settings.get("view/background_color", "#ffffff", str))))
-        elif bg == "image":
-            path = settings.get("view/background_image", "", str)
-            if not (path and Path(path).is_file() and self.set_background_image(path)):
-                bg = "checker"
-                self.document.set_background(bg)
-        else:
-            self.document.set_background(bg)
-        self.view_panel.set_background_key(bg)
+        window_state.restore(self)
 
     def closeEvent(self, ev) -> None:
         if self.document.modified and self.document.image_path is not None:
@@ -400,5 +398,6 @@ class MainWindow(QMainWindow):
         settings.put("window/geometry", self.saveGeometry())
         settings.put("window/state", self.saveState())
         self.runner.shutdown()
+        QThreadPool.globalInstance().waitForDone(5000)  # previews, histogram, GrabCut still in flight
         self.files.discard_autosave()  # a normal exit leaves no recovery prompt behind
         super().closeEvent(ev)

@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject, QRectF, Qt, Signal
 from PySide6.QtWidgets import (QButtonGroup, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSlider,
                                QToolButton, QVBoxLayout, QWidget)
 
+from mattestudio.ui.qt_utils import setp
 from mattestudio.core import trimap as trimap_ops
 from mattestudio.core.document import Document
 from mattestudio.core.strokes import Brush
@@ -41,10 +42,21 @@ class ToolController(QObject):
         self.rect: Optional[tuple[int, int, int, int]] = None  # x, y, w, h for GrabCut
         self._brush: Optional[Brush] = None
         self._rect_start: Optional[tuple[float, float]] = None
-        canvas.pressed.connect(self._press)
+        self.canvases: list = []
+        self.attach(canvas)
+
+    def attach(self, canvas) -> None:
+        """Paint on this canvas too (the side-by-side result pane shares the tools)."""
+        self.canvases.append(canvas)
+        canvas.pressed.connect(lambda x, y, b, c=canvas: self._on_canvas(c) or self._press(x, y, b))
         canvas.moved.connect(self._move)
         canvas.released.connect(self._release)
         self._sync_canvas()
+
+    def _on_canvas(self, canvas) -> None:
+        if canvas is not self.canvas:
+            self.canvas.show_rubber(None)
+            self.canvas = canvas
 
     # -- state ---------------------------------------------------------------------------------------
     def set_value(self, value: str) -> None:
@@ -75,8 +87,9 @@ class ToolController(QObject):
         self.changed.emit()
 
     def _sync_canvas(self) -> None:
-        self.canvas.set_brush_size(self.size)
-        self.canvas.set_show_brush(self.tool in ("brush", "eraser"))
+        for canvas in self.canvases:
+            canvas.set_brush_size(self.size)
+            canvas.set_show_brush(self.tool in ("brush", "eraser"))
         self.changed.emit()
 
     def paint_value(self):
@@ -163,7 +176,7 @@ class ToolPanel(QWidget):
                 ("fg", "Foreground", "Definitely the subject (F)"),
                 ("bg", "Background", "Definitely not the subject (B)"),
                 ("unknown", "Edge", "Unknown: let the engine decide, paint over hair and soft edges (U)"))):
-            b = QToolButton(text=text, checkable=True, toolTip=tip)
+            b = setp(QToolButton(), text=text, checkable=True, toolTip=tip)
             b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
             self.value_group.addButton(b)
             self.value_buttons[key] = b
@@ -176,7 +189,7 @@ class ToolPanel(QWidget):
                 ("eraser", "Eraser", "Restore the loaded or generated trimap under the brush (E)"),
                 ("fill", "Fill", "Fill the connected region under the click with the chosen value (G)"),
                 ("rect", "Rectangle", "Drag a box around the subject: GrabCut makes a trimap (R)"))):
-            b = QToolButton(text=text, checkable=True, toolTip=tip)
+            b = setp(QToolButton(), text=text, checkable=True, toolTip=tip)
             self.tool_group.addButton(b)
             self.tool_buttons[key] = b
             grid.addWidget(b, 1 + col // 2, col % 2)
@@ -185,8 +198,8 @@ class ToolPanel(QWidget):
 
         size_row = QHBoxLayout()
         size_row.addWidget(QLabel("Size"))
-        self.size_slider = QSlider(Qt.Orientation.Horizontal, minimum=MIN_SIZE, maximum=MAX_SIZE,
-                                   toolTip="Brush diameter in image pixels ([ and ] change it)")
+        self.size_slider = setp(QSlider(Qt.Orientation.Horizontal), minimum=MIN_SIZE, maximum=MAX_SIZE,
+                                toolTip="Brush diameter in image pixels ([ and ] change it)")
         self.size_label = QLabel()
         self.size_label.setMinimumWidth(44)
         size_row.addWidget(self.size_slider, 1)
@@ -198,19 +211,19 @@ class ToolPanel(QWidget):
         av = QVBoxLayout(auto)
         band_row = QHBoxLayout()
         band_row.addWidget(QLabel("Edge band"))
-        self.band_slider = QSlider(Qt.Orientation.Horizontal, minimum=1, maximum=100,
-                                   toolTip="Width in pixels of the unknown band GrabCut and 'From alpha' leave "
-                                           "around the edge. Wider for hair and fur.")
+        self.band_slider = setp(QSlider(Qt.Orientation.Horizontal), minimum=1, maximum=100,
+                                toolTip="Width in pixels of the unknown band GrabCut and 'From alpha' leave "
+                                        "around the edge. Wider for hair and fur.")
         self.band_label = QLabel()
         band_row.addWidget(self.band_slider, 1)
         band_row.addWidget(self.band_label)
         av.addLayout(band_row)
-        self.grabcut_button = QPushButton("GrabCut from box / marks",
-                                          toolTip="Segment with OpenCV GrabCut using the rectangle (R) and your "
-                                                  "foreground/background marks, then add the edge band")
-        self.from_alpha_button = QPushButton("Trimap from current alpha",
-                                             toolTip="Solid where the alpha is 0 or 1, unknown in a band around the edge")
-        self.clear_button = QPushButton("Clear trimap", toolTip="Everything unknown (undoable)")
+        self.grabcut_button = setp(QPushButton("GrabCut from box / marks"),
+                                   toolTip="Segment with OpenCV GrabCut using the rectangle (R) and your "
+                                           "foreground/background marks, then add the edge band")
+        self.from_alpha_button = setp(QPushButton("Trimap from current alpha"),
+                                      toolTip="Solid where the alpha is 0 or 1, unknown in a band around the edge")
+        self.clear_button = setp(QPushButton("Clear trimap"), toolTip="Everything unknown (undoable)")
         for b in (self.grabcut_button, self.from_alpha_button, self.clear_button):
             av.addWidget(b)
         self.band_slider.valueChanged.connect(controller.set_band)

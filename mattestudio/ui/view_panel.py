@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QButtonGroup, QComboBox, QHBoxLayout, QLabel, QRadioButton, QSlider, QVBoxLayout, QWidget
 
+from mattestudio.ui.qt_utils import setp
 from mattestudio.core.document import Document
 from mattestudio.ui.display import histogram
 from mattestudio.ui.tasks import run_task
@@ -34,7 +35,7 @@ class ViewPanel(QWidget):
         self.mode_group = QButtonGroup(self)
         self.mode_buttons = {}
         for key, text, tip in MODE_LABELS:
-            b = QRadioButton(text, toolTip=tip)
+            b = setp(QRadioButton(text), toolTip=tip)
             self.mode_group.addButton(b)
             self.mode_buttons[key] = b
             layout.addWidget(b)
@@ -43,15 +44,15 @@ class ViewPanel(QWidget):
 
         row = QHBoxLayout()
         row.addWidget(QLabel("Overlay"))
-        self.opacity = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, value=45,
-                               toolTip="Opacity of the trimap tint")
+        self.opacity = setp(QSlider(Qt.Orientation.Horizontal), minimum=0, maximum=100, value=45,
+                            toolTip="Opacity of the trimap tint")
         self.opacity.valueChanged.connect(lambda v: self.opacity_changed.emit(v / 100.0))
         row.addWidget(self.opacity, 1)
         layout.addLayout(row)
 
         row = QHBoxLayout()
         row.addWidget(QLabel("Background"))
-        self.background = QComboBox(toolTip="What the composite is shown over (and exported over)")
+        self.background = setp(QComboBox(), toolTip="What the composite is shown over (and exported over)")
         for key, text in BACKGROUNDS:
             self.background.addItem(text, key)
         self.background.activated.connect(lambda i: self.background_chosen.emit(self.background.itemData(i)))
@@ -60,8 +61,8 @@ class ViewPanel(QWidget):
 
         row = QHBoxLayout()
         row.addWidget(QLabel("Split"))
-        self.split = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, value=0,
-                             toolTip="Composite mode: the original on the left of the split, the composite on the right")
+        self.split = setp(QSlider(Qt.Orientation.Horizontal), minimum=0, maximum=100, value=0,
+                          toolTip="Composite mode: the original on the left of the split, the composite on the right")
         self.split.valueChanged.connect(lambda v: self.split_changed.emit(v / 100.0))
         row.addWidget(self.split, 1)
         layout.addLayout(row)
@@ -72,14 +73,14 @@ class ViewPanel(QWidget):
         self.plot.setMouseEnabled(False, False)
         self.plot.hideButtons()
         self.plot.setMenuEnabled(False)
-        self.plot.getPlotItem().setTitle("Alpha histogram (0 < alpha < 1)", size="8pt")
+        self.plot.getPlotItem().setTitle("Alpha histogram (soft pixels)", size="8pt")
         self.plot.getPlotItem().hideAxis("left")
         self.curve = pg.PlotCurveItem(np.array([0.0, 1.0]), np.array([0.0]), stepMode="center", fillLevel=0, brush=(90, 160, 230, 150),
                                       pen=pg.mkPen((90, 160, 230)))
         self.plot.addItem(self.curve)
         self.plot.setXRange(0, 1, padding=0.02)
         layout.addWidget(self.plot)
-        self.stats = QLabel(wordWrap=True)
+        self.stats = setp(QLabel(), wordWrap=True)
         layout.addWidget(self.stats)
         layout.addStretch(1)
         document.result_changed.connect(self.refresh_histogram)

@@ -130,9 +130,16 @@ def write_foam_pickle(path: Path, state, legacy: bool = False) -> Path:
 
 
 def tame_sim(state: OrderedDict) -> OrderedDict:
-    """SIM's alpha head has no sigmoid, only a clamp: with random weights most pixels clamp to 0
-    or 1, which makes comparisons meaningless. Positive, small last-layer weights keep alpha
-    inside (0, 1) so differences between runs are visible."""
+    """SIM's decoder convs are weight-standardised (unit-variance filters, not fan-in scaled) and
+    its alpha head ends in a clamp, not a sigmoid: with random weights every pixel clamps to 0 or 1
+    and comparisons mean nothing. Setting each following BatchNorm's running_var to the conv's
+    fan-in (what training would learn) and using a small positive last layer keeps alpha in (0, 1)."""
+    for key in list(state):
+        if key.startswith("decoder.") and key.endswith(".running_var"):
+            prefix, idx = key[: -len(".running_var")].rsplit(".", 1)
+            conv = state.get(f"{prefix}.{int(idx) - 1}.weight")
+            if conv is not None:
+                state[key] = torch.full_like(state[key], float(conv[0].numel()))
     g = torch.Generator().manual_seed(1)
-    state["decoder.conv_up4_alpha.4.weight"] = torch.rand((1, 16, 1, 1), generator=g) * 0.02
+    state["decoder.conv_up4_alpha.4.weight"] = torch.rand((1, 16, 1, 1), generator=g) * 0.012
     return state

@@ -9,7 +9,7 @@ import torch
 import helpers
 from mattestudio.engines.deep import checkpoints as C
 from mattestudio.engines.deep import kinds as K
-from mattestudio.engines.deep.build import load_module
+from mattestudio.engines.deep.build import build_module, load_module
 from mattestudio.errors import CheckpointError
 
 ALL_KINDS = ["mmagic-stage3", "mmagic-stage1", "huo-stage1", "huo-stage3", "foam", "sim", "sim-classifier"]
@@ -29,8 +29,10 @@ def test_published_layout_imports_and_loads_strictly(kind, published, models_dir
     state, meta = C.read_state(res.path)
     expected = [k for k, _, _ in helpers.published_keys(kind)]
     assert sorted(state) == sorted(expected)  # safetensors stores keys sorted
-    module = load_module(kind, state, res.path, torch.device("cpu"))
-    assert set(module.state_dict()) == set(expected)
+    module = build_module(kind, state)
+    module.load_state_dict(state, strict=True)  # the published layout, exactly
+    assert list(module.state_dict()) == expected
+    load_module(kind, state, res.path, torch.device("cpu"))  # + standardisation and BN folding
     ref = helpers.random_state(kind)
     name = expected[0]
     assert torch.equal(state[name], ref[name])

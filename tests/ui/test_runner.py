@@ -46,10 +46,10 @@ def test_run_gives_result_signal(window, qtbot, idle):
 def test_newer_request_supersedes_older(runner, synthetic_matte, qtbot):
     got = _collect(runner)
     m = synthetic_matte
-    first = runner.submit("closed-form", {}, m.image, 1, m.trimap, 1)
+    first = runner.submit("closed-form-pymatting", {}, m.image, 1, m.trimap, 1)
     second_tri = m.trimap.copy()
     second_tri[:4] = UNKNOWN
-    second = runner.submit("closed-form", {}, m.image, 1, second_tri, 2)
+    second = runner.submit("closed-form-pymatting", {}, m.image, 1, second_tri, 2)
     assert second > first
     qtbot.waitUntil(lambda: bool(got["results"]) and not runner.busy, timeout=60000)
     assert [r.request_id for r, _ in got["results"]] == [second]
@@ -60,7 +60,7 @@ def test_newer_request_supersedes_older(runner, synthetic_matte, qtbot):
 def test_stale_results_are_dropped(runner, synthetic_matte, qtbot):
     got = _collect(runner)
     m = synthetic_matte
-    runner.submit("closed-form", {}, m.image, 1, m.trimap, 1)
+    runner.submit("closed-form-pymatting", {}, m.image, 1, m.trimap, 1)
     # The job is running; simulate a result arriving after a newer submit replaced it.
     runner._on_result(runner.latest_id - 1, object(), 0)
     assert runner.dropped == 1 and got["results"] == []
@@ -77,7 +77,7 @@ def test_cancel_while_running(runner, qtbot):
     tri[-10:] = FOREGROUND
     progressed = []
     runner.progress.connect(lambda f, m: progressed.append(f))
-    runner.submit("closed-form", {"rtol": 1e-12, "maxiter": 100000}, image, 1, tri, 1)
+    runner.submit("closed-form-pymatting", {"rtol": 1e-12, "maxiter": 100000}, image, 1, tri, 1)
     qtbot.waitUntil(lambda: bool(progressed), timeout=60000)
     t0 = time.monotonic()
     runner.cancel()

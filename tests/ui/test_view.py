@@ -133,3 +133,46 @@ def test_main_without_display_explains(monkeypatch, capsys):
         monkeypatch.delenv(var, raising=False)
     assert app.main(["x.png"]) == 2
     assert "no display" in capsys.readouterr().err
+
+
+def test_side_by_side_result_pane_paints_and_follows(solved, qtbot, send_mouse):
+    from mattestudio.types import FOREGROUND
+
+    win = solved
+    win.side_action.trigger()
+    assert win.result_view.isVisible() and win.result_view.mode == "composite"
+    qtbot.waitUntil(lambda: not win.result_view.preview_pending, timeout=10000)
+    np.testing.assert_array_equal(win.result_view.preview_shown, io.to_uint(win.document.composite()))
+    win.view_panel.set_mode("composite")
+    assert win.result_view.mode == "alpha"
+    # the panes are linked: same visible range
+    win.canvas.actual_size()
+    qtbot.wait(20)
+    np.testing.assert_allclose(win.result_view.vb.viewRange(), win.canvas.vb.viewRange(), atol=1e-6)
+    # painting on the result pane edits the same trimap
+    win.tools.set_value("fg")
+    win.tools.set_tool("brush")
+    win.tools.set_size(3)
+    vp = win.result_view.viewport()
+    p = win.result_view.image_to_widget(5.5, 5.5)
+    x, y = win.result_view.widget_to_image(p)
+    send_mouse(vp, "press", p)
+    send_mouse(vp, "release", p)
+    assert win.document.trimap[int(y), int(x)] == FOREGROUND
+    win.side_action.trigger()
+    assert not win.result_view.isVisible()
+
+
+def test_layers_cover_exactly_the_image(solved, qtbot, make_window):
+    from PySide6.QtCore import QRectF
+
+    win = solved
+    h, w = win.document.shape
+    win.view_panel.set_mode("alpha")
+    qtbot.waitUntil(lambda: not win.canvas.preview_pending, timeout=10000)
+    for item in (win.canvas.image_item, win.canvas.overlay_item, win.canvas.preview_item):
+        assert win.canvas.vb.childGroup.mapRectFromItem(item, item.boundingRect()) == QRectF(0, 0, w, h)
+    # and again after a second image of another size replaced the first
+    win.document.set_image(np.zeros((30, 50, 3), np.float32))
+    for item in (win.canvas.image_item, win.canvas.overlay_item):
+        assert win.canvas.vb.childGroup.mapRectFromItem(item, item.boundingRect()) == QRectF(0, 0, 50, 30)

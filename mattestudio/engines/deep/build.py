@@ -67,7 +67,8 @@ def load_module(kind: str, state: dict, source, device: torch.device) -> nn.Modu
     check_state(kind, state, source)
     with torch.device("meta"):  # no random initialisation: the weights are assigned from ``state``
         module = build_module(kind, state)
-    module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()},
+    # copies: finalize_ rewrites weights in place and must not alter the caller's state dict
+    module.load_state_dict({k: v.float().clone() if v.is_floating_point() else v.clone() for k, v in state.items()},
                            strict=True, assign=True)
     if hasattr(module, "finalize_"):
         module.finalize_()

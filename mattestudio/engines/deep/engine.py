@@ -95,6 +95,10 @@ class DeepEngine(EngineBase):
         self.load()
         tri = inf.quantise(np.asarray(trimap))
         h, w = tri.shape
+        if (h, w) != image.shape[:2]:
+            from mattestudio.errors import TrimapError
+
+            raise TrimapError(f"trimap is {w}x{h} but the image is {image.shape[1]}x{image.shape[0]}")
         box = inf.unknown_box(tri)
         if box is None:  # nothing to solve
             return (tri > 128).astype(np.float32), None
@@ -107,10 +111,12 @@ class DeepEngine(EngineBase):
         tri_c = inf.pad_to(tri, ph, pw, mode)
         with torch.inference_mode():
             feeds = self.whole_inputs(img, img_n, tri_c, progress, cancel)
-            windows = inf.plan_windows(box, canvas, int(self.params.get("tile", 0)),
-                                       int(self.params.get("context", 0)), self.multiple, self.align)
+            context = int(self.params.get("context", 0))
+            windows = inf.plan_windows(box, canvas, int(self.params.get("tile", 0)), context, self.multiple,
+                                       self.align)
             out = inf.run_windows(windows, canvas, self.out_channels, lambda win: self.run_window(feeds, win),
-                                  self._sub(progress, 0.3 if self.has_whole_stage else 0.0), cancel, self.label)
+                                  self._sub(progress, 0.3 if self.has_whole_stage else 0.0), cancel, self.label,
+                                  band=context // 4)
         out = out[:h, :w]
         alpha = np.where(tri == 128, np.clip(out[..., 0], 0, 1), tri / 255.0).astype(np.float32)
         fg = None

@@ -72,7 +72,13 @@ def plan_windows(box: Box, canvas: tuple[int, int], tile: int, context: int, mul
     y0, y1, x0, x1 = box
     H, W = canvas
     core_max = max(tile - 2 * context, 64) if tile > 0 else max(H, W)
-    ny, nx = math.ceil((y1 - y0) / core_max), math.ceil((x1 - x0) / core_max)
+
+    def count(lo, hi, limit):  # one window when the box plus its context fits in a tile
+        if tile <= 0 or min(hi + context, limit) - max(lo - context, 0) <= tile:
+            return 1
+        return math.ceil((hi - lo) / core_max)
+
+    ny, nx = count(y0, y1, H), count(x0, x1, W)
     ys = np.linspace(y0, y1, ny + 1).round().astype(int)
     xs = np.linspace(x0, x1, nx + 1).round().astype(int)
     out = []
@@ -85,18 +91,23 @@ def plan_windows(box: Box, canvas: tuple[int, int], tile: int, context: int, mul
     return out
 
 
-def _ramp(lo: int, hi: int, clo: int, chi: int) -> np.ndarray:
-    """1 on the core [clo, chi), falling linearly towards the window edges (never 0)."""
-    r = np.ones(hi - lo, np.float32)
-    if clo > lo:
-        r[: clo - lo] = np.arange(1, clo - lo + 1, dtype=np.float32) / (clo - lo + 1)
-    if hi > chi:
-        r[chi - lo:] = np.arange(hi - chi, 0, -1, dtype=np.float32) / (hi - chi + 1)
+def _ramp(lo: int, hi: int, clo: int, chi: int, band: int) -> np.ndarray:
+    """1 on the core [clo, chi), falling linearly to 0 over ``band`` px beyond it. Pixels nearer
+    the window edge than that get no weight: their context is cut off, so they are the least
+    accurate (with band 0 the cores simply abut)."""
+    r = np.zeros(hi - lo, np.float32)
+    r[clo - lo:chi - lo] = 1
+    ramp = np.arange(band, 0, -1, dtype=np.float32) / (band + 1)
+    left = ramp[: clo - lo]
+    r[clo - lo - len(left):clo - lo] = left[::-1]
+    right = ramp[: hi - chi]
+    r[chi - lo:chi - lo + len(right)] = right
     return r
 
 
-def run_windows(windows, canvas, channels: int, fn: Callable, progress=None, cancel=None, label="") -> np.ndarray:
-    """Run ``fn(window) -> H x W x channels`` on each window and blend overlaps with linear ramps."""
+def run_windows(windows, canvas, channels: int, fn: Callable, progress=None, cancel=None, label="",
+                band: int = 0) -> np.ndarray:
+    """Run ``fn(window) -> H x W x channels`` on each window; blend neighbours over ``band`` px."""
     acc = np.zeros((*canvas, channels), np.float32)
     wsum = np.zeros(canvas, np.float32)
     n = len(windows)
@@ -107,7 +118,7 @@ def run_windows(windows, canvas, channels: int, fn: Callable, progress=None, can
             progress(i / n, f"{label}: tile {i + 1} of {n}" if n > 1 else f"{label}: running the network")
         y0, y1, x0, x1 = win
         out = fn(win)
-        wgt = np.outer(_ramp(y0, y1, core[0], core[1]), _ramp(x0, x1, core[2], core[3]))
+        wgt = np.outer(_ramp(y0, y1, core[0], core[1], band), _ramp(x0, x1, core[2], core[3], band))
         acc[y0:y1, x0:x1] += out * wgt[..., None]
         wsum[y0:y1, x0:x1] += wgt
     if progress is not None:

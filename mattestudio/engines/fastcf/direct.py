@@ -13,6 +13,7 @@ the boundary are done with LAPACK/BLAS. Cancel and progress are checked between 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -21,60 +22,138 @@ import scipy.sparse
 from numba import njit
 from scipy.linalg import blas, lapack
 
+from mattestudio.engines.fastcf.blas_threads import set_local_threads, single_threaded
+
+
+LEAF = 32  # pixels per leaf of the dissection tree
+
 
 class NotPositiveDefinite(ArithmeticError):
     pass
 
 
-def nested_dissection(coords: np.ndarray, sep: int = 2, leaf: int = 48):
+@njit(cache=True, nogil=True)
+def _best_cut(coords, ids, lo, hi, sep):
+    """(axis, first line) of the cut with the fewest pixels leaving >= 30 % on each side, or (-1, 0)."""
+    n = hi - lo
+    best_axis, best_line, best_size = -1, 0, n + 1
+    for axis in range(2):
+        cmin = coords[ids[lo], axis]
+        cmax = cmin
+        for t in range(lo, hi):
+            c = coords[ids[t], axis]
+            cmin = min(cmin, c)
+            cmax = max(cmax, c)
+        span = cmax - cmin + 1
+        if span < sep + 2:
+            continue
+        cnt = np.zeros(span, np.int64)
+        for t in range(lo, hi):
+            cnt[coords[ids[t], axis] - cmin] += 1
+        for relaxed in range(2):
+            before = 0
+            found = False
+            for p in range(span - sep + 1):
+                cut = 0
+                for q in range(sep):
+                    cut += cnt[p + q]
+                after = n - before - cut
+                if relaxed == 0:
+                    ok = before >= 0.3 * n and after >= 0.3 * n
+                else:
+                    ok = before > 0 and after > 0
+                if ok:
+                    found = True
+                    if cut < best_size:
+                        best_axis, best_line, best_size = axis, cmin + p, cut
+                before += cnt[p]
+            if found:
+                break
+    return best_axis, best_line
+
+
+@njit(cache=True, nogil=True)
+def _dissect(coords, sep, leaf):
+    n = coords.shape[0]
+    ids = np.arange(n)
+    tmp = np.empty(n, np.int64)
+    perm = np.empty(n, np.int64)
+    cap = 2 * n + 64  # frames: every split has two non-empty children, so fewer than 2n
+    f_lo = np.empty(cap, np.int64)
+    f_hi = np.empty(cap, np.int64)
+    f_mid = np.empty(cap, np.int64)  # start of the separator's segment once split, -1 for a leaf
+    f_parent = np.full(cap, -1, np.int64)
+    f_node = np.full(cap, -1, np.int64)
+    vstart = np.empty(cap, np.int64)
+    vend = np.empty(cap, np.int64)
+    stack = np.empty(cap, np.int64)
+    state = np.zeros(cap, np.int64)
+    nf = 1
+    f_lo[0], f_hi[0] = 0, n
+    stack[0] = 0
+    top = 1
+    pos = 0
+    nodes = 0
+    while top > 0:
+        f = stack[top - 1]
+        lo, hi = f_lo[f], f_hi[f]
+        if state[f] == 0:
+            axis, line = (-1, 0) if hi - lo <= leaf else _best_cut(coords, ids, lo, hi, sep)
+            if axis >= 0:
+                nl = nr = 0
+                for t in range(lo, hi):
+                    if coords[ids[t], axis] < line:
+                        nl += 1
+                    elif coords[ids[t], axis] >= line + sep:
+                        nr += 1
+                a, b, c = lo, lo + nl, lo + nl + nr
+                for t in range(lo, hi):
+                    v = coords[ids[t], axis]
+                    i = ids[t]
+                    if v < line:
+                        tmp[a] = i
+                        a += 1
+                    elif v >= line + sep:
+                        tmp[b] = i
+                        b += 1
+                    else:
+                        tmp[c] = i
+                        c += 1
+                ids[lo:hi] = tmp[lo:hi]
+                state[f] = 1
+                f_mid[f] = lo + nl + nr
+                for clo, chi in ((lo + nl, lo + nl + nr), (lo, lo + nl)):  # left ends on top: done first
+                    if chi > clo:
+                        f_lo[nf], f_hi[nf], f_parent[nf] = clo, chi, f
+                        stack[top] = nf
+                        top += 1
+                        nf += 1
+                continue
+            f_mid[f] = lo
+        # Leaf, or both children done: eliminate the separator (or the leaf's pixels).
+        top -= 1
+        m0 = f_mid[f]
+        vstart[nodes] = pos
+        for t in range(m0, hi):
+            perm[pos] = ids[t]
+            pos += 1
+        vend[nodes] = pos
+        f_node[f] = nodes
+        nodes += 1
+    parent = np.full(nodes, -1, np.int64)
+    for f in range(nf):
+        if f_parent[f] >= 0:
+            parent[f_node[f]] = f_node[f_parent[f]]
+    return perm, vstart[:nodes].copy(), vend[:nodes].copy(), parent
+
+
+def nested_dissection(coords: np.ndarray, sep: int = 2, leaf: int = LEAF):
     """Elimination order and tree: (perm, vstart, vend, parent), nodes listed in postorder.
 
-    Node k eliminates perm[vstart[k]:vend[k]].
+    Node k eliminates perm[vstart[k]:vend[k]]. Cuts are ``sep`` lines wide (a radius-r Laplacian
+    couples pixels up to 2r apart) and chosen to cut as few pixels as possible.
     """
-    perm_parts: list[np.ndarray] = []
-    vstart: list[int] = []
-    vend: list[int] = []
-    parent: list[int] = []
-    pos = 0
-
-    def emit(ids: np.ndarray, children: list[int]) -> int:
-        nonlocal pos
-        k = len(vstart)
-        perm_parts.append(ids)
-        vstart.append(pos)
-        pos += len(ids)
-        vend.append(pos)
-        parent.append(-1)
-        for c in children:
-            parent[c] = k
-        return k
-
-    def rec(ids: np.ndarray) -> int:
-        if len(ids) <= leaf:
-            return emit(ids, [])
-        ys = coords[ids, 0]
-        xs = coords[ids, 1]
-        ylo, yhi, xlo, xhi = ys.min(), ys.max(), xs.min(), xs.max()
-        c, lo, hi = (ys, ylo, yhi) if yhi - ylo >= xhi - xlo else (xs, xlo, xhi)
-        if hi - lo < sep + 2:
-            return emit(ids, [])
-        mid = (lo + hi) // 2
-        left = ids[c < mid]
-        right = ids[c >= mid + sep]
-        middle = ids[(c >= mid) & (c < mid + sep)]
-        kids = [rec(part) for part in (left, right) if len(part)]
-        return emit(middle, kids)
-
-    import sys
-
-    old = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(old, 10000))
-    try:
-        rec(np.arange(len(coords), dtype=np.int64))
-    finally:
-        sys.setrecursionlimit(old)
-    perm = np.concatenate(perm_parts) if perm_parts else np.zeros(0, np.int64)
-    return perm, np.array(vstart, np.int64), np.array(vend, np.int64), np.array(parent, np.int64)
+    return _dissect(np.ascontiguousarray(coords, np.int64), int(sep), int(leaf))
 
 
 @njit(cache=True, nogil=True)
@@ -150,7 +229,7 @@ def _extend_add(F, U, Bc, loc):
             F[pb, pa] += v
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def _solve(perm_v, vstart, vend, bptr, bidx, fptr, factors, x):
     """x <- A^{-1} x with the stored factors: L11 (nv x nv, row-major, lower) then X = L11^-1 F_VB."""
     nn = vstart.shape[0]
@@ -188,7 +267,7 @@ def _solve(perm_v, vstart, vend, bptr, bidx, fptr, factors, x):
             x[perm_v[vs + a]] = s / factors[off + a * nv + a]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # reassoc lets LLVM vectorise the dot products
 def _factor_run(k0, k1, indptr, indices, data, perm, rank, vstart, vend, bptr, bidx, cptr, parent, fptr,
                 factors, loc, work, sbuf, s_off, s_top):
     """Factor nodes k0..k1-1 (small fronts) in plain loops: no Python call per node.
@@ -214,7 +293,8 @@ def _factor_run(k0, k1, indptr, indices, data, perm, rank, vstart, vend, bptr, b
             U = sbuf[s_off[e] + 1:s_off[e] + 1 + nbc * nbc].reshape(nbc, nbc)
             _extend_add(F, U, bidx[bptr[c]:bptr[c + 1]], loc)
         s_top[0] -= nk
-        # Cholesky of the leading block, row-dot form (rows are contiguous).
+        # Cholesky of the leading block in loops (small), then the two products through BLAS
+        # (numba's np.dot: no Python call): Y = F_BV L11^-T via the triangular inverse, U -= Y Y^T.
         for j in range(nv):
             d = F[j, j]
             for q in range(j):
@@ -223,7 +303,7 @@ def _factor_run(k0, k1, indptr, indices, data, perm, rank, vstart, vend, bptr, b
                 return k
             d = np.sqrt(d)
             F[j, j] = d
-            for i in range(j + 1, m):  # rows below: L11 entries, then Y = (L11^-1 F_VB)^T rows
+            for i in range(j + 1, nv):
                 t = F[i, j]
                 for q in range(j):
                     t -= F[i, q] * F[j, q]
@@ -232,20 +312,42 @@ def _factor_run(k0, k1, indptr, indices, data, perm, rank, vstart, vend, bptr, b
         for a in range(nv):
             for b in range(nv):
                 factors[off + a * nv + b] = F[a, b] if b <= a else 0.0
+        if nb == 0 or nv == 0:
+            Y = np.zeros((nb, nv))
+            for t in range(nb):
+                for a in range(nv):
+                    Y[t, a] = F[nv + t, a]
+        else:
+            inv_t = np.zeros((nv, nv))  # (L11^-1)^T, upper triangular
+            for j in range(nv):
+                inv_t[j, j] = 1.0 / F[j, j]
+                for i in range(j + 1, nv):
+                    acc = 0.0
+                    for q in range(j, i):
+                        acc += F[i, q] * inv_t[j, q]
+                    inv_t[j, i] = -acc / F[i, i]
+            fbv = np.empty((nb, nv))
+            for t in range(nb):
+                for a in range(nv):
+                    fbv[t, a] = F[nv + t, a]
+            Y = np.dot(fbv, inv_t)
         xo = off + nv * nv
         for a in range(nv):
             for t in range(nb):
-                factors[xo + a * nb + t] = F[nv + t, a]
+                factors[xo + a * nb + t] = Y[t, a]
         if parent[k] >= 0:
             top = s_off[s_top[0]]
             sbuf[top] = k
             U = sbuf[top + 1:top + 1 + nb * nb].reshape(nb, nb)
-            for t in range(nb):
-                for u in range(t + 1):
-                    acc = F[nv + t, nv + u]
-                    for a in range(nv):
-                        acc -= F[nv + t, a] * F[nv + u, a]
-                    U[t, u] = acc
+            if nv > 0 and nb > 0:
+                G = np.dot(Y, Y.T)
+                for t in range(nb):
+                    for u in range(t + 1):
+                        U[t, u] = F[nv + t, nv + u] - G[t, u]
+            else:
+                for t in range(nb):
+                    for u in range(t + 1):
+                        U[t, u] = F[nv + t, nv + u]
             s_top[0] += 1
             s_off[s_top[0]] = top + 1 + nb * nb
     return -1
@@ -271,7 +373,7 @@ class Factor:
         return x
 
 
-def plan(matrix: scipy.sparse.csr_matrix, coords: np.ndarray, sep: int = 2, leaf: int = 48):
+def plan(matrix: scipy.sparse.csr_matrix, coords: np.ndarray, sep: int = 2, leaf: int = LEAF):
     """Ordering, tree and boundary sets; also the factor's size in float64 entries (for memory checks)."""
     perm, vstart, vend, parent = nested_dissection(coords, sep, leaf)
     n = len(perm)
@@ -309,16 +411,22 @@ def _stack_size(parent, cptr, nb) -> int:
     return peak
 
 
+BIG_THREADS = int(os.environ.get("MATTESTUDIO_BLAS_THREADS", "2"))
 SMALL_FRONT = 160  # fronts up to this size are factored in numba loops; larger ones with LAPACK/BLAS
 
 
-def factorize(matrix: scipy.sparse.csr_matrix, coords: np.ndarray, *, sep: int = 2,
+def factorize(matrix: scipy.sparse.csr_matrix, coords: np.ndarray, *, sep: int = 2, leaf: int = LEAF,
               check: Optional[Callable[[float], None]] = None) -> Factor:
     """Cholesky factor of the SPD matrix on the unknown pixels at ``coords`` (row-major y, x).
 
     ``check(fraction)`` is called about 50 times during the work (progress and cancellation; it may raise).
     """
-    p = plan(matrix, coords, sep)
+    with single_threaded():
+        return _factorize(matrix, coords, sep, leaf, check)
+
+
+def _factorize(matrix, coords, sep, leaf, check) -> Factor:
+    p = plan(matrix, coords, sep, leaf)
     perm, rank, vstart, vend, bptr, bidx, fptr = (p[k] for k in ("perm", "rank", "vstart", "vend", "bptr",
                                                                  "bidx", "fptr"))
     cptr, parent = p["cptr"], p["parent"]
@@ -378,6 +486,9 @@ def _factor_big(k, indptr, indices, data, perm, rank, vstart, vend, bptr, bidx, 
     s_top[0] = top - nk
     off = int(fptr[k])
     U = F[nv:, nv:]
+    many = BIG_THREADS > 1 and nv * (nv + nb) * (nv + nb) > 2e9 / 3
+    if many:  # only the few largest fronts are worth waking a second BLAS thread for
+        set_local_threads(BIG_THREADS)
     if nv:
         L11, info = lapack.dpotrf(F[:nv, :nv], lower=1, clean=1, overwrite_a=0)
         if info != 0:
@@ -388,6 +499,8 @@ def _factor_big(k, indptr, indices, data, perm, rank, vstart, vend, bptr, bidx, 
             factors[off + nv * nv:off + nv * nv + nv * nb].reshape(nv, nb)[...] = X
             # Schur complement on the boundary (lower triangle only; _extend_add reads just that).
             U = blas.dsyrk(-1.0, X, beta=1.0, c=U, trans=1, lower=1)
+    if many:
+        set_local_threads(1)
     if parent[k] >= 0:
         pos = int(s_off[s_top[0]])
         sbuf[pos] = k

@@ -67,6 +67,7 @@ class FastClosedFormEngine(EngineBase):
         self._last: Optional[tuple[np.ndarray, np.ndarray]] = None  # (trimap, alpha float64) of the last solve
         self._coarse: dict[float, "FastClosedFormEngine"] = {}
         self.last_mode = ""  # "full", "incremental", "tiled", "unchanged": for benchmarks and tests
+        self._margin_hint = 0
 
     def reset(self) -> None:
         super().reset()
@@ -170,7 +171,8 @@ class FastClosedFormEngine(EngineBase):
         unknown = trimap == UNKNOWN
         fixed = self._fixed(trimap, before)
         tol = self.params["tolerance"]
-        margin = max(24, (seed[1] - seed[0] + seed[3] - seed[2]) // 4)
+        # Start from the reach the previous stroke needed: strokes on one image tend to need alike.
+        margin = max(24, (seed[1] - seed[0] + seed[3] - seed[2]) // 4, self._margin_hint // 2)
         while True:
             box = regional.grow(seed, margin, trimap.shape)
             area = (box[1] - box[0]) * (box[3] - box[2])
@@ -180,11 +182,13 @@ class FastClosedFormEngine(EngineBase):
             values = regional.solve_box(self._stats, self._image64, unknown, fixed, box, check)
             if values is None:
                 break
-            # Where the box cuts through the image, the solution must already have stopped moving.
-            if regional.ring_change(values, before, box, trimap.shape, depth=4) <= tol / 2:
+            # Where the box cuts through the image the solution must already have stopped moving
+            # (checked over a band that widens with the box, since wide boxes mean smooth changes).
+            if regional.ring_change(values, before, box, trimap.shape, depth=max(4, margin // 4)) <= tol / 4:
                 regional.paste(fixed, values, box)
                 break
             margin *= 2
+        self._margin_hint = margin
         self.last_mode = "incremental"
         return fixed
 
@@ -198,10 +202,11 @@ class FastClosedFormEngine(EngineBase):
         coarse_progress = (lambda f, m: progress(0.3 * f, m)) if progress is not None else None
         start, _ = self.predict_coarse(trimap, scale, progress=coarse_progress, cancel=cancel)
         fixed = self._fixed(trimap, start.astype(np.float64))
-        # Tiles with about a quarter of the budget's unknowns each, overlapping by 32 px.
+        # Tiles with about a quarter of the budget's unknowns each, overlapping by a quarter of a side
+        # so that each tile's edge sits well inside a tile already solved at full resolution.
         density = n / (h * w)
         side = int(min(max(h, w), max(256, (budget / 4 / 200.0 / max(density, 1e-3)) ** 0.5)))
-        boxes = regional.tiles(trimap.shape, side, 32)
+        boxes = regional.tiles(trimap.shape, side, max(48, side // 4))
         for k, box in enumerate(boxes):
             check = _checker(progress, cancel, 0.3 + 0.65 * k / len(boxes), 0.3 + 0.65 * (k + 1) / len(boxes),
                              f"{self.info.display_name}: tile {k + 1} of {len(boxes)}")

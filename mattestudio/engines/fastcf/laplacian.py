@@ -128,20 +128,23 @@ def _assemble(image, mean, inv, r, centres, index, known, values, rhs):
         for a in range(area):
             ya = y - r + a // size
             xa = x - r + a % size
-            i = index[ya, xa]
-            if i < 0:
-                continue
-            for bb in range(area):
+            ia = index[ya, xa]
+            for bb in range(a, area):  # symmetric: each pair once, written to both rows
                 yb = y - r + bb // size
                 xb = x - r + bb % size
+                ib = index[yb, xb]
+                if ia < 0 and ib < 0:
+                    continue
                 v = -(1.0 + mc[a, 0] * c[bb, 0] + mc[a, 1] * c[bb, 1] + mc[a, 2] * c[bb, 2]) / area
                 if a == bb:
-                    v += 1.0
-                j = index[yb, xb]
-                if j >= 0:
-                    values[i, yb - ya + 2 * r, xb - xa + 2 * r] += v
-                elif known[yb, xb] != 0.0:
-                    rhs[i] -= v * known[yb, xb]
+                    values[ia, 2 * r, 2 * r] += v + 1.0
+                elif ia >= 0 and ib >= 0:
+                    values[ia, yb - ya + 2 * r, xb - xa + 2 * r] += v
+                    values[ib, ya - yb + 2 * r, xa - xb + 2 * r] += v
+                elif ia >= 0:
+                    rhs[ia] -= v * known[yb, xb]
+                else:
+                    rhs[ib] -= v * known[ya, xa]
 
 
 @njit(cache=True, nogil=True)

@@ -194,6 +194,11 @@ class FoamDIM(nn.Module):
         for i, (cin, cout) in zip((5, 4, 3, 2, 1), ((512, 512), (512, 256), (256, 128), (128, 64), (64, 1))):
             setattr(self, f"up{i}", _Up(cin, cout))
 
+    def finalize_(self) -> "FoamDIM":
+        from mattestudio.engines.deep.fold import fold_batchnorm_
+
+        return fold_batchnorm_(self)
+
     def forward(self, x):
         saved = []
         for i in range(1, 6):

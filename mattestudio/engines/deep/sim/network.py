@@ -101,6 +101,35 @@ def _ws_bn_relu(cin, cout, k, dil=1):
                          nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
+def dilated_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """A 3x3 conv with dilation d and padding d, computed as one 1x1 conv producing every tap,
+    then shifted sums. Same result; oneDNN's direct kernels for ASPP's dilations 12-36 run several
+    times slower than this GEMM. Taps that fall wholly outside the map (d >= size) are skipped."""
+    d = conv.dilation[0]
+    w = conv.weight
+    o = w.shape[0]
+    h, wd = x.shape[-2:]
+    taps = [(i, j) for i in range(3) for j in range(3) if abs(i - 1) * d < h and abs(j - 1) * d < wd]
+    stacked = getattr(conv, "_taps", None)  # (9*O, I, 1, 1), cached: weights are fixed at inference
+    if stacked is None or stacked.device != w.device or stacked.shape[1] != w.shape[1]:
+        stacked = torch.cat([w[:, :, i, j] for i in range(3) for j in range(3)], 0)[:, :, None, None].detach()
+        conv._taps = stacked
+    if len(taps) < 9:
+        keep = torch.cat([torch.arange(o) + (3 * i + j) * o for i, j in taps])
+        stacked = stacked.index_select(0, keep.to(stacked.device))
+    y = F.conv2d(x, stacked)
+    out = y[:, taps.index((1, 1)) * o:(taps.index((1, 1)) + 1) * o].clone()
+    for t, (i, j) in enumerate(taps):
+        dy, dx = (i - 1) * d, (j - 1) * d
+        if dy == 0 and dx == 0:
+            continue
+        out[:, :, max(0, -dy):h - max(0, dy), max(0, -dx):wd - max(0, dx)] += \
+            y[:, t * o:(t + 1) * o, max(0, dy):h - max(0, -dy), max(0, dx):wd - max(0, -dx)]
+    if conv.bias is not None:
+        out = out + conv.bias.to(out.dtype).reshape(1, -1, 1, 1)
+    return out
+
+
 class ASPP(nn.Module):
     def __init__(self, cin=2048, width=256, rates=(12, 24, 36)):
         super().__init__()
@@ -112,7 +141,7 @@ class ASPP(nn.Module):
                                      nn.ReLU(inplace=True), nn.Dropout(0.5))
 
     def forward(self, x):
-        outs = [b(x) for b in self.convs[:-1]]
+        outs = [self.convs[0](x)] + [b[2](b[1](dilated_conv(x, b[0]))) for b in self.convs[1:-1]]
         pooled = self.convs[-1](x)
         outs.append(F.interpolate(pooled, size=x.shape[-2:], mode="bilinear", align_corners=False))
         return self.project(torch.cat(outs, 1))
@@ -170,8 +199,10 @@ class SimMatting(nn.Module):
         return self.decoder(stem, l1, l4, image_n, image, two_chan, want_fb)
 
     def finalize_(self) -> "SimMatting":
-        standardise_all_(self)
-        return self
+        from mattestudio.engines.deep.fold import fold_batchnorm_
+
+        standardise_all_(self)  # before folding: standardisation applies to the raw weights
+        return fold_batchnorm_(self)
 
 
 class SimClassifier(nn.Module):
@@ -186,6 +217,11 @@ class SimClassifier(nn.Module):
         self.layer3 = make_layer(512, 256, 6, stride=2)
         self.layer4 = make_layer(1024, 512, 3, stride=2)
         self.fc = nn.Linear(2048, classes)
+
+    def finalize_(self) -> "SimClassifier":
+        from mattestudio.engines.deep.fold import fold_batchnorm_
+
+        return fold_batchnorm_(self)
 
     def forward(self, x):
         x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 3, 2, 1)

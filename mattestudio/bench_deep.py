@@ -1,0 +1,191 @@
+"""Benchmark the deep engines on CPU: seconds and peak memory at 1 and 4 megapixels, fp32 versus
+channels-last + bf16 autocast, with the largest alpha difference between the two.
+
+    python -m mattestudio.bench_deep [--sizes 1024,2048] [--nets dim,sim] [--out docs/benchmarks-deep.md]
+
+Weights are random (speed does not depend on them); each measurement runs in a fresh process so
+its peak resident memory is its own. SIM's random decoder is given BatchNorm statistics that keep
+its clamped alpha out of saturation, so the fp32/bf16 difference is measured on unclamped values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _scene(size: int, band: int = 12, radius_frac: float = 0.3):
+    yy, xx = np.mgrid[:size, :size].astype(np.float32)
+    img = np.stack([np.sin(xx / 9.0) * .4 + .5, np.cos(yy / 13.0) * .4 + .5, ((xx + yy) % 64) / 64.0], 2)
+    r = np.hypot(yy - size / 2, xx - size / 2)
+    rad = size * radius_frac
+    tri = np.zeros((size, size), np.uint8)
+    tri[r < rad] = 255
+    tri[np.abs(r - rad) < band] = 128
+    return img.astype(np.float32), tri
+
+
+def _write_weights(kind: str, path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    from mattestudio.engines.deep.build import build_module
+
+    torch.manual_seed(0)
+    m = build_module(kind)
+    sd = m.state_dict()
+    if kind == "sim":  # see the module docstring
+        for key in list(sd):
+            if key.startswith("decoder.") and key.endswith(".running_var"):
+                prefix, idx = key[: -len(".running_var")].rsplit(".", 1)
+                conv = sd.get(f"{prefix}.{int(idx) - 1}.weight")
+                if conv is not None:
+                    sd[key] = torch.full_like(sd[key], float(conv[0].numel()))
+        sd["decoder.conv_up4_alpha.4.weight"] = torch.rand(1, 16, 1, 1) * 1.7  # alpha mean ~0.5
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(path), metadata={"mattestudio_kind": kind})
+
+
+def _one(args) -> None:
+    """Child process: one measurement, printed as JSON."""
+    from mattestudio.engines.deep.dim.engine import DimEngine
+    from mattestudio.engines.deep.sim.engine import SimEngine
+
+    wdir = Path(args.weights)
+    img, tri = _scene(args.size, radius_frac=args.radius)
+    common = dict(precision=args.precision, device="cpu", roi=args.roi, tile=0 if not args.roi else 2048)
+    if args.net == "dim":
+        eng = DimEngine(checkpoint=str(wdir / "dim.safetensors"), **common)
+    else:
+        eng = SimEngine(checkpoint=str(wdir / "sim.safetensors"), classifier=str(wdir / "cls.safetensors"), **common)
+    warm_img, warm_tri = _scene(96)
+    eng.prepare(warm_img)  # one-time costs (weight layout, thread pool) are not part of a run
+    eng.predict(warm_tri)
+    eng.prepare(img)
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    c0, w0 = time.process_time(), time.perf_counter()
+    alpha, _ = eng.predict(tri)
+    cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if args.save:
+        np.save(args.save, alpha)
+    print(json.dumps({"wall": wall, "cpu": cpu, "peak_mb": peak / 1024, "prepared_mb": base_rss / 1024,
+                      "precision": eng.precision}))
+
+
+def _measure(net, size, precision, wdir, roi=False, radius=0.3, save=None) -> dict:
+    cmd = [sys.executable, "-m", "mattestudio.bench_deep", "--one", "--net", net, "--size", str(size),
+           "--precision", precision, "--weights", str(wdir), "--radius", str(radius)]
+    if roi:
+        cmd.append("--roi")
+    if save:
+        cmd += ["--save", str(save)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _machine() -> str:
+    import torch
+
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    flags = ""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        flags = ", ".join(f for f in ("avx512f", "avx512_bf16", "amx_bf16") if f" {f}" in text)
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"{os.cpu_count()} logical CPUs (nproc), {model} [{flags}], torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads), Python {platform.python_version()}, "
+            f"load average at start {load:.1f}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m mattestudio.bench_deep", description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1024,2048")
+    ap.add_argument("--nets", default="dim,sim")
+    ap.add_argument("--out", default=None, help="write the Markdown table here as well")
+    ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--net", help=argparse.SUPPRESS)
+    ap.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
+    ap.add_argument("--weights", help=argparse.SUPPRESS)
+    ap.add_argument("--roi", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--radius", type=float, default=0.3, help=argparse.SUPPRESS)
+    ap.add_argument("--save", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.one:
+        _one(args)
+        return 0
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        wdir = Path(tmp)
+        _write_weights("mmagic-stage3", wdir / "dim.safetensors")
+        _write_weights("sim", wdir / "sim.safetensors")
+        _write_weights("sim-classifier", wdir / "cls.safetensors")
+        machine = _machine()
+        print(machine, flush=True)
+        for net in args.nets.split(","):
+            for size in (int(s) for s in args.sizes.split(",")):
+                res = {}
+                for prec in ("fp32", "bf16"):
+                    res[prec] = _measure(net, size, prec, wdir, save=wdir / f"{net}{size}{prec}.npy")
+                    print(net, size, prec, res[prec], flush=True)
+                diff = float("nan")
+                if all("error" not in r for r in res.values()):
+                    a, b = (np.load(wdir / f"{net}{size}{p}.npy") for p in ("fp32", "bf16"))
+                    _, tri = _scene(size)
+                    diff = float(np.abs(a - b)[tri == 128].max())
+                roi = _measure(net, size, "bf16", wdir, roi=True, radius=0.12)
+                print(net, size, "roi", roi, flush=True)
+                rows.append((net, size, res, diff, roi))
+    table = _table(rows, machine)
+    print(table)
+    if args.out:
+        from mattestudio.core.atomic import write_bytes_atomic
+
+        write_bytes_atomic(args.out, table.encode())
+    return 0
+
+
+def _fmt(r, key, fmt="{:.1f}"):
+    return "error" if "error" in r else fmt.format(r[key])
+
+
+def _table(rows, machine) -> str:
+    lines = [f"Machine: {machine}", "",
+             "| network | image | fp32 wall s | fp32 CPU s | fp32 peak MB | bf16+CL wall s | bf16+CL CPU s | "
+             "bf16+CL peak MB | speed-up (wall) | memory ratio | max abs alpha diff | typical-trimap crop, bf16 wall s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for net, size, res, diff, roi in rows:
+        f, b = res["fp32"], res["bf16"]
+        ok = "error" not in f and "error" not in b
+        ratio = f"{f['wall'] / b['wall']:.2f}x" if ok else "-"
+        mem = f"{b['peak_mb'] / f['peak_mb']:.2f}" if ok else "-"
+        lines.append(f"| {net.upper()} | {size}x{size} ({size * size / 1e6:.1f} MP) | {_fmt(f, 'wall')} | "
+                     f"{_fmt(f, 'cpu')} | {_fmt(f, 'peak_mb', '{:.0f}')} | {_fmt(b, 'wall')} | {_fmt(b, 'cpu')} | "
+                     f"{_fmt(b, 'peak_mb', '{:.0f}')} | {ratio} | {mem} | {diff:.4f} | {_fmt(roi, 'wall')} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Window state: what a project stores (snapshot/apply) and what QSettings remembers (restore).
+
+Functions over a MainWindow, kept apart so the window module stays composition only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtGui import QColor
+
+from mattestudio.ui import settings
+from mattestudio.ui.view_panel import color_to_spec
+
+
+def snapshot(win) -> dict:
+    """Settings stored in a project file."""
+    bg = win.document.background
+    return {"engine": win.engine_panel.engine, "params": win.engine_panel.params_raw(),
+            "background": bg if isinstance(bg, str) else (list(bg) if isinstance(bg, tuple) else "image"),
+            "brush_size": win.tools.size, "band": win.tools.band, "view": win.canvas.mode}
+
+
+def apply(win, s: dict) -> None:
+    """Apply a project's settings to the window."""
+    if s.get("engine"):
+        win.engine_panel.set_engine(str(s["engine"]))
+        win.engine_panel.set_params(s.get("params") or {})
+    bg = s.get("background")
+    if isinstance(bg, str) and bg != "image":
+        win.document.set_background(bg)
+        win.view_panel.set_background_key(bg)
+    elif isinstance(bg, list) and len(bg) == 3:
+        win.document.set_background(tuple(float(v) for v in bg))
+        win.view_panel.set_background_key("color")
+    if s.get("brush_size"):
+        win.tools.set_size(float(s["brush_size"]))
+    if s.get("band"):
+        win.tools.set_band(int(s["band"]))
+    if s.get("view") in ("trimap", "alpha", "composite"):
+        win.view_panel.set_mode(s["view"])
+
+
+def restore(win) -> None:
+    """Window layout, brush, engine, Live and background from QSettings."""
+    geo, state = settings.get("window/geometry"), settings.get("window/state")
+    if geo is not None:
+        win.restoreGeometry(geo)
+    if state is not None:
+        win.restoreState(state)
+    win.tools.set_size(settings.get("brush/size", 20.0, float))
+    name = settings.get("engine/name", None, str)
+    if name:
+        win.engine_panel.set_engine(name)
+    win.live_action.setChecked(settings.get("run/live", False, bool))
+    win.set_side_by_side(settings.get("view/side_by_side", False, bool))
+    bg = settings.get("view/background", "checker", str)
+    if bg == "color":
+        win.document.set_background(color_to_spec(QColor(settings.get("view/background_color", "#ffffff", str))))
+    elif bg == "image":
+        path = settings.get("view/background_image", "", str)
+        if not (path and Path(path).is_file() and win.set_background_image(path)):
+            bg = "checker"
+            win.document.set_background(bg)
+    else:
+        win.document.set_background(bg)
+    win.view_panel.set_background_key(bg)
