@@ -8,10 +8,11 @@ import sys
 from mattestudio.errors import MattestudioError
 
 
-def add_engine_options(p: argparse.ArgumentParser) -> None:
+def add_engine_options(p: argparse.ArgumentParser, default_engine: bool = True) -> None:
     from mattestudio.engines.registry import DEFAULT_ENGINE
 
-    p.add_argument("--engine", "-e", default=DEFAULT_ENGINE,
+    # matte passes default_engine=False so that a project's saved engine can be told from an explicit --engine.
+    p.add_argument("--engine", "-e", default=DEFAULT_ENGINE if default_engine else None,
                    help=f"matting engine (default {DEFAULT_ENGINE}; list them with `mattestudio engines`)")
     p.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
                    help="engine parameter, repeatable (see `mattestudio engines --verbose`)")

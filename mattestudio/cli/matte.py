@@ -11,10 +11,12 @@ def register(sub) -> None:
     p = sub.add_parser("matte", help="estimate the alpha matte of one image",
                        description="Estimate the alpha matte of IMAGE from a trimap and write any of: the alpha, "
                                    "an RGBA cut-out with cleaned foreground colors, a composite over a new background.")
-    p.add_argument("image", help="input photo (PNG, JPEG, TIFF, WebP, BMP)")
-    p.add_argument("--trimap", "-t", required=True,
-                   help="trimap image: black background, white foreground, anything in between unknown")
-    add_engine_options(p)
+    p.add_argument("image", help="input photo (PNG, JPEG, TIFF, WebP, BMP), or a .mattestudio project saved by the "
+                                 "editor (its image, trimap, engine and parameters are used)")
+    p.add_argument("--trimap", "-t",
+                   help="trimap image: black background, white foreground, anything in between unknown "
+                        "(required unless IMAGE is a project)")
+    add_engine_options(p, default_engine=False)
     p.add_argument("--alpha", "-a", help="write the alpha matte here (PNG/TIFF); default IMAGE_alpha.png "
                                          "in the current folder when no output is given")
     p.add_argument("--alpha-bits", type=int, choices=(8, 16), default=8, help="alpha bit depth (default 8)")
@@ -43,8 +45,7 @@ def run(args) -> int:
                          (args.cutout, (".png", ".tif", ".tiff", ".webp")),
                          (args.composite, io.IMAGE_SUFFIXES)):
         _check_output(out, allowed)
-    image = io.load_image(args.image)
-    tri = trimap_ops.load(args.trimap, image.shape, image_source=args.image)
+    image, tri = _inputs(args)
     background = None
     if args.composite:
         background = compositing.background_array(args.background, *image.shape[:2], original=image)
@@ -67,6 +68,34 @@ def run(args) -> int:
             print(path)
         print(f"{result.engine}: {result.seconds:.2f} s")
     return 0
+
+
+def _inputs(args):
+    """Image and trimap from files, or from an editor project (whose engine and parameters become
+    the defaults, so a project renders the same headless as in the editor)."""
+    from mattestudio.core import io, project, trimap as trimap_ops
+    from mattestudio.errors import MattestudioError
+
+    if Path(args.image).suffix.lower() == project.SUFFIX:
+        state = project.load_project(args.image)
+        engine = state.settings.get("engine")
+        if args.engine is None and engine:
+            args.engine = str(engine)
+            saved = [f"{k}={v}" for k, v in (state.settings.get("params") or {}).items()]
+            args.param = saved + list(args.param)
+        image = state.image
+        tri = (trimap_ops.load(args.trimap, image.shape, image_source=args.image) if args.trimap
+               else trimap_ops.check(state.trimap, image.shape, args.image))
+    else:
+        if not args.trimap:
+            raise MattestudioError("--trimap is required (or give a .mattestudio project instead of an image)")
+        image = io.load_image(args.image)
+        tri = trimap_ops.load(args.trimap, image.shape, image_source=args.image)
+    if args.engine is None:
+        from mattestudio.engines.registry import DEFAULT_ENGINE
+
+        args.engine = DEFAULT_ENGINE
+    return image, tri
 
 
 def _check_output(path, allowed) -> None:

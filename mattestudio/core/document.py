@@ -3,6 +3,9 @@
 Qt-free. Views subscribe to the signals and read the arrays; they never write them. Every change
 of the image or trimap bumps a version counter, and a result remembers the trimap version it
 came from, so "is the alpha stale" is one comparison.
+
+``strokes`` logs every trimap edit as a JSON-able record (format in mattestudio.core.strokes),
+kept in step with undo and redo: each undo step carries the records of its edit.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Optional, Union
 import numpy as np
 from psygnal import Signal
 
-from mattestudio.core import strokes
+from mattestudio.core import strokes as stroke_ops
 from mattestudio.core.history import BBox, History
 from mattestudio.types import FOREGROUND, UNKNOWN, MattingResult
 
@@ -48,6 +51,9 @@ class Document:
         self.trimap_version = 0
         self.modified = False
         self._stroke_bbox: Optional[BBox] = None
+        #: Records of the edits now applied, oldest first (undone edits are removed).
+        self.strokes: list[dict] = []
+        self._open_records: list[dict] = []
         if image is not None:
             self.set_image(image, trimap, image_path)
 
@@ -57,9 +63,11 @@ class Document:
         return self.image.shape[:2]
 
     def set_image(self, image: np.ndarray, trimap: Optional[np.ndarray] = None,
-                  image_path: Optional[Union[str, Path]] = None, trimap_path=None) -> None:
+                  image_path: Optional[Union[str, Path]] = None, trimap_path=None,
+                  strokes: Optional[list] = None) -> None:
         """Replace the whole document. ``image`` float32 H x W x 3 in [0, 1]; ``trimap`` uint8 or None
-        (then everything starts as unknown: paint foreground and background scribbles)."""
+        (then everything starts as unknown: paint foreground and background scribbles).
+        ``strokes``: the stroke log that led to ``trimap`` (a reopened project), else empty."""
         image = np.ascontiguousarray(image, np.float32)
         h, w = image.shape[:2]
         if trimap is None:
@@ -72,6 +80,8 @@ class Document:
         self.image_path = None if image_path is None else Path(image_path)
         self.trimap_path = None if trimap_path is None else Path(trimap_path)
         self.history.clear()
+        self.strokes = list(strokes or [])
+        self._open_records = []
         self.result = None
         self._alpha_cache = None
         self.result_trimap_version = -1
@@ -94,24 +104,31 @@ class Document:
             self.end_stroke()
         self.history.begin(label)
         self._stroke_bbox = None
+        self._open_records = []
 
     def paint_segment(self, p0, p1, size: float, value: Union[int, str]) -> Optional[BBox]:
         """Paint inside an open stroke (see ``begin_stroke``); value "erase" restores the base trimap."""
         if not self.history.in_stroke:
             raise RuntimeError("paint_segment() outside begin_stroke()/end_stroke()")
         source = self.base_trimap if value == "erase" else int(value)
-        bbox = strokes.paint_segment(self.trimap, p0, p1, size, source, self.history.before_change)
+        bbox = stroke_ops.paint_segment(self.trimap, p0, p1, size, source, self.history.before_change)
+        # Logged even when off the image, so the record's points stay one continuous path.
+        stroke_ops.extend_brush_records(self._open_records, p0, p1, size, value)
         if bbox is not None:
             self._touched(bbox)
         return bbox
 
     def end_stroke(self) -> bool:
         """Close the stroke as one undo step. Returns True when anything changed."""
-        step = self.history.commit(self.trimap)
+        step = self.history.commit(self.trimap, tuple(self._open_records))
+        self._open_records = []
+        if step is not None:
+            self.strokes.extend(step.records)
         self.history_changed.emit()
         return step is not None
 
     def abort_stroke(self) -> None:
+        self._open_records = []
         bbox = self.history.abort(self.trimap)
         if bbox is not None:
             self._touched(bbox)
@@ -119,23 +136,26 @@ class Document:
 
     def fill(self, x: float, y: float, value: int) -> bool:
         """Fill bucket: the connected region of equal value under (x, y) becomes ``value``."""
-        found = strokes.fill_region(self.trimap, x, y)
-        if found is None:
-            return False
-        bbox, region = found
-        y0, y1, x0, x1 = bbox
-        if np.all(self.trimap[y0:y1, x0:x1][region] == value):
-            return False
+        if self.history.in_stroke:
+            self.end_stroke()
         self.history.begin("fill")
-        self.history.before_change(self.trimap, bbox)
-        self.trimap[y0:y1, x0:x1][region] = value
-        self.history.commit(self.trimap)
+        bbox = stroke_ops.fill_at(self.trimap, x, y, value, self.history.before_change)
+        if bbox is None:
+            self.history.abort(self.trimap)  # nothing was written
+            return False
+        step = self.history.commit(self.trimap, (stroke_ops.fill_record(x, y, value),))
+        if step is not None:
+            self.strokes.extend(step.records)
         self._touched(bbox)
         self.history_changed.emit()
         return True
 
-    def set_trimap(self, trimap: np.ndarray, label: str = "set trimap", path=None, as_base: bool = True) -> bool:
-        """Replace the trimap as one undoable step (load, clear, GrabCut, from alpha)."""
+    def set_trimap(self, trimap: np.ndarray, label: str = "set trimap", path=None, as_base: bool = True,
+                   source: Optional[str] = None) -> bool:
+        """Replace the trimap as one undoable step (load, clear, GrabCut, from alpha).
+
+        ``source`` names the operation in the stroke log ("loaded", "grabcut", ...; default: label).
+        """
         trimap = np.asarray(trimap, np.uint8)
         if trimap.shape != self.trimap.shape:
             raise ValueError(f"trimap shape {trimap.shape} does not match image {self.trimap.shape}")
@@ -145,20 +165,24 @@ class Document:
             self.base_trimap = trimap.copy()
         if path is not None:
             self.trimap_path = Path(path)
-        step = self.history.record_replace(self.trimap, trimap, label)
+        step = self.history.record_replace(self.trimap, trimap, label,
+                                           (stroke_ops.set_record(source or label),))
         if step is not None:
+            self.strokes.extend(step.records)
             self._touched(step.bbox)
         self.history_changed.emit()
         return step is not None
 
     def clear_trimap(self, value: int = UNKNOWN) -> bool:
-        return self.set_trimap(np.full(self.trimap.shape, value, np.uint8), "clear trimap")
+        return self.set_trimap(np.full(self.trimap.shape, value, np.uint8), "clear trimap", source="clear")
 
     def undo(self) -> bool:
         if self.history.in_stroke:
             self.end_stroke()
         step = self.history.undo(self.trimap)
         if step is not None:
+            if step.records:  # they are the newest ones: steps and records share one order
+                del self.strokes[-len(step.records):]
             self._touched(step.bbox)
         self.history_changed.emit()
         return step is not None
@@ -166,6 +190,7 @@ class Document:
     def redo(self) -> bool:
         step = self.history.redo(self.trimap)
         if step is not None:
+            self.strokes.extend(step.records)
             self._touched(step.bbox)
         self.history_changed.emit()
         return step is not None

@@ -7,6 +7,10 @@ over a 24-megapixel trimap costs a few kilobytes, not a copy of the trimap.
 Strokes are grouped: ``begin()`` opens a step, any number of ``record(...)`` calls add changes,
 ``commit()`` merges them into a single patch per step (one stroke = one undo step). The history
 is bounded both in steps and in bytes; the oldest steps are dropped first.
+
+A step may carry ``records``: the JSON-able stroke records (see mattestudio.core.strokes) that
+describe it as vectors. History only stores them with the step, so the owner can keep its stroke
+list in sync with undo and redo.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ class Patch:
 class Step:
     label: str
     patches: tuple[Patch, ...]
+    records: tuple[dict, ...] = ()
 
     @property
     def nbytes(self) -> int:
@@ -106,8 +111,9 @@ class History:
         y0, y1, x0, x1 = bbox
         self._open[1].append((bbox, target[y0:y1, x0:x1].copy()))
 
-    def commit(self, target: np.ndarray) -> Optional[Step]:
-        """Close the stroke: merge its changes into one patch and push it. Returns the step or None."""
+    def commit(self, target: np.ndarray, records: tuple[dict, ...] = ()) -> Optional[Step]:
+        """Close the stroke: merge its changes into one patch and push it. Returns the step or None
+        (nothing changed: ``records`` are dropped too)."""
         if self._open is None:
             return None
         label, saved = self._open
@@ -125,7 +131,7 @@ class History:
         patch = Patch.diff(before, after, bbox)
         if patch is None:
             return None
-        return self.push(Step(label, (patch,)))
+        return self.push(Step(label, (patch,), tuple(records)))
 
     def abort(self, target: np.ndarray) -> Optional[BBox]:
         """Cancel the open stroke and restore the old values. Returns the restored bbox."""
@@ -140,14 +146,15 @@ class History:
         return bbox
 
     # -- whole edits ------------------------------------------------------------------------------
-    def record_replace(self, target: np.ndarray, new: np.ndarray, label: str) -> Optional[Step]:
+    def record_replace(self, target: np.ndarray, new: np.ndarray, label: str,
+                       records: tuple[dict, ...] = ()) -> Optional[Step]:
         """Replace all of ``target`` by ``new`` (same shape) as one undoable step. Applies the change."""
         h, w = target.shape[:2]
         patch = Patch.diff(target, new, (0, h, 0, w))
         if patch is None:
             return None
         patch.apply(target, undo=False)
-        return self.push(Step(label, (patch,)))
+        return self.push(Step(label, (patch,), tuple(records)))
 
     def push(self, step: Step) -> Step:
         self._undo.append(step)

@@ -8,6 +8,16 @@ path is the straight segment, so a stroke is the union of discs stamped continuo
 
 The raster functions here only compute and write; ``Document`` wraps them with undo and signals,
 and ``Brush`` turns press/move/release into one undoable stroke.
+
+Every edit is also logged as a JSON-able record (``Document.strokes``, saved in projects), so a
+trimap can be re-rendered from vectors with :func:`replay`:
+
+- ``{"tool": "brush", "value": 0 | 128 | 255 | "erase", "size": 10.0, "points": [[x, y], ...]}``
+  paints the disc at the first point, then the capsule of each consecutive pair (``size`` is the
+  brush diameter; "erase" restores the base trimap),
+- ``{"tool": "fill", "value": 0 | 128 | 255, "seed": [x, y]}`` fill bucket at the seed,
+- ``{"tool": "set", "source": "loaded" | "grabcut" | "from-alpha" | "clear" | ...}`` the whole
+  trimap was replaced; the pixels are not logged, so replay cannot go across it.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from typing import TYPE_CHECKING, Optional, Union
 import numpy as np
 
 from mattestudio.core.history import BBox
+from mattestudio.types import UNKNOWN
 
 if TYPE_CHECKING:  # pragma: no cover
     from mattestudio.core.document import Document
@@ -104,6 +115,89 @@ def fill_region(trimap: np.ndarray, x: float, y: float) -> Optional[tuple[BBox, 
     bbox = (ry, ry + rh, rx, rx + rw)
     region = mask[1 + ry:1 + ry + rh, 1 + rx:1 + rx + rw].astype(bool)
     return bbox, region
+
+
+def fill_at(trimap: np.ndarray, x: float, y: float, value: int, before_change=None) -> Optional[BBox]:
+    """Fill bucket in place: the region under (x, y) becomes ``value``. Returns the written bbox,
+    or None when nothing changes. ``before_change(trimap, bbox)`` is called before writing."""
+    found = fill_region(trimap, x, y)
+    if found is None:
+        return None
+    bbox, region = found
+    y0, y1, x0, x1 = bbox
+    crop = trimap[y0:y1, x0:x1]
+    if np.all(crop[region] == value):
+        return None
+    if before_change is not None:
+        before_change(trimap, bbox)
+    crop[region] = value
+    return bbox
+
+
+# -- stroke records ---------------------------------------------------------------------------------
+
+def _xy(p) -> list[float]:
+    return [float(p[0]), float(p[1])]
+
+
+def extend_brush_records(records: list[dict], p0: Point, p1: Point, size: float, value: Union[int, str]) -> None:
+    """Log one painted segment into ``records`` (the open stroke's list), in place.
+
+    A segment continuing the last record (same value and size, starting at its last point) just
+    appends its end point; anything else starts a new record, so replay stays exact whatever
+    sequence of segments a caller paints.
+    """
+    a, b = _xy(p0), _xy(p1)
+    value = "erase" if value == "erase" else int(value)
+    last = records[-1] if records else None
+    if (last is not None and last["tool"] == "brush" and last["value"] == value
+            and last["size"] == float(size) and last["points"][-1] == a):
+        if b != a:  # a zero-length segment at the end point paints nothing new
+            last["points"].append(b)
+        return
+    records.append({"tool": "brush", "value": value, "size": float(size),
+                    "points": [a] if a == b else [a, b]})
+
+
+def fill_record(x: float, y: float, value: int) -> dict:
+    return {"tool": "fill", "value": int(value), "seed": _xy((x, y))}
+
+
+def set_record(source: str) -> dict:
+    return {"tool": "set", "source": str(source)}
+
+
+def replay(records, shape: tuple[int, int], base_trimap: Optional[np.ndarray] = None) -> np.ndarray:
+    """Re-render a trimap from brush and fill records, painted on a copy of ``base_trimap``
+    (default: all unknown), which is also what the eraser restores.
+
+    Replaying ``Document.strokes`` on the document's base trimap reproduces its trimap exactly when
+    the session has only brush and fill records. A "set" record raises ValueError: its pixels are
+    not in the log (replay the records after it on the trimap it produced instead).
+    """
+    h, w = shape[:2]
+    if base_trimap is None:
+        base = np.full((h, w), UNKNOWN, np.uint8)
+    else:
+        base = np.array(base_trimap, np.uint8, copy=True)
+        if base.shape != (h, w):
+            raise ValueError(f"base trimap shape {base.shape} does not match {(h, w)}")
+    out = base.copy()
+    for i, rec in enumerate(records):
+        tool = rec.get("tool") if isinstance(rec, dict) else None
+        if tool == "brush":
+            value = base if rec["value"] == "erase" else int(rec["value"])
+            points = [_xy(p) for p in rec["points"]]
+            for a, b in zip(points[:1] + points[:-1], points):  # the first disc, then each segment
+                paint_segment(out, a, b, float(rec["size"]), value)
+        elif tool == "fill":
+            fill_at(out, *_xy(rec["seed"]), int(rec["value"]))
+        elif tool == "set":
+            raise ValueError(f"record {i} replaces the whole trimap ({rec.get('source')!r}); "
+                             "it cannot be replayed from vectors")
+        else:
+            raise ValueError(f"record {i} has an unknown tool {tool!r}")
+    return out
 
 
 class Brush:

@@ -269,3 +269,34 @@ def test_sample_command(tmp_path, capsys):
     assert img.shape[:2] == alpha.shape
     frac = ((alpha > 0.05) & (alpha < 0.95)).mean()
     assert frac > 0.01  # real soft edges and strands, not a hard mask
+
+
+def test_matte_renders_an_editor_project_headless(tmp_path, capsys):
+    """A project saved by the editor renders from the CLI with its own engine and parameters."""
+    from mattestudio.core.project import ProjectState, save_project
+
+    image, trimap, alpha = _scene()
+    image = (np.rint(image * 255) / 255).astype(np.float32)  # 8-bit exact, so the PNG copy below is identical
+    proj = save_project(tmp_path / "shot.mattestudio", ProjectState(
+        image=image, trimap=trimap, settings={"engine": "large-kernel", "params": {"radius": "5"}}))
+    code, _, err = _run(["matte", proj, "--alpha", tmp_path / "p.png"], capsys)
+    assert code == 0, err
+    io.save_rgb(tmp_path / "i.png", image)
+    io.save_trimap(tmp_path / "t.png", trimap)
+    code, _, err = _run(["matte", tmp_path / "i.png", "--trimap", tmp_path / "t.png", "--engine", "large-kernel",
+                         "--param", "radius=5", "--alpha", tmp_path / "d.png"], capsys)
+    assert code == 0, err
+    from_project = io.read_image_array(tmp_path / "p.png")
+    direct = io.read_image_array(tmp_path / "d.png")
+    assert np.array_equal(from_project, direct)
+    # The saved radius mattered: the default radius gives a different matte.
+    code, _, _ = _run(["matte", tmp_path / "i.png", "--trimap", tmp_path / "t.png", "--engine", "large-kernel",
+                       "--alpha", tmp_path / "r10.png"], capsys)
+    assert not np.array_equal(io.read_image_array(tmp_path / "r10.png"), direct)
+
+
+def test_matte_needs_a_trimap_for_plain_images(scene, tmp_path, capsys):
+    img_p, *_ = scene
+    code, _, err = _run(["matte", img_p, "--alpha", tmp_path / "a.png"], capsys)
+    assert code == 1
+    _assert_one_line_error(err, "--trimap is required")
