@@ -11,7 +11,8 @@ A project is a zip holding:
 - ``alpha.png``      16-bit gray, if there is a result,
 - ``foreground.png`` 8 or 16-bit RGB (like the image), if there is a result with foreground colors,
 - ``settings.json``  engine, params, background, view, brush size... (any JSON),
-- ``strokes.json``   optional list of JSON-able strokes.
+- ``strokes.json``   optional list of JSON-able stroke records that led to the trimap
+                     (``Document.strokes``; format in mattestudio.core.strokes).
 
 Readers refuse a newer format version rather than guess. Autosaves use the same format, one file
 per source image, in :func:`autosave_dir`.
@@ -250,6 +251,8 @@ def _load(zf: zipfile.ZipFile, path: Path) -> ProjectState:
     settings = json.loads(zf.read("settings.json"))
     if "strokes.json" in members:
         strokes = json.loads(zf.read("strokes.json"))
+        if not isinstance(strokes, list) or not all(isinstance(r, dict) for r in strokes):
+            raise ProjectError("strokes.json in the project is not a list of stroke records", path)
     return ProjectState(image=image, trimap=trimap, alpha=alpha, foreground=foreground,
                         settings=settings if isinstance(settings, dict) else {},
                         image_path=manifest.get("image_path"), strokes=strokes)

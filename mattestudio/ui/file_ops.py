@@ -120,7 +120,7 @@ class FileOps(QObject):
             state = project.load_project(found)
             if state.trimap.shape != self.doc.shape:
                 raise MattestudioError("the autosaved trimap does not match the image size")
-            self.doc.set_trimap(state.trimap, "recover autosave", as_base=False)
+            self.doc.set_trimap(state.trimap, "recover autosave", as_base=False, source="autosave")
         except MattestudioError as exc:
             self.error("Cannot recover the autosave", exc)
 
@@ -134,7 +134,7 @@ class FileOps(QObject):
         except (MattestudioError, MemoryError) as exc:
             self.error("Cannot use the trimap", exc)
             return False
-        self.doc.set_trimap(tri, "load trimap", path=path)
+        self.doc.set_trimap(tri, "load trimap", path=path, source="loaded")
         self.win.tools.stroke_finished.emit()
         return True
 
@@ -147,7 +147,7 @@ class FileOps(QObject):
         except (MattestudioError, MemoryError) as exc:
             self.error("Cannot open project", exc)
             return False
-        self.doc.set_image(state.image, state.trimap, image_path=state.image_path or path)
+        self.doc.set_image(state.image, state.trimap, image_path=state.image_path or path, strokes=state.strokes)
         if state.alpha is not None:
             from mattestudio.types import MattingResult
 
@@ -165,7 +165,8 @@ class FileOps(QObject):
         fg = self.doc.foreground() if alpha is not None else None
         return project.ProjectState(image=self.doc.image, trimap=self.doc.trimap.copy(), alpha=alpha, foreground=fg,
                                     settings=self.win.settings_snapshot(),
-                                    image_path=str(self.doc.image_path) if self.doc.image_path else None)
+                                    image_path=str(self.doc.image_path) if self.doc.image_path else None,
+                                    strokes=list(self.doc.strokes))
 
     def save_project(self, path: Optional[str] = None) -> bool:
         path = path or self._ask_save("Save project", "projects", self._stem() + project.SUFFIX, PROJECT_FILTER)

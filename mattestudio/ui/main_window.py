@@ -275,7 +275,7 @@ class MainWindow(QMainWindow):
         def done(tri):
             self.tool_panel.grabcut_button.setEnabled(True)
             self.tools.canvas.show_rubber(None)
-            if self.document.image_version == version and self.document.set_trimap(tri, "GrabCut"):
+            if self.document.image_version == version and self.document.set_trimap(tri, "GrabCut", source="grabcut"):
                 self.status("GrabCut trimap ready (Ctrl+Z to undo)")
                 self.tools.stroke_finished.emit()
 

@@ -154,7 +154,8 @@ class ToolController(QObject):
         alpha = self.document.alpha()
         if alpha is None:
             return False
-        changed = self.document.set_trimap(trimap_ops.from_alpha(alpha, self.band), "trimap from alpha")
+        changed = self.document.set_trimap(trimap_ops.from_alpha(alpha, self.band), "trimap from alpha",
+                                           source="from-alpha")
         if changed:
             self.stroke_finished.emit()
         return True

@@ -100,3 +100,61 @@ def test_downscaled_keeps_only_agreeing_pixels():
     assert small_img.shape == (10, 10, 3) and small_tri.shape == (10, 10)
     assert (small_tri[:, :5] == BACKGROUND).all() and (small_tri[:, 5] == UNKNOWN).all()
     assert (small_tri[:, 6:] == FOREGROUND).all()
+
+
+def _paint(d, p0, p1, size, value):
+    d.begin_stroke(); d.paint_segment(p0, p1, size, value); return d.end_stroke()
+
+
+def test_stroke_log_follows_undo_and_redo():
+    d = _doc()
+    assert d.strokes == []
+    _paint(d, (5, 5), (15, 5), 3, FOREGROUND)
+    assert d.fill(30.5, 20.5, BACKGROUND)
+    t = np.full((32, 40), UNKNOWN, np.uint8); t[:4] = FOREGROUND
+    d.set_trimap(t, "load trimap", source="loaded")
+    d.clear_trimap()
+    full = [{"tool": "brush", "value": FOREGROUND, "size": 3.0, "points": [[5.0, 5.0], [15.0, 5.0]]},
+            {"tool": "fill", "value": BACKGROUND, "seed": [30.5, 20.5]},
+            {"tool": "set", "source": "loaded"}, {"tool": "set", "source": "clear"}]
+    assert d.strokes == full
+    d.undo(); d.undo()
+    assert d.strokes == full[:2]
+    d.redo()
+    assert d.strokes == full[:3]
+    d.undo(); d.undo()
+    assert d.strokes == full[:1]
+    _paint(d, (1, 1), (1, 1), 1, BACKGROUND)  # a new edit drops the redo records
+    assert not d.can_redo and d.strokes == full[:1] + [
+        {"tool": "brush", "value": BACKGROUND, "size": 1.0, "points": [[1.0, 1.0]]}]
+    while d.undo():
+        pass
+    assert d.strokes == [] and (d.trimap == UNKNOWN).all()
+
+
+def test_stroke_log_skips_no_ops_and_aborts():
+    d = _doc()
+    assert not _paint(d, (5, 5), (9, 9), 4, UNKNOWN)  # unknown over unknown: no change
+    assert not d.fill(3, 3, UNKNOWN)
+    assert not d.clear_trimap()
+    d.begin_stroke(); d.paint_segment((5, 5), (9, 9), 4, FOREGROUND); d.abort_stroke()
+    assert d.strokes == [] and len(d.history) == 0 and (d.trimap == UNKNOWN).all()
+    d.begin_stroke(); d.paint_segment((5, 5), (9, 9), 4, FOREGROUND)
+    assert d.fill(30, 30, BACKGROUND)  # closes the open stroke first: two steps, two records
+    assert [r["tool"] for r in d.strokes] == ["brush", "fill"] and len(d.history) == 2
+
+
+def test_stroke_log_outlives_trimmed_history_and_resets_with_image():
+    img = np.zeros((16, 16, 3), np.float32)
+    d = Document(img, history_steps=3)
+    for k in range(6):
+        _paint(d, (k + 0.5, 0), (k + 0.5, 15), 1, FOREGROUND)
+    assert len(d.strokes) == 6 and len(d.history) == 3
+    while d.undo():
+        pass
+    assert len(d.strokes) == 3  # the edits that can no longer be undone stay logged
+    log = [{"tool": "fill", "value": 0, "seed": [1, 1]}]
+    d.set_image(img, np.zeros((16, 16), np.uint8), strokes=log)
+    assert d.strokes == log and d.strokes is not log and not d.can_undo
+    d.set_image(img)
+    assert d.strokes == []

@@ -248,3 +248,39 @@ def test_autosave_dir_default(monkeypatch):
 
     monkeypatch.setattr(platformdirs, "user_state_dir", lambda *a, **k: "/tmp/ms-state-test")
     assert str(project.autosave_dir()).startswith("/tmp/ms-state-test")
+
+
+# --- strokes ------------------------------------------------------------------------------------
+
+def test_document_strokes_round_trip_and_replay(tmp_path):
+    from mattestudio.core import strokes
+    from mattestudio.core.document import Document
+
+    image = np.random.default_rng(1).random((20, 30, 3), dtype=np.float32)
+    base = np.zeros((20, 30), np.uint8); base[:, 10:] = 128
+    doc = Document(image, base)
+    b = strokes.Brush(doc, 255, 4.5)
+    b.press(12.25, 3.5); b.move(25.75, 16.125); b.release()
+    e = strokes.Brush(doc, "erase", 3)
+    e.press(20, 10); e.release()
+    doc.fill(1, 1, 128)
+    p = save_project(tmp_path / "s.mattestudio",
+                     ProjectState(doc.image, doc.trimap.copy(), strokes=list(doc.strokes)))
+    back = load_project(p)
+    assert back.strokes == doc.strokes and len(back.strokes) == 3
+    np.testing.assert_array_equal(back.trimap, doc.trimap)
+    np.testing.assert_array_equal(strokes.replay(back.strokes, (20, 30), base), back.trimap)
+    reopened = Document()
+    reopened.set_image(back.image, back.trimap, strokes=back.strokes)
+    assert reopened.strokes == doc.strokes and not reopened.can_undo
+    # an empty log survives too (an empty list is not "no log")
+    q = save_project(tmp_path / "e.mattestudio", ProjectState(doc.image, doc.trimap, strokes=[]))
+    assert load_project(q).strokes == []
+
+
+def test_load_bad_strokes(tmp_path):
+    p = save_project(tmp_path / "x.mattestudio", make_state())
+    for bad in (b'{"tool": "brush"}', b"[1, 2]", b"[{"):
+        q = rewrite(p, tmp_path / "b.mattestudio", replace={"strokes.json": lambda _: bad})
+        with pytest.raises(ProjectError, match="b.mattestudio.*strokes|JSON"):
+            load_project(q)

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from mattestudio.core import strokes
 from mattestudio.core.document import Document
@@ -95,3 +96,81 @@ def test_brush_cancel_restores():
     b = strokes.Brush(doc, BACKGROUND, 6)
     b.press(10, 10); b.move(15, 15); b.cancel()
     assert (doc.trimap == UNKNOWN).all() and len(doc.history) == 0
+
+
+# -- stroke records and replay -------------------------------------------------------------------------
+
+def test_brush_stroke_is_logged_as_one_vector_record():
+    doc = Document(np.zeros((30, 30, 3), np.float32))
+    b = strokes.Brush(doc, FOREGROUND, 5)
+    b.press(5, 5.25)
+    b.move(5, 5.25)  # no movement: no extra point
+    b.move(12.5, 7)
+    b.move(20, 7)
+    b.release()
+    assert doc.strokes == [{"tool": "brush", "value": 255, "size": 5.0,
+                            "points": [[5.0, 5.25], [12.5, 7.0], [20.0, 7.0]]}]
+    e = strokes.Brush(doc, "erase", 3)
+    e.press(1, 1); e.release()  # erasing unknown over unknown changes nothing: no step, no record
+    assert len(doc.strokes) == 1 and len(doc.history) == 1
+
+
+def test_discontinuous_segments_start_new_records():
+    records = []
+    strokes.extend_brush_records(records, (1, 1), (4, 1), 3, 255)
+    strokes.extend_brush_records(records, (4, 1), (4, 6), 3, 255)   # continues
+    strokes.extend_brush_records(records, (9, 9), (9, 9), 3, 255)   # jumps
+    strokes.extend_brush_records(records, (9, 9), (12, 9), 5, 255)  # other size
+    strokes.extend_brush_records(records, (12, 9), (12, 12), 5, "erase")
+    assert [r["points"] for r in records] == [[[1, 1], [4, 1], [4, 6]], [[9, 9]], [[9, 9], [12, 9]],
+                                              [[12, 9], [12, 12]]]
+    assert [(r["size"], r["value"]) for r in records] == [(3, 255), (3, 255), (5, 255), (5, "erase")]
+
+
+def _random_session(doc, rng, n=40):
+    h, w = doc.shape
+    for k in range(n):
+        kind = rng.integers(0, 6)
+        if kind == 0:
+            doc.fill(rng.uniform(-2, w + 2), rng.uniform(-2, h + 2), int(rng.choice([0, 128, 255])))
+        elif kind == 1 and doc.can_undo:
+            doc.undo()
+            if rng.random() < 0.5:
+                doc.redo()
+        else:
+            value = "erase" if kind == 2 else int(rng.choice([0, 128, 255]))
+            b = strokes.Brush(doc, value, float(rng.choice([1, 2.5, 4, 9])))
+            b.press(rng.uniform(-5, w + 5), rng.uniform(-5, h + 5))  # partly off the image too
+            for _ in range(rng.integers(0, 6)):
+                b.move(rng.uniform(-5, w + 5), rng.uniform(-5, h + 5))
+            if rng.random() < 0.1:
+                b.cancel()
+            else:
+                b.release()
+
+
+def test_replay_reproduces_a_painted_document_exactly():
+    import json
+
+    rng = np.random.default_rng(7)
+    base = rng.choice(np.array([0, 128, 255], np.uint8), size=(37, 53))
+    base[:, 20:] = UNKNOWN
+    doc = Document(np.zeros((37, 53, 3), np.float32), base)
+    _random_session(doc, rng, 60)
+    assert len(doc.strokes) > 10 and {r["tool"] for r in doc.strokes} == {"brush", "fill"}
+    records = json.loads(json.dumps(doc.strokes))  # as stored in a project
+    np.testing.assert_array_equal(strokes.replay(records, doc.shape, base), doc.trimap)
+    assert (doc.trimap != base).any() and any(r.get("value") == "erase" for r in doc.strokes)
+
+
+def test_replay_default_base_and_bad_records():
+    t = strokes.replay([{"tool": "brush", "value": 0, "size": 3, "points": [[2, 2]]}], (6, 6))
+    assert t[2, 2] == BACKGROUND and (t == UNKNOWN).sum() == 36 - (t == BACKGROUND).sum()
+    t = strokes.replay([{"tool": "fill", "value": 255, "seed": [0.5, 0.5]}], (4, 5))
+    assert (t == FOREGROUND).all()
+    with pytest.raises(ValueError, match="replaces the whole trimap"):
+        strokes.replay([{"tool": "set", "source": "grabcut"}], (4, 5))
+    with pytest.raises(ValueError, match="unknown tool"):
+        strokes.replay([{"tool": "lasso"}], (4, 5))
+    with pytest.raises(ValueError, match="shape"):
+        strokes.replay([], (4, 5), np.zeros((5, 4), np.uint8))

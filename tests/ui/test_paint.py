@@ -121,3 +121,43 @@ def test_many_strokes_undo_at_least_100(window):
         window.undo_action.trigger()
         n += 1
     assert n >= 100
+
+
+def test_painted_strokes_survive_project_save_and_reopen(window, make_window, send_mouse, qtbot, tmp_path):
+    doc, c = window.document, window.canvas
+    base = doc.trimap.copy()
+    window.tools.set_tool("brush")
+    window.tools.set_value("fg")
+    window.tools.set_size(6)
+    _stroke(window, send_mouse, qtbot, [c.image_to_widget(x, 12.5) for x in (8, 25, 50)])
+    window.tools.set_value("bg")
+    window.tools.set_size(3)
+    _stroke(window, send_mouse, qtbot, [c.image_to_widget(30, y) for y in (20, 40, 55)])
+    window.tools.set_tool("eraser")
+    window.tools.set_size(9)
+    _stroke(window, send_mouse, qtbot, [c.image_to_widget(30, 40)])
+    window.tools.set_tool("fill")
+    window.tools.set_value("unknown")
+    _stroke(window, send_mouse, qtbot, [c.image_to_widget(1.5, 1.5)])
+    assert [r["tool"] for r in doc.strokes] == ["brush", "brush", "brush", "fill"]
+    assert [r["value"] for r in doc.strokes] == [FOREGROUND, BACKGROUND, "erase", UNKNOWN]
+    assert len(doc.strokes[0]["points"]) >= 3
+    # the log re-renders the painted trimap from the loaded one
+    np.testing.assert_array_equal(strokes.replay(doc.strokes, doc.shape, base), doc.trimap)
+
+    path = tmp_path / "painted.mattestudio"
+    assert window.files.save_project(str(path))
+    other = make_window(open_files=False)
+    assert other.files.open_project(str(path))
+    d2 = other.document
+    np.testing.assert_array_equal(d2.trimap, doc.trimap)
+    assert d2.strokes == doc.strokes
+    assert not d2.can_undo
+    # painting on after reopening keeps logging, and undo returns to the saved state
+    other.tools.set_tool("brush")
+    other.tools.set_value("fg")
+    _stroke(other, send_mouse, qtbot, [other.canvas.image_to_widget(5, 50)])
+    assert len(d2.strokes) == 5
+    other.undo_action.trigger()
+    assert d2.strokes == doc.strokes
+    np.testing.assert_array_equal(d2.trimap, doc.trimap)

@@ -385,7 +385,7 @@ def plan(matrix: scipy.sparse.csr_matrix, coords: np.ndarray, sep: int = 2, leaf
     cptr = np.zeros(nn + 1, np.int64)
     np.add.at(cptr, parent[kids] + 1, 1)
     cptr = np.cumsum(cptr)
-    bptr, bidx = _symbolic(matrix.indptr.astype(np.int64), matrix.indices.astype(np.int64), perm, rank,
+    bptr, bidx = _symbolic(matrix.indptr, matrix.indices, perm, rank,
                            vstart, vend, cptr, kids.astype(np.int64), np.full(n, -1, np.int64))
     nv = vend - vstart
     nb = np.diff(bptr)
@@ -430,8 +430,8 @@ def _factorize(matrix, coords, sep, leaf, check) -> Factor:
     perm, rank, vstart, vend, bptr, bidx, fptr = (p[k] for k in ("perm", "rank", "vstart", "vend", "bptr",
                                                                  "bidx", "fptr"))
     cptr, parent = p["cptr"], p["parent"]
-    indptr = matrix.indptr.astype(np.int64)
-    indices = matrix.indices.astype(np.int64)
+    indptr = matrix.indptr
+    indices = matrix.indices
     data = matrix.data
     nn = len(vstart)
     nv_all = vend - vstart

@@ -102,8 +102,18 @@ def _assemble(image, mean, inv, r, centres, index, known, values, rhs):
     """
     area = (2 * r + 1) ** 2
     size = 2 * r + 1
+    span = 4 * r + 1
     c = np.empty((area, 3))
     mc = np.empty((area, 3))
+    idx = np.empty(area, np.int64)
+    kv = np.empty(area)
+    # Window-relative tables, so the pair loop has no integer division.
+    oy = np.empty(area, np.int64)
+    ox = np.empty(area, np.int64)
+    for a in range(area):
+        oy[a] = a // size
+        ox[a] = a % size
+    flat = values.reshape(values.shape[0], span * span)
     for k in range(centres.shape[0]):
         y = centres[k, 0]
         x = centres[k, 1]
@@ -114,8 +124,8 @@ def _assemble(image, mean, inv, r, centres, index, known, values, rhs):
         m12 = inv[y, x, 4]
         m22 = inv[y, x, 5]
         for a in range(area):
-            yy = y - r + a // size
-            xx = x - r + a % size
+            yy = y - r + oy[a]
+            xx = x - r + ox[a]
             c0 = image[yy, xx, 0] - mean[y, x, 0]
             c1 = image[yy, xx, 1] - mean[y, x, 1]
             c2 = image[yy, xx, 2] - mean[y, x, 2]
@@ -125,26 +135,26 @@ def _assemble(image, mean, inv, r, centres, index, known, values, rhs):
             mc[a, 0] = m00 * c0 + m01 * c1 + m02 * c2
             mc[a, 1] = m01 * c0 + m11 * c1 + m12 * c2
             mc[a, 2] = m02 * c0 + m12 * c1 + m22 * c2
+            idx[a] = index[yy, xx]
+            kv[a] = known[yy, xx]
         for a in range(area):
-            ya = y - r + a // size
-            xa = x - r + a % size
-            ia = index[ya, xa]
+            ia = idx[a]
             for bb in range(a, area):  # symmetric: each pair once, written to both rows
-                yb = y - r + bb // size
-                xb = x - r + bb % size
-                ib = index[yb, xb]
+                ib = idx[bb]
                 if ia < 0 and ib < 0:
                     continue
                 v = -(1.0 + mc[a, 0] * c[bb, 0] + mc[a, 1] * c[bb, 1] + mc[a, 2] * c[bb, 2]) / area
                 if a == bb:
-                    values[ia, 2 * r, 2 * r] += v + 1.0
+                    flat[ia, 2 * r * span + 2 * r] += v + 1.0
                 elif ia >= 0 and ib >= 0:
-                    values[ia, yb - ya + 2 * r, xb - xa + 2 * r] += v
-                    values[ib, ya - yb + 2 * r, xa - xb + 2 * r] += v
+                    dy = oy[bb] - oy[a]
+                    dx = ox[bb] - ox[a]
+                    flat[ia, (dy + 2 * r) * span + dx + 2 * r] += v
+                    flat[ib, (2 * r - dy) * span + 2 * r - dx] += v
                 elif ia >= 0:
-                    rhs[ia] -= v * known[yb, xb]
+                    rhs[ia] -= v * kv[bb]
                 else:
-                    rhs[ib] -= v * known[ya, xa]
+                    rhs[ib] -= v * kv[a]
 
 
 @njit(cache=True, nogil=True)
@@ -214,14 +224,14 @@ def assemble(stats: WindowStats, image: np.ndarray, unknown: np.ndarray, known: 
     rhs = np.zeros(n)
     _assemble(img, stats.mean, stats.inv, r, window_centres(unknown, r), index,
               np.ascontiguousarray(known, np.float64), values, rhs)
-    indptr = np.zeros(n + 1, np.int64)
-    indices = np.empty(n * span * span, np.int64)
+    # int32 indices halve the matrix's memory; int64 only past 2^31 entries.
+    itype = np.int32 if n * span * span < 2 ** 31 else np.int64
+    indptr = np.zeros(n + 1, itype)
+    indices = np.empty(n * span * span, itype)
     data = np.empty(n * span * span)
     nnz = _to_csr(values, coords, index, r, indptr, indices, data)
     del values
-    # int32 indices halve the memory of the matrix and speed up scipy's mat-vec.
-    itype = np.int32 if nnz < 2 ** 31 else np.int64
-    mat = scipy.sparse.csr_matrix((data[:nnz].copy(), indices[:nnz].astype(itype), indptr.astype(itype)), (n, n))
+    mat = scipy.sparse.csr_matrix((data[:nnz], indices[:nnz], indptr), (n, n), copy=False)
     return System(mat, rhs, coords, index)
 
 
