@@ -165,11 +165,12 @@ def _probe(args) -> None:
 
 
 def _warm_up_one(name: str) -> None:
+    """A solve big enough to have large fronts too, so every compiled kernel is loaded."""
     rng = np.random.default_rng(0)
-    image = rng.random((40, 40, 3)).astype(np.float32)
-    trimap = np.zeros((40, 40), np.uint8)
-    trimap[:, 20:] = 255
-    trimap[:, 15:25] = 128
+    image = rng.random((160, 160, 3)).astype(np.float32)
+    trimap = np.zeros((160, 160), np.uint8)
+    trimap[:, 80:] = 255
+    trimap[20:140, 30:130] = 128
     _solve(name, image, trimap)
 
 

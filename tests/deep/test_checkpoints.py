@@ -186,3 +186,14 @@ def test_resolve_and_role_checks(published, models_dir):
         C.load_for("dim", published("sim-classifier"))
     assert C.resolve("sim", role="classifier").name == "sim-classifier.safetensors"
     assert C.resolve("dim", str(published("foam"))) == published("foam")
+
+
+def test_dataparallel_prefix_is_stripped(tmp_path):
+    """foam_dim_dp.tsv: the same model's keys as saved through nn.DataParallel (module. prefix)."""
+    sd = helpers.random_state("foam")
+    dp_keys = [line.split("\t")[0] for line in (helpers.DATA / "foam_dim_dp.tsv").read_text().splitlines()]
+    assert dp_keys == ["module." + k for k in sd]
+    torch.save(OrderedDict(zip(dp_keys, sd.values())), tmp_path / "dp.pth")
+    state, _ = C.read_state(tmp_path / "dp.pth")
+    assert list(state) == list(sd)
+    assert C.identify(state, tmp_path / "dp.pth") == "foam"

@@ -96,7 +96,7 @@ def installed(kind_filter=None) -> list[Installed]:
         try:
             meta = read_safetensors_metadata(p)
         except (OSError, ValueError):
-            continue  # unreadable files are reported by `models list`, not here
+            continue  # not a readable safetensors file: not a usable model
         kind = meta.get("mattestudio_kind", "")
         if kind_filter is None or kind in kind_filter:
             out.append(Installed(p.name[: -len(SUFFIX)], kind, p, meta))
