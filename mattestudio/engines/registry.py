@@ -77,7 +77,7 @@ def unavailable_reason(name: str, **kwargs) -> Optional[str]:
 
 def create(name: str, **params):
     """A new engine instance. Raises UnknownEngine or EngineUnavailable with the fix."""
-    reason = unavailable_reason(name, **{k: v for k, v in params.items() if k in ("checkpoint",)})
+    reason = unavailable_reason(name, **{k: v for k, v in params.items() if k in ("checkpoint", "classifier")})
     if reason:
         raise EngineUnavailable(f"engine {name} is not available: {reason}")
     cls = engine_class(name)

@@ -294,15 +294,22 @@ class MainWindow(QMainWindow):
         path = choose_checkpoint(self, engine)
         if not path:
             return
-        try:
+        from mattestudio.ui.tasks import run_task
+
+        def job():  # imports torch and reads a few hundred MB: off the GUI thread
             from mattestudio.engines.deep.checkpoints import import_checkpoint
 
-            imported = import_checkpoint(path)
-        except Exception as exc:  # noqa: BLE001 - shown, never raised
+            return import_checkpoint(path)
+
+        def done(imported) -> None:
+            self.engine_panel.refresh_availability()
+            self.status(f"Imported {imported.kind} checkpoint as {imported.name}")
+
+        def failed(exc) -> None:
             QMessageBox.warning(self, "Cannot import checkpoint", str(exc))
-            return
-        self.engine_panel.refresh_availability()
-        self.status(f"Imported {imported.kind} checkpoint as {imported.name}")
+
+        self.status(f"Importing {path} ...")
+        run_task(job, done, failed)
 
     # -- view ----------------------------------------------------------------------------------------
     def set_side_by_side(self, on: bool) -> None:
