@@ -82,7 +82,7 @@ def test_semantic_trimap_as_published():
     cls = SimClassifier().eval()
     with torch.inference_mode():
         smap = S.semantic_trimap(cls, np.zeros((48, 40, 3), np.float32), tri,
-                                 lambda m, a: m(torch.from_numpy(a.transpose(2, 0, 1).copy())[None]))
+                                 lambda m, a: m(torch.from_numpy(a).permute(0, 3, 1, 2).contiguous()))
     assert smap.shape == (48, 40, 20) and smap.min() >= 0 and smap.max() <= 1
     assert (smap[tri != 128] == 0).all()
 

@@ -83,6 +83,9 @@ def test_incremental_equals_full(big, kind):
     # Unchanged trimap: the stored result, no solve.
     again, _ = engine.predict(tri)
     assert engine.last_mode == "unchanged" and np.array_equal(again, alpha)
+    engine.forget_previous()
+    engine.predict(tri)
+    assert engine.last_mode == "full"
 
 
 def test_cancel_mid_solve_keeps_previous_result(big):

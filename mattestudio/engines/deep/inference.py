@@ -4,8 +4,10 @@ precision, the model cache and out-of-memory messages."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import threading
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Optional
@@ -163,10 +165,45 @@ def memory_format(precision: str):
     return torch.preserve_format if precision == "fp32" else torch.channels_last
 
 
-def to_tensor(arr: np.ndarray, device: torch.device, fmt=torch.preserve_format) -> torch.Tensor:
-    """H x W x C numpy -> 1 x C x H x W float32 tensor on ``device``."""
-    t = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None].to(device)
-    return t.contiguous(memory_format=fmt) if fmt is not torch.preserve_format else t
+def to_tensor(arr: np.ndarray, device: torch.device, fmt=torch.preserve_format, dtype=None) -> torch.Tensor:
+    """H x W x C (or N x H x W x C) numpy -> N x C x H x W tensor on ``device``.
+
+    For channels-last the HWC buffer already is the wanted layout, so it is viewed, not transposed
+    twice (the 20-channel smap is 85 MB at 1 MP)."""
+    arr = np.ascontiguousarray(arr if arr.ndim == 4 else arr[None])
+    t = torch.from_numpy(arr).permute(0, 3, 1, 2)
+    if fmt is not torch.channels_last:
+        t = t.contiguous()
+    return t.to(device=device, dtype=dtype or t.dtype)
+
+
+def input_dtype(precision: str, device: torch.device):
+    """dtype the inputs are handed over in: that of the weights ``prepared`` returns."""
+    return torch.bfloat16 if precision == "bf16" and device.type == "cpu" else torch.float32
+
+
+_PREPARED: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
+
+
+def prepared(module: torch.nn.Module, precision: str, device: torch.device) -> torch.nn.Module:
+    """The module as it runs at ``precision``, converted once and kept with the module.
+
+    bf16 on CPU: a channels-last copy with bf16 weights. Autocast would otherwise cast every weight
+    from fp32 on every forward (SIM's classifier runs once per patch batch). The fp32 module is kept
+    for ``precision=fp32`` runs sharing the cached model. Other precisions: channels-last in place
+    (a layout change only)."""
+    if precision == "fp32":
+        return module
+    with _CACHE_LOCK:
+        variants = _PREPARED.setdefault(module, {})
+    key = (precision, str(device))
+    if key not in variants:
+        if precision == "bf16" and device.type == "cpu":
+            conv = copy.deepcopy(module).to(dtype=torch.bfloat16)
+            variants[key] = conv.to(memory_format=torch.channels_last)
+        else:
+            variants[key] = module.to(memory_format=torch.channels_last)
+    return variants[key]
 
 
 @contextlib.contextmanager

@@ -76,6 +76,10 @@ class FastClosedFormEngine(EngineBase):
 
     # -- public -------------------------------------------------------------------------------
 
+    def forget_previous(self) -> None:
+        """Make the next predict() a full solve (e.g. a "refine" after many incremental strokes)."""
+        self._last = None
+
     def predict(self, trimap: np.ndarray, *, progress: Optional[ProgressFn] = None,
                 cancel: Optional[CancelToken] = None):
         image = self._require_image()

@@ -74,25 +74,34 @@ class SimEngine(DeepEngine):
     def canvas_pad(self, h, w):
         return (h // 8 + 1) * 8 - h, (w // 8 + 1) * 8 - w, "symmetric"
 
-    def _run(self, module, *arrays, **kw):
-        import torch
+    def prepare(self, image) -> None:
+        self._cams = {}  # per-patch classifier CAMs: valid for this image only
+        super().prepare(image)
 
+    def reset(self) -> None:
+        super().reset()
+        self._cams = {}
+
+    def _run(self, module, *arrays, **kw):
         from mattestudio.engines.deep import inference as inf
 
-        prec = self.precision
-        fmt = inf.memory_format(prec)
-        if fmt is not torch.preserve_format:
-            module = module.to(memory_format=fmt)
-        ts = [inf.to_tensor(a, self.torch_device, fmt) for a in arrays]
-        h, w = arrays[0].shape[:2]
-        with inf.oom_guard(self.torch_device, f"{w}x{h}"), inf.autocast(self.torch_device, prec):
+        prec, dev = self.precision, self.torch_device
+        module = inf.prepared(module, prec, dev)  # bf16 weights converted once, not per call
+        fmt, dtype = inf.memory_format(prec), inf.input_dtype(prec, dev)
+        ts = [inf.to_tensor(a, dev, fmt, dtype) for a in arrays]
+        h, w = arrays[0].shape[-3:-1]
+        with inf.oom_guard(dev, f"{w}x{h}"), inf.autocast(dev, prec):
             return module(*ts, **kw)
 
     def whole_inputs(self, img, img_n, tri, progress, cancel):
         from mattestudio.engines.deep.sim import semantic as S
 
         sub = None if progress is None else (lambda f, m: progress(0.3 * f, m))
-        smap = S.semantic_trimap(self._classifier, img_n, tri, self._run, sub, cancel)
+        key = (getattr(self, "_paths", None), self.precision, str(self.torch_device))
+        cams = getattr(self, "_cams", None)
+        if cams is None or cams.get("key") != key:
+            cams = self._cams = {"key": key}
+        smap = S.semantic_trimap(self._classifier, img_n, tri, self._run, sub, cancel, cache=cams)
         return {"img": img, "img_n": img_n, "two": S.two_channel(tri), "clicks": S.clicks(tri), "smap": smap}
 
     def run_window(self, feeds, win):

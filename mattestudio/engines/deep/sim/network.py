@@ -111,7 +111,7 @@ def dilated_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     h, wd = x.shape[-2:]
     taps = [(i, j) for i in range(3) for j in range(3) if abs(i - 1) * d < h and abs(j - 1) * d < wd]
     stacked = getattr(conv, "_taps", None)  # (9*O, I, 1, 1), cached: weights are fixed at inference
-    if stacked is None or stacked.device != w.device or stacked.shape[1] != w.shape[1]:
+    if stacked is None or stacked.device != w.device or stacked.dtype != w.dtype or stacked.shape[1] != w.shape[1]:
         stacked = torch.cat([w[:, :, i, j] for i in range(3) for j in range(3)], 0)[:, :, None, None].detach()
         conv._taps = stacked
     if len(taps) < 9:
