@@ -8,7 +8,7 @@ take the editor down (the next run starts a fresh process), and a cancel that th
 not honour within a grace period ends the process.
 
 Protocol (parent -> child): ("job", job_id, engine, params, image_key, image | None,
-trimap, trimap_version, scales) or ("stop",). The image is sent only when it is a new array.
+trimap, trimap_version, scales, exact) or ("stop",). The image is sent only when it is a new array.
 Child -> parent: ("progress", id, fraction, message), ("result", id, MattingResult,
 trimap_version), ("failed", id, message), ("cancelled", id), ("done", id).
 """
@@ -63,7 +63,7 @@ def _serve(conn, cancel_event) -> None:  # runs in the child
             return
         if msg[0] == "stop":
             return
-        _, job_id, name, params, iv, img, trimap, tv, scales = msg
+        _, job_id, name, params, iv, img, trimap, tv, scales, exact = msg
         if img is not None:
             image, image_version = img, iv
         last = [0.0]
@@ -87,6 +87,8 @@ def _serve(conn, cancel_event) -> None:  # runs in the child
                     entry = engines[key] = [registry.create(name, **params), None]
                 img_s, tri_s = (image, trimap) if scale == 1.0 else downscaled(image, trimap, scale)
                 prepared = entry[1] == iv
+                if exact and hasattr(entry[0], "forget_previous"):
+                    entry[0].forget_previous()
                 entry[1] = None
                 result = run_matting(entry[0], img_s, tri_s, prepared=prepared, progress=progress, cancel=token,
                                      request_id=job_id, scale=scale)
@@ -172,7 +174,7 @@ class EngineProcess:
             image = job.image
         try:
             self._conn.send(("job", job.job_id, job.engine, job.params, self._image_key, image, job.trimap,
-                             job.trimap_version, job.scales))
+                             job.trimap_version, job.scales, job.exact))
         except (OSError, ValueError) as exc:
             self.stop(kill=True)
             raise MattestudioError(f"could not start the engine: {exc}") from None

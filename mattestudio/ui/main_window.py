@@ -218,8 +218,10 @@ class MainWindow(QMainWindow):
             if s is not None:
                 scales = (s, 1.0)
         self.last_error = None
+        # Live re-solves incrementally after each stroke; Run gives a clean full solve, so small
+        # differences that incremental re-solves may accumulate never reach an export.
         return self.runner.submit(panel.engine, params, doc.image, doc.image_version, doc.trimap,
-                                  doc.trimap_version, scales)
+                                  doc.trimap_version, scales, exact=not live)
 
     def _live_toggled(self, on: bool) -> None:
         settings.put("run/live", bool(on))

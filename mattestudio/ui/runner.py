@@ -39,6 +39,8 @@ class MattingJob:
     trimap: np.ndarray  # private copy, uint8 H x W
     trimap_version: int
     scales: tuple[float, ...] = (1.0,)
+    #: Solve from scratch: incremental engines drop their previous result (Run, as opposed to Live).
+    exact: bool = False
     cancel: CancelToken = field(default_factory=CancelToken, compare=False)
 
 
@@ -124,11 +126,11 @@ class MattingRunner(QObject):
 
     # -- main thread API ---------------------------------------------------------------------------
     def submit(self, engine: str, params: dict, image: np.ndarray, image_version: int, trimap: np.ndarray,
-               trimap_version: int, scales: tuple[float, ...] = (1.0,)) -> int:
+               trimap_version: int, scales: tuple[float, ...] = (1.0,), exact: bool = False) -> int:
         image_view = image.view()
         image_view.flags.writeable = False  # the Document replaces, never edits, its image
         job = MattingJob(next(self._ids), engine, dict(params), image_view, image_version,
-                         np.array(trimap, np.uint8, copy=True), trimap_version, tuple(scales))
+                         np.array(trimap, np.uint8, copy=True), trimap_version, tuple(scales), bool(exact))
         with self._lock:
             if self._current is not None:
                 self._current.cancel.cancel()
