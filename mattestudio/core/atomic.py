@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from mattestudio.errors import OutputError
 
@@ -17,36 +18,11 @@ os.umask(_UMASK)
 _FILE_MODE = 0o666 & ~_UMASK
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically; raise OutputError naming the file on failure."""
-    path = Path(path)
-    if path.is_dir():
-        raise OutputError("is a directory, expected a file name", path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.exists():
-        raise OutputError(f"folder {parent} does not exist", path)
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=parent)
-        os.fchmod(fd, _FILE_MODE)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as exc:
-        raise OutputError(f"cannot write: {exc.strerror or exc}", path) from exc
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def write_with_atomic(path: str | Path, writer) -> Path:
+def write_with_atomic(path: str | Path, writer: Callable[[Path], None]) -> Path:
     """Call ``writer(tmp_path)`` to write a file, then rename it to ``path``.
 
-    For libraries (psd-tools, zipfile) that want a path rather than bytes.
+    For libraries (psd-tools, zipfile) that want a path rather than bytes. Raises OutputError
+    naming the file; on failure neither the file nor the temporary file is left behind.
     """
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
@@ -68,3 +44,15 @@ def write_with_atomic(path: str | Path, writer) -> Path:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically, flushed to disk before the rename."""
+
+    def writer(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+    return write_with_atomic(path, writer)

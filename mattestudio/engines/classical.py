@@ -48,10 +48,18 @@ def _cg_callback(rtol: float, progress: Optional[ProgressFn], cancel: Optional[C
 class PymattingEngine(EngineBase):
     """Shared plumbing for pymatting's estimate_alpha_* recipes."""
 
-    function_name = ""
+    #: pymatting's estimate_alpha_* function, and the engine parameters it takes as laplacian_kwargs.
+    estimator = ""
+    laplacian_params: tuple[str, ...] = ()
 
-    def _call(self, image, tri_f, cg_kwargs):  # pragma: no cover - overridden
-        raise NotImplementedError
+    def _laplacian_kwargs(self) -> dict:
+        return {name: self.params[name] for name in self.laplacian_params}
+
+    def _call(self, image, tri_f, cg_kwargs):
+        import pymatting
+
+        return getattr(pymatting, self.estimator)(image, tri_f, laplacian_kwargs=self._laplacian_kwargs(),
+                                                  cg_kwargs=cg_kwargs)
 
     def predict(self, trimap: np.ndarray, *, progress: Optional[ProgressFn] = None,
                 cancel: Optional[CancelToken] = None):
@@ -95,13 +103,8 @@ class ClosedFormPymatting(PymattingEngine):
         description="Levin et al. 2008 matting Laplacian solved by pymatting (reference implementation).",
         params=(_EPSILON, _RADIUS, _RTOL, _MAXITER),
     )
-
-    def _call(self, image, tri_f, cg_kwargs):
-        from pymatting import estimate_alpha_cf
-
-        return estimate_alpha_cf(image, tri_f, laplacian_kwargs={"epsilon": self.params["epsilon"],
-                                                                 "radius": self.params["radius"]},
-                                 cg_kwargs=cg_kwargs)
+    estimator = "estimate_alpha_cf"
+    laplacian_params = ("epsilon", "radius")
 
 
 class KnnEngine(PymattingEngine):
@@ -114,11 +117,14 @@ class KnnEngine(PymattingEngine):
                       "Neighbours"), _RTOL, _MAXITER),
     )
 
-    def _call(self, image, tri_f, cg_kwargs):
-        from pymatting import estimate_alpha_knn
+    estimator = "estimate_alpha_knn"
 
-        nn = [int(v) for v in str(self.params["n_neighbors"]).split(",") if v.strip()]
-        return estimate_alpha_knn(image, tri_f, laplacian_kwargs={"n_neighbors": nn}, cg_kwargs=cg_kwargs)
+    def _laplacian_kwargs(self) -> dict:
+        try:
+            return {"n_neighbors": [int(v) for v in str(self.params["n_neighbors"]).split(",") if v.strip()]}
+        except ValueError:
+            raise MattestudioError(f"parameter n_neighbors: {self.params['n_neighbors']!r} is not a "
+                                   "comma-separated list of whole numbers") from None
 
 
 class LargeKernelEngine(PymattingEngine):
@@ -131,13 +137,8 @@ class LargeKernelEngine(PymattingEngine):
                 Param("radius", 10, "Window radius (large windows spread alpha further).", "Window radius", 1, 50),
                 _RTOL, _MAXITER),
     )
-
-    def _call(self, image, tri_f, cg_kwargs):
-        from pymatting import estimate_alpha_lkm
-
-        return estimate_alpha_lkm(image, tri_f, laplacian_kwargs={"epsilon": self.params["epsilon"],
-                                                                  "radius": self.params["radius"]},
-                                  cg_kwargs=cg_kwargs)
+    estimator = "estimate_alpha_lkm"
+    laplacian_params = ("epsilon", "radius")
 
 
 def _rw_laplacian(image: np.ndarray, sigma: float, regularization: float = 1e-8):
@@ -191,13 +192,8 @@ class LearningBasedEngine(PymattingEngine):
         description="Zheng and Kambhamettu 2009: locally learned linear alpha models.",
         params=(_EPSILON, _RADIUS, _RTOL, _MAXITER),
     )
-
-    def _call(self, image, tri_f, cg_kwargs):
-        from pymatting import estimate_alpha_lbdm
-
-        return estimate_alpha_lbdm(image, tri_f, laplacian_kwargs={"epsilon": self.params["epsilon"],
-                                                                   "radius": self.params["radius"]},
-                                   cg_kwargs=cg_kwargs)
+    estimator = "estimate_alpha_lbdm"
+    laplacian_params = ("epsilon", "radius")
 
 
 class SharedSamplingEngine(PymattingEngine):

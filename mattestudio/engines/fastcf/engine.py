@@ -5,13 +5,17 @@ by a nested-dissection sparse Cholesky instead of incomplete-Cholesky CG.
 
 Session use (see ``FastClosedFormEngine.predict``):
 
-- ``prepare(image)`` computes the window statistics once per image (trimap-independent).
+- ``prepare(image)`` keeps a float64 copy of the image; window statistics are computed during
+  assembly, only for the windows that touch an unknown pixel.
 - ``predict(trimap)`` compares the trimap with the one of the previous successful call. A local
   change is re-solved only in a box around it, grown until the solution stops changing at the box's
   edge (``tolerance``); anything else, or ``incremental=False``, is a full solve.
 - ``predict_coarse(trimap, scale)`` is the Live-mode preview: a solve on the downscaled image,
   upsampled to full size.
 - Cancel and progress are checked between elimination steps; a cancelled call changes nothing.
+
+The solver modules (numba, scipy) are imported inside the methods that use them, so the registry
+can read ``info`` (``mattestudio engines``) without loading them.
 """
 
 from __future__ import annotations
@@ -22,8 +26,6 @@ import numpy as np
 
 from mattestudio.core import trimap as trimap_ops
 from mattestudio.engines.base import EngineBase, EngineInfo, Param
-from mattestudio.engines.fastcf import regional
-from mattestudio.engines.fastcf.laplacian import window_stats
 from mattestudio.errors import TrimapError
 from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN, CancelToken, ProgressFn
 
@@ -62,8 +64,10 @@ class FastClosedFormEngine(EngineBase):
 
     def prepare(self, image: np.ndarray) -> None:
         super().prepare(image)
+        from mattestudio.engines.fastcf.laplacian import WindowStats
+
         self._image64 = np.ascontiguousarray(image, np.float64)
-        self._stats = window_stats(self._image64, self.params["epsilon"], self.params["radius"])
+        self._stats = WindowStats.lazy(self.params["radius"], self.params["epsilon"])
         self._last: Optional[tuple[np.ndarray, np.ndarray]] = None  # (trimap, alpha float64) of the last solve
         self._coarse: dict[float, "FastClosedFormEngine"] = {}
         self.last_mode = ""  # "full", "incremental", "tiled", "unchanged": for benchmarks and tests
@@ -144,6 +148,8 @@ class FastClosedFormEngine(EngineBase):
         return self.params["memory_gb"] * 1e9 / 8 / 1.5  # the factor plus the fronts being worked on
 
     def _full(self, trimap, progress, cancel) -> np.ndarray:
+        from mattestudio.engines.fastcf import regional
+
         unknown = trimap == UNKNOWN
         n = int(unknown.sum())
         fixed = self._fixed(trimap, None)
@@ -161,6 +167,8 @@ class FastClosedFormEngine(EngineBase):
 
     def _incremental(self, trimap, progress, cancel) -> Optional[np.ndarray]:
         """Re-solve around the change from the previous trimap; None when a full solve is better."""
+        from mattestudio.engines.fastcf import regional
+
         before_tri, before = self._last
         if before_tri.shape != trimap.shape:
             return None
@@ -199,6 +207,8 @@ class FastClosedFormEngine(EngineBase):
     def _tiled(self, trimap, unknown, progress, cancel) -> np.ndarray:
         """Beyond the memory budget: a coarse solve as the starting point, then overlapping tiles
         (one multiplicative Schwarz sweep) each solved exactly with its surroundings fixed."""
+        from mattestudio.engines.fastcf import regional
+
         h, w = trimap.shape
         n = int(unknown.sum())
         budget = self._budget_entries()

@@ -15,6 +15,7 @@ Split in two so the editor pays only for what a stroke changes:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import scipy.sparse
@@ -23,64 +24,82 @@ from numba import njit
 
 @dataclass
 class WindowStats:
-    """Per-window mean colour and inverse regularised covariance (6 unique entries), float64."""
+    """Per-window mean colour and inverse regularised covariance (6 unique entries), float64.
+
+    ``mean`` / ``inv`` None (``WindowStats.lazy(radius, epsilon)``): ``assemble`` computes each
+    window's statistics where it visits it, i.e. only for windows touching an unknown pixel. That is
+    what the engine uses: computing a window's statistics costs about as much as reading them back,
+    so a whole-image table in ``prepare()`` only added a fixed cost (about 30 ms per 0.5 MP).
+    """
 
     radius: int
     epsilon: float
-    mean: np.ndarray  # h x w x 3 (valid for interior centres only)
-    inv: np.ndarray  # h x w x 6: m00 m01 m02 m11 m12 m22
+    mean: Optional[np.ndarray] = None  # h x w x 3 (valid for interior centres only)
+    inv: Optional[np.ndarray] = None  # h x w x 6: m00 m01 m02 m11 m12 m22
+
+    @classmethod
+    def lazy(cls, radius: int = 1, epsilon: float = 1e-7) -> "WindowStats":
+        return cls(int(radius), float(epsilon))
 
     @property
     def nbytes(self) -> int:
-        return self.mean.nbytes + self.inv.nbytes
+        return 0 if self.mean is None else self.mean.nbytes + self.inv.nbytes
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _stats_at(image, y, x, r, epsilon):
+    """Mean colour and inverse regularised covariance (m00 m01 m02 m11 m12 m22) of the window at (y, x)."""
+    area = (2 * r + 1) ** 2
+    s0 = s1 = s2 = 0.0
+    q00 = q01 = q02 = q11 = q12 = q22 = 0.0
+    for yy in range(y - r, y + r + 1):
+        for xx in range(x - r, x + r + 1):
+            p0 = image[yy, xx, 0]
+            p1 = image[yy, xx, 1]
+            p2 = image[yy, xx, 2]
+            s0 += p0
+            s1 += p1
+            s2 += p2
+            q00 += p0 * p0
+            q01 += p0 * p1
+            q02 += p0 * p2
+            q11 += p1 * p1
+            q12 += p1 * p2
+            q22 += p2 * p2
+    m0 = s0 / area
+    m1 = s1 / area
+    m2 = s2 / area
+    # Centred second moments; equal to pymatting's sum of centred products up to rounding.
+    a00 = (q00 - s0 * m0 + epsilon) / area
+    a01 = (q01 - s0 * m1) / area
+    a02 = (q02 - s0 * m2) / area
+    a11 = (q11 - s1 * m1 + epsilon) / area
+    a12 = (q12 - s1 * m2) / area
+    a22 = (q22 - s2 * m2 + epsilon) / area
+    c00 = a11 * a22 - a12 * a12
+    c01 = a02 * a12 - a01 * a22
+    c02 = a01 * a12 - a02 * a11
+    det = a00 * c00 + a01 * c01 + a02 * c02
+    inv_det = 1.0 / det
+    return (m0, m1, m2, c00 * inv_det, c01 * inv_det, c02 * inv_det, (a00 * a22 - a02 * a02) * inv_det,
+            (a01 * a02 - a00 * a12) * inv_det, (a00 * a11 - a01 * a01) * inv_det)
 
 
 @njit(cache=True, nogil=True)
 def _window_stats(image, r, epsilon, mean, inv, y0, y1):
     h, w, _ = image.shape
-    area = (2 * r + 1) ** 2
     for y in range(max(y0, r), min(y1, h - r)):
         for x in range(r, w - r):
-            s0 = s1 = s2 = 0.0
-            q00 = q01 = q02 = q11 = q12 = q22 = 0.0
-            for yy in range(y - r, y + r + 1):
-                for xx in range(x - r, x + r + 1):
-                    p0 = image[yy, xx, 0]
-                    p1 = image[yy, xx, 1]
-                    p2 = image[yy, xx, 2]
-                    s0 += p0
-                    s1 += p1
-                    s2 += p2
-                    q00 += p0 * p0
-                    q01 += p0 * p1
-                    q02 += p0 * p2
-                    q11 += p1 * p1
-                    q12 += p1 * p2
-                    q22 += p2 * p2
-            m0 = s0 / area
-            m1 = s1 / area
-            m2 = s2 / area
-            # Centred second moments; equal to pymatting's sum of centred products up to rounding.
-            a00 = (q00 - s0 * m0 + epsilon) / area
-            a01 = (q01 - s0 * m1) / area
-            a02 = (q02 - s0 * m2) / area
-            a11 = (q11 - s1 * m1 + epsilon) / area
-            a12 = (q12 - s1 * m2) / area
-            a22 = (q22 - s2 * m2 + epsilon) / area
-            c00 = a11 * a22 - a12 * a12
-            c01 = a02 * a12 - a01 * a22
-            c02 = a01 * a12 - a02 * a11
-            det = a00 * c00 + a01 * c01 + a02 * c02
-            inv_det = 1.0 / det
+            m0, m1, m2, i0, i1, i2, i3, i4, i5 = _stats_at(image, y, x, r, epsilon)
             mean[y, x, 0] = m0
             mean[y, x, 1] = m1
             mean[y, x, 2] = m2
-            inv[y, x, 0] = c00 * inv_det
-            inv[y, x, 1] = c01 * inv_det
-            inv[y, x, 2] = c02 * inv_det
-            inv[y, x, 3] = (a00 * a22 - a02 * a02) * inv_det
-            inv[y, x, 4] = (a01 * a02 - a00 * a12) * inv_det
-            inv[y, x, 5] = (a00 * a11 - a01 * a01) * inv_det
+            inv[y, x, 0] = i0
+            inv[y, x, 1] = i1
+            inv[y, x, 2] = i2
+            inv[y, x, 3] = i3
+            inv[y, x, 4] = i4
+            inv[y, x, 5] = i5
 
 
 def window_stats(image: np.ndarray, epsilon: float = 1e-7, radius: int = 1) -> WindowStats:
@@ -94,8 +113,11 @@ def window_stats(image: np.ndarray, epsilon: float = 1e-7, radius: int = 1) -> W
 
 
 @njit(cache=True, nogil=True)
-def _assemble(image, mean, inv, r, centres, index, known, values, rhs):
+def _assemble(image, mean, inv, have_stats, r, epsilon, centres, index, known, values, rhs):
     """Accumulate every window in ``centres`` into the unknown rows.
+
+    Window statistics come from ``mean`` / ``inv`` when ``have_stats``, else are computed here
+    (same arithmetic, so the same bits): only the windows that touch an unknown pixel are visited.
 
     ``index``: unknown number per pixel or -1; ``values``: (n_unknown, 4r+1, 4r+1) slots for the
     neighbour at offset (dy, dx) + 2r; ``rhs`` gets -L_ij * known[j] for fixed pixels j.
@@ -117,18 +139,24 @@ def _assemble(image, mean, inv, r, centres, index, known, values, rhs):
     for k in range(centres.shape[0]):
         y = centres[k, 0]
         x = centres[k, 1]
-        m00 = inv[y, x, 0]
-        m01 = inv[y, x, 1]
-        m02 = inv[y, x, 2]
-        m11 = inv[y, x, 3]
-        m12 = inv[y, x, 4]
-        m22 = inv[y, x, 5]
+        if have_stats:
+            u0 = mean[y, x, 0]
+            u1 = mean[y, x, 1]
+            u2 = mean[y, x, 2]
+            m00 = inv[y, x, 0]
+            m01 = inv[y, x, 1]
+            m02 = inv[y, x, 2]
+            m11 = inv[y, x, 3]
+            m12 = inv[y, x, 4]
+            m22 = inv[y, x, 5]
+        else:
+            u0, u1, u2, m00, m01, m02, m11, m12, m22 = _stats_at(image, y, x, r, epsilon)
         for a in range(area):
             yy = y - r + oy[a]
             xx = x - r + ox[a]
-            c0 = image[yy, xx, 0] - mean[y, x, 0]
-            c1 = image[yy, xx, 1] - mean[y, x, 1]
-            c2 = image[yy, xx, 2] - mean[y, x, 2]
+            c0 = image[yy, xx, 0] - u0
+            c1 = image[yy, xx, 1] - u1
+            c2 = image[yy, xx, 2] - u2
             c[a, 0] = c0
             c[a, 1] = c1
             c[a, 2] = c2
@@ -222,8 +250,10 @@ def assemble(stats: WindowStats, image: np.ndarray, unknown: np.ndarray, known: 
     span = 4 * r + 1
     values = np.zeros((n, span, span))
     rhs = np.zeros(n)
-    _assemble(img, stats.mean, stats.inv, r, window_centres(unknown, r), index,
-              np.ascontiguousarray(known, np.float64), values, rhs)
+    have = stats.mean is not None
+    dummy = np.zeros((1, 1, 6))
+    _assemble(img, stats.mean if have else dummy, stats.inv if have else dummy, have, r, float(stats.epsilon),
+              window_centres(unknown, r), index, np.ascontiguousarray(known, np.float64), values, rhs)
     # int32 indices halve the matrix's memory; int64 only past 2^31 entries.
     itype = np.int32 if n * span * span < 2 ** 31 else np.int64
     indptr = np.zeros(n + 1, itype)
@@ -238,4 +268,6 @@ def assemble(stats: WindowStats, image: np.ndarray, unknown: np.ndarray, known: 
 def crop_stats(stats: WindowStats, y0: int, y1: int, x0: int, x1: int) -> WindowStats:
     """Statistics of a crop (views). Only windows at least r inside the crop are valid, which is
     all a local solve uses when the crop extends 2r beyond its variables or ends at the image border."""
+    if stats.mean is None:
+        return stats
     return WindowStats(stats.radius, stats.epsilon, stats.mean[y0:y1, x0:x1], stats.inv[y0:y1, x0:x1])

@@ -35,6 +35,65 @@ def standardise_all_(module: nn.Module) -> None:
             m.standardise_()
 
 
+def _pointwise_op():
+    mk = getattr(torch.ops, "mkldnn", None)
+    try:
+        return mk._convolution_pointwise if mk is not None else None
+    except (AttributeError, RuntimeError):  # builds without oneDNN
+        return None
+
+
+_POINTWISE = _pointwise_op()
+
+
+def conv_act(x, conv: nn.Conv2d, norm: nn.Module, act: str | None = None, residual=None, slope: float = 0.01):
+    """``act(norm(conv(x)) + residual)``, with residual and activation fused into the oneDNN convolution
+    when BN is folded (``norm`` is Identity) and the tensors are bf16 channels-last on CPU.
+
+    Fusing saves one or two passes over each activation map per conv (the separate add and ReLU
+    took about a fifth of SIM's time at 1 MP). fp32 keeps the plain reference ops."""
+    if (_POINTWISE is not None and x.device.type == "cpu" and x.dtype == torch.bfloat16
+            and conv.weight.dtype == torch.bfloat16 and isinstance(norm, nn.Identity) and conv.groups == 1
+            and not isinstance(conv.padding, str) and x.is_contiguous(memory_format=torch.channels_last)):
+        unary = {"relu": "relu", "lrelu": "leaky_relu"}.get(act) if act else None
+        scalars = [slope] if act == "lrelu" else []
+        args = (conv.weight, conv.bias, list(conv.padding), list(conv.stride), list(conv.dilation), 1)
+        if residual is None:
+            return _POINTWISE(x, *args, unary or "none", scalars, "")
+        other = residual.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+        return _POINTWISE.binary(x, other, *args, "add", None, unary, scalars, "")
+    y = norm(conv(x))
+    if residual is not None:
+        y = y + residual
+    if act == "relu":
+        return F.relu(y)
+    if act == "lrelu":
+        return F.leaky_relu(y, slope)
+    return y
+
+
+def run_sequential(seq: nn.Sequential, x):
+    """Run a conv / norm / activation Sequential, fusing each conv with the norm and activation after it."""
+    items = list(seq)
+    i = 0
+    while i < len(items):
+        m = items[i]
+        if isinstance(m, nn.Conv2d):
+            norm, act, j = nn.Identity(), None, i + 1
+            if j < len(items) and isinstance(items[j], (nn.BatchNorm2d, nn.Identity)):
+                norm, j = items[j], j + 1
+            if j < len(items) and isinstance(items[j], nn.ReLU):
+                act, j = "relu", j + 1
+            elif j < len(items) and isinstance(items[j], nn.LeakyReLU):
+                act, slope, j = "lrelu", items[j].negative_slope, j + 1
+            x = conv_act(x, m, norm, act, slope=slope if act == "lrelu" else 0.01)
+            i = j
+        else:
+            x = m(x)
+            i += 1
+    return x
+
+
 class Bottleneck(nn.Module):
     expansion = 4
 
@@ -49,11 +108,10 @@ class Bottleneck(nn.Module):
         self.downsample = downsample
 
     def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = F.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        idn = x if self.downsample is None else self.downsample(x)
-        return F.relu(out + idn)
+        out = conv_act(x, self.conv1, self.bn1, "relu")
+        out = conv_act(out, self.conv2, self.bn2, "relu")
+        idn = x if self.downsample is None else run_sequential(self.downsample, x)
+        return conv_act(out, self.conv3, self.bn3, "relu", residual=idn)
 
 
 def make_layer(cin, width, blocks, stride=1, dilations=None):
@@ -85,9 +143,12 @@ class SimEncoder(nn.Module):
         self.layer4 = make_layer(1024, 512, 3, dilations=[2, 4, 4])
 
     def forward(self, x11, smap):
-        x = F.relu(self.bn1(self.conv1(x11) + self.conv1_side(smap)))  # summed before bn1
-        x = F.relu(self.bn2(self.conv2(x)))
-        stem = F.relu(self.bn3(self.conv3(x)))
+        if isinstance(self.bn1, nn.Identity):  # folded: bn1's shift lives in conv1's bias
+            x = conv_act(x11, self.conv1, self.bn1, "relu", residual=self.conv1_side(smap))
+        else:
+            x = F.relu(self.bn1(self.conv1(x11) + self.conv1_side(smap)))  # summed before bn1
+        x = conv_act(x, self.conv2, self.bn2, "relu")
+        stem = conv_act(x, self.conv3, self.bn3, "relu")
         x = F.max_pool2d(stem, 3, 2, 1)
         l1 = self.layer1(x)
         l2 = self.layer2(l1)
@@ -141,10 +202,11 @@ class ASPP(nn.Module):
                                      nn.ReLU(inplace=True), nn.Dropout(0.5))
 
     def forward(self, x):
-        outs = [self.convs[0](x)] + [b[2](b[1](dilated_conv(x, b[0]))) for b in self.convs[1:-1]]
-        pooled = self.convs[-1](x)
+        outs = [run_sequential(self.convs[0], x)]
+        outs += [F.relu_(b[1](dilated_conv(x, b[0]))) for b in self.convs[1:-1]]
+        pooled = run_sequential(self.convs[-1], x)
         outs.append(F.interpolate(pooled, size=x.shape[-2:], mode="bilinear", align_corners=False))
-        return self.project(torch.cat(outs, 1))
+        return run_sequential(self.project, torch.cat(outs, 1))
 
 
 def _ws_bn_lrelu(cin, cout):
@@ -173,15 +235,15 @@ class SimDecoder(nn.Module):
 
     def forward(self, stem, l1, l4, image_n, image, two_chan, want_fb=False):
         x = torch.cat([l4, self.global_module(l4)], 1)
-        x = _up2(self.conv_up1(x))
-        x = _up2(self.conv_up2(torch.cat([x, l1], 1)))
-        x = _up2(self.conv_up3(torch.cat([x, stem], 1)))
+        x = _up2(run_sequential(self.conv_up1, x))
+        x = _up2(run_sequential(self.conv_up2, torch.cat([x, l1.to(x.dtype)], 1)))
+        x = _up2(run_sequential(self.conv_up3, torch.cat([x, stem.to(x.dtype)], 1)))
         dt = x.dtype
         y = torch.cat([x, image_n.to(dt), image.to(dt), two_chan.to(dt)], 1)
-        alpha = torch.clamp(self.conv_up4_alpha(y).float(), 0, 1)  # no sigmoid, as published
+        alpha = torch.clamp(run_sequential(self.conv_up4_alpha, y).float(), 0, 1)  # no sigmoid, as published
         if not want_fb:
             return alpha, None
-        fb = torch.sigmoid(self.conv_up4_fb(y).float())
+        fb = torch.sigmoid(run_sequential(self.conv_up4_fb, y).float())
         return alpha, fb
 
 
@@ -224,7 +286,7 @@ class SimClassifier(nn.Module):
         return fold_batchnorm_(self)
 
     def forward(self, x):
-        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 3, 2, 1)
+        x = F.max_pool2d(conv_act(x, self.conv1, self.bn1, "relu"), 3, 2, 1)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         # CAM: the fc weights applied per pixel, without the fc bias (as published).
         return torch.einsum("kc,nchw->nkhw", self.fc.weight.to(x.dtype), x)
