@@ -72,14 +72,16 @@ def _one(args) -> None:
     eng.predict(warm_tri)
     eng.prepare(img)
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    load0 = os.getloadavg()[0]
     c0, w0 = time.process_time(), time.perf_counter()
     alpha, _ = eng.predict(tri)
     cpu, wall = time.process_time() - c0, time.perf_counter() - w0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if args.save:
         np.save(args.save, alpha)
+    # the 1-minute load average before and after: other processes on the 2 cores inflate wall time
     print(json.dumps({"wall": wall, "cpu": cpu, "peak_mb": peak / 1024, "prepared_mb": base_rss / 1024,
-                      "precision": eng.precision}))
+                      "precision": eng.precision, "load": [load0, os.getloadavg()[0]]}))
 
 
 def _measure(net, size, precision, wdir, roi=False, radius=0.3, save=None) -> dict:
@@ -171,11 +173,16 @@ def _fmt(r, key, fmt="{:.1f}"):
     return "error" if "error" in r else fmt.format(r[key])
 
 
+def _load(r) -> str:
+    return "-" if "load" not in r else "{:.1f}-{:.1f}".format(*r["load"])
+
+
 def _table(rows, machine) -> str:
     lines = [f"Machine: {machine}", "",
              "| network | image | fp32 wall s | fp32 CPU s | fp32 peak MB | bf16+CL wall s | bf16+CL CPU s | "
-             "bf16+CL peak MB | speed-up (wall) | memory ratio | max abs alpha diff | typical-trimap crop, bf16 wall s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "bf16+CL peak MB | speed-up (wall) | memory ratio | max abs alpha diff | typical-trimap crop, bf16 wall s | "
+             "load avg (fp32 / bf16 / crop runs) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for net, size, res, diff, roi in rows:
         f, b = res["fp32"], res["bf16"]
         ok = "error" not in f and "error" not in b
@@ -183,7 +190,8 @@ def _table(rows, machine) -> str:
         mem = f"{b['peak_mb'] / f['peak_mb']:.2f}" if ok else "-"
         lines.append(f"| {net.upper()} | {size}x{size} ({size * size / 1e6:.1f} MP) | {_fmt(f, 'wall')} | "
                      f"{_fmt(f, 'cpu')} | {_fmt(f, 'peak_mb', '{:.0f}')} | {_fmt(b, 'wall')} | {_fmt(b, 'cpu')} | "
-                     f"{_fmt(b, 'peak_mb', '{:.0f}')} | {ratio} | {mem} | {diff:.4f} | {_fmt(roi, 'wall')} |")
+                     f"{_fmt(b, 'peak_mb', '{:.0f}')} | {ratio} | {mem} | {diff:.4f} | {_fmt(roi, 'wall')} | "
+                     f"{' / '.join(_load(r) for r in (f, b, roi))} |")
     return "\n".join(lines) + "\n"
 
 

@@ -61,42 +61,97 @@ def _extend_add(F, U, Bc, loc):
             F[pb, pa] += v
 
 
+@njit(cache=True, nogil=True)
+def _assemble_front_lower(indptr, indices, data, rank, vs, V, B, loc, F):
+    """_assemble_front writing the lower triangle only (the small-front path never reads the upper)."""
+    nv = V.shape[0]
+    for t in range(nv):
+        loc[V[t]] = t
+    for t in range(B.shape[0]):
+        loc[B[t]] = nv + t
+    for t in range(nv):
+        i = V[t]
+        for q in range(indptr[i], indptr[i + 1]):
+            j = indices[q]
+            if rank[j] >= vs:
+                u = loc[j]
+                if u >= t:
+                    F[u, t] = data[q]
+                else:
+                    F[t, u] = data[q]
+
+
+@njit(cache=True, nogil=True)
+def _extend_add_lower(F, U, Bc, loc):
+    """_extend_add into the lower triangle only. Positions in a front increase with elimination
+    rank, as do a child's boundary ids, so U's lower triangle lands in F's lower triangle."""
+    n = Bc.shape[0]
+    for b in range(n):
+        pb = loc[Bc[b]]
+        F[pb, pb] += U[b, b]
+        for a in range(b + 1, n):
+            F[loc[Bc[a]], pb] += U[a, b]
+
+
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def _solve(perm_v, vstart, vend, bptr, bidx, fptr, factors, x):
-    """x <- A^{-1} x with the stored factors: L11 (nv x nv, row-major, lower) then X = L11^-1 F_VB."""
+    """x <- A^{-1} x with the stored factors: L11 (nv x nv, row-major, lower) then X = L11^-1 F_VB.
+
+    Each node gathers its pixels' and its boundary's entries into contiguous buffers, works there,
+    and scatters back: the inner loops run over contiguous memory."""
     nn = vstart.shape[0]
+    cap = 1
+    for k in range(nn):
+        cap = max(cap, vend[k] - vstart[k], bptr[k + 1] - bptr[k])
+    yv = np.empty(cap)
+    yb = np.empty(cap)
     for k in range(nn):  # forward: y_V = L11^-1 y_V; y_B -= X^T y_V
         vs = vstart[k]
         nv = vend[k] - vs
-        nb = bptr[k + 1] - bptr[k]
+        b0 = bptr[k]
+        nb = bptr[k + 1] - b0
         off = fptr[k]
         for a in range(nv):
             s = x[perm_v[vs + a]]
             for b in range(a):
-                s -= factors[off + a * nv + b] * x[perm_v[vs + b]]
-            x[perm_v[vs + a]] = s / factors[off + a * nv + a]
+                s -= factors[off + a * nv + b] * yv[b]
+            yv[a] = s / factors[off + a * nv + a]
+            x[perm_v[vs + a]] = yv[a]
+        if nb == 0:
+            continue
+        for t in range(nb):
+            yb[t] = x[bidx[b0 + t]]
         xo = off + nv * nv
         for a in range(nv):
-            ya = x[perm_v[vs + a]]
+            ya = yv[a]
             if ya != 0.0:
+                row = xo + a * nb
                 for t in range(nb):
-                    x[bidx[bptr[k] + t]] -= factors[xo + a * nb + t] * ya
+                    yb[t] -= factors[row + t] * ya
+        for t in range(nb):
+            x[bidx[b0 + t]] = yb[t]
     for k in range(nn - 1, -1, -1):  # backward: y_V -= X x_B; x_V = L11^-T y_V
         vs = vstart[k]
         nv = vend[k] - vs
-        nb = bptr[k + 1] - bptr[k]
+        b0 = bptr[k]
+        nb = bptr[k + 1] - b0
         off = fptr[k]
         xo = off + nv * nv
+        for t in range(nb):
+            yb[t] = x[bidx[b0 + t]]
         for a in range(nv):
             s = x[perm_v[vs + a]]
+            row = xo + a * nb
             for t in range(nb):
-                s -= factors[xo + a * nb + t] * x[bidx[bptr[k] + t]]
-            x[perm_v[vs + a]] = s
+                s -= factors[row + t] * yb[t]
+            yv[a] = s
         for a in range(nv - 1, -1, -1):
-            s = x[perm_v[vs + a]]
+            s = yv[a]
             for b in range(a + 1, nv):
-                s -= factors[off + b * nv + a] * x[perm_v[vs + b]]
-            x[perm_v[vs + a]] = s / factors[off + a * nv + a]
+                s -= factors[off + b * nv + a] * yv[b]
+            yv[a] = s / factors[off + a * nv + a]
+        for a in range(nv):
+            x[perm_v[vs + a]] = yv[a]
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # reassoc lets LLVM vectorise the dot products
@@ -114,19 +169,21 @@ def _factor_run(k0, k1, indptr, indices, data, perm, rank, vstart, vend, bptr, b
         nb = bptr[k + 1] - b0
         m = nv + nb
         F = work[:m * m].reshape(m, m)
-        F[:, :] = 0.0
+        for i in range(m):  # only the lower triangle is written and read
+            F[i, :i + 1] = 0.0
         V = perm[vs:vs + nv]
         B = bidx[b0:b0 + nb]
-        _assemble_front(indptr, indices, data, rank, vs, V, B, loc, F)
+        _assemble_front_lower(indptr, indices, data, rank, vs, V, B, loc, F)
         nk = cptr[k + 1] - cptr[k]
         for e in range(s_top[0] - nk, s_top[0]):
             c = int(sbuf[s_off[e]])
             nbc = bptr[c + 1] - bptr[c]
             U = sbuf[s_off[e] + 1:s_off[e] + 1 + nbc * nbc].reshape(nbc, nbc)
-            _extend_add(F, U, bidx[bptr[c]:bptr[c + 1]], loc)
+            _extend_add_lower(F, U, bidx[bptr[c]:bptr[c + 1]], loc)
         s_top[0] -= nk
-        # Cholesky of the leading block in loops (small), then the two products through BLAS
-        # (numba's np.dot: no Python call): Y = F_BV L11^-T via the triangular inverse, U -= Y Y^T.
+        # Left-looking Cholesky of the front's first nv columns in loops: the leading block gives
+        # L11, the rows below it L21 = F_BV L11^-T (a triangular solve's flops, no inverse); then the
+        # boundary update U -= L21 L21^T through BLAS (numba's np.dot: no Python call).
         for j in range(nv):
             d = F[j, j]
             for q in range(j):
@@ -135,7 +192,7 @@ def _factor_run(k0, k1, indptr, indices, data, perm, rank, vstart, vend, bptr, b
                 return k
             d = np.sqrt(d)
             F[j, j] = d
-            for i in range(j + 1, nv):
+            for i in range(j + 1, m):
                 t = F[i, j]
                 for q in range(j):
                     t -= F[i, q] * F[j, q]
@@ -144,25 +201,10 @@ def _factor_run(k0, k1, indptr, indices, data, perm, rank, vstart, vend, bptr, b
         for a in range(nv):
             for b in range(nv):
                 factors[off + a * nv + b] = F[a, b] if b <= a else 0.0
-        if nb == 0 or nv == 0:
-            Y = np.zeros((nb, nv))
-            for t in range(nb):
-                for a in range(nv):
-                    Y[t, a] = F[nv + t, a]
-        else:
-            inv_t = np.zeros((nv, nv))  # (L11^-1)^T, upper triangular
-            for j in range(nv):
-                inv_t[j, j] = 1.0 / F[j, j]
-                for i in range(j + 1, nv):
-                    acc = 0.0
-                    for q in range(j, i):
-                        acc += F[i, q] * inv_t[j, q]
-                    inv_t[j, i] = -acc / F[i, i]
-            fbv = np.empty((nb, nv))
-            for t in range(nb):
-                for a in range(nv):
-                    fbv[t, a] = F[nv + t, a]
-            Y = np.dot(fbv, inv_t)
+        Y = np.empty((nb, nv))
+        for t in range(nb):
+            for a in range(nv):
+                Y[t, a] = F[nv + t, a]
         xo = off + nv * nv
         for a in range(nv):
             for t in range(nb):
@@ -172,10 +214,16 @@ def _factor_run(k0, k1, indptr, indices, data, perm, rank, vstart, vend, bptr, b
             sbuf[top] = k
             U = sbuf[top + 1:top + 1 + nb * nb].reshape(nb, nb)
             if nv > 0 and nb > 0:
-                G = np.dot(Y, Y.T)
-                for t in range(nb):
-                    for u in range(t + 1):
-                        U[t, u] = F[nv + t, nv + u] - G[t, u]
+                # Only the lower triangle of Y Y^T is needed: row blocks times the columns up to
+                # the block's end, about 0.6 of a full product's flops.
+                nblk = max(1, min(8, nb // 32))
+                for bi in range(nblk):
+                    i0 = nb * bi // nblk
+                    i1 = nb * (bi + 1) // nblk
+                    G = np.dot(Y[i0:i1], Y[:i1].T)
+                    for t in range(i0, i1):
+                        for u in range(t + 1):
+                            U[t, u] = F[nv + t, nv + u] - G[t - i0, u]
             else:
                 for t in range(nb):
                     for u in range(t + 1):
@@ -208,7 +256,7 @@ class Factor:
 # One BLAS thread by default: on a busy 2-core machine a second thread waits more than it works
 # (measured: wall 2.0 s vs 0.9 s on the largest dataset image). MATTESTUDIO_BLAS_THREADS=2 tries it.
 BIG_THREADS = int(os.environ.get("MATTESTUDIO_BLAS_THREADS", "1"))
-SMALL_FRONT = 160  # fronts up to this size run inside one numba call (no Python per node); larger ones via scipy's LAPACK/BLAS
+SMALL_FRONT = 1000  # fronts up to this size run inside one numba call (no Python per node); larger ones via scipy's LAPACK/BLAS
 
 
 def factorize(matrix: scipy.sparse.csr_matrix, coords: np.ndarray, *, sep: int = 2, leaf: int = LEAF,
@@ -238,17 +286,19 @@ def _factorize(matrix, coords, sep, leaf, check) -> Factor:
     sbuf = np.empty(_stack_size(parent, cptr, nb_all) + 1)
     s_off = np.zeros(nn + 2, np.int64)
     s_top = np.zeros(1, np.int64)
-    work = np.empty(SMALL_FRONT * SMALL_FRONT)
+    work = np.empty(min(SMALL_FRONT, int(front.max()) if nn else 1) ** 2)
     total = float(fptr[-1]) or 1.0
     step = total / 50
+    big = np.flatnonzero(front > SMALL_FRONT)
     k = 0
     while k < nn:
         if front[k] <= SMALL_FRONT:
             # A run of small fronts, cut where a progress/cancel check is due.
-            limit = fptr[k] + step
-            k1 = k + 1
-            while k1 < nn and front[k1] <= SMALL_FRONT and fptr[k1] < limit:
-                k1 += 1
+            k1 = min(int(np.searchsorted(fptr, fptr[k] + step, "left")), nn)  # first node with fptr >= limit
+            nxt = np.searchsorted(big, k)
+            if nxt < len(big):
+                k1 = min(k1, int(big[nxt]))
+            k1 = max(k1, k + 1)
             bad = _factor_run(k, k1, indptr, indices, data, perm, rank, vstart, vend, bptr, bidx, cptr, parent,
                               fptr, factors, loc, work, sbuf, s_off, s_top)
             if bad >= 0:

@@ -124,11 +124,14 @@ def _assemble(image, mean, inv, have_stats, r, epsilon, centres, index, known, v
     """
     area = (2 * r + 1) ** 2
     size = 2 * r + 1
+    inv_area = 1.0 / area
     span = 4 * r + 1
     c = np.empty((area, 3))
     mc = np.empty((area, 3))
     idx = np.empty(area, np.int64)
     kv = np.empty(area)
+    ua = np.empty(area, np.int64)
+    ka = np.empty(area, np.int64)
     # Window-relative tables, so the pair loop has no integer division.
     oy = np.empty(area, np.int64)
     ox = np.empty(area, np.int64)
@@ -151,9 +154,24 @@ def _assemble(image, mean, inv, have_stats, r, epsilon, centres, index, known, v
             m22 = inv[y, x, 5]
         else:
             u0, u1, u2, m00, m01, m02, m11, m12, m22 = _stats_at(image, y, x, r, epsilon)
+        # Unknown pixels of the window (variables) and known ones with a non-zero value (they feed
+        # the right-hand side; pixels at alpha 0, e.g. background, contribute nothing).
+        nu = 0
+        nk = 0
         for a in range(area):
             yy = y - r + oy[a]
             xx = x - r + ox[a]
+            ia = index[yy, xx]
+            if ia >= 0:
+                ua[nu] = a
+                nu += 1
+            else:
+                kva = known[yy, xx]
+                if kva == 0.0:
+                    continue
+                kv[a] = kva
+                ka[nk] = a
+                nk += 1
             c0 = image[yy, xx, 0] - u0
             c1 = image[yy, xx, 1] - u1
             c2 = image[yy, xx, 2] - u2
@@ -163,26 +181,27 @@ def _assemble(image, mean, inv, have_stats, r, epsilon, centres, index, known, v
             mc[a, 0] = m00 * c0 + m01 * c1 + m02 * c2
             mc[a, 1] = m01 * c0 + m11 * c1 + m12 * c2
             mc[a, 2] = m02 * c0 + m12 * c1 + m22 * c2
-            idx[a] = index[yy, xx]
-            kv[a] = known[yy, xx]
-        for a in range(area):
+            idx[a] = ia
+        for p in range(nu):
+            a = ua[p]
             ia = idx[a]
-            for bb in range(a, area):  # symmetric: each pair once, written to both rows
-                ib = idx[bb]
-                if ia < 0 and ib < 0:
-                    continue
-                v = -(1.0 + mc[a, 0] * c[bb, 0] + mc[a, 1] * c[bb, 1] + mc[a, 2] * c[bb, 2]) / area
+            row = flat[ia]
+            for q in range(p, nu):  # symmetric: each pair once, written to both rows
+                bb = ua[q]
+                v = -(1.0 + mc[a, 0] * c[bb, 0] + mc[a, 1] * c[bb, 1] + mc[a, 2] * c[bb, 2]) * inv_area
                 if a == bb:
-                    flat[ia, 2 * r * span + 2 * r] += v + 1.0
-                elif ia >= 0 and ib >= 0:
+                    row[2 * r * span + 2 * r] += v + 1.0
+                else:
                     dy = oy[bb] - oy[a]
                     dx = ox[bb] - ox[a]
-                    flat[ia, (dy + 2 * r) * span + dx + 2 * r] += v
-                    flat[ib, (2 * r - dy) * span + 2 * r - dx] += v
-                elif ia >= 0:
-                    rhs[ia] -= v * kv[bb]
-                else:
-                    rhs[ib] -= v * kv[a]
+                    row[(dy + 2 * r) * span + dx + 2 * r] += v
+                    flat[idx[bb], (2 * r - dy) * span + 2 * r - dx] += v
+            acc = 0.0
+            for q in range(nk):
+                bb = ka[q]
+                v = -(1.0 + mc[a, 0] * c[bb, 0] + mc[a, 1] * c[bb, 1] + mc[a, 2] * c[bb, 2]) * inv_area
+                acc += v * kv[bb]
+            rhs[ia] -= acc
 
 
 @njit(cache=True, nogil=True)

@@ -203,17 +203,25 @@ def plan(matrix: scipy.sparse.csr_matrix, coords: np.ndarray, sep: int = 2, leaf
                 fptr=fptr, front=int((nv + nb).max()) if nn else 0)
 
 
-def _stack_size(parent, cptr, nb) -> int:
-    """Peak size of the flat update stack (each entry: node id + nb x nb update)."""
+@njit(cache=True, nogil=True)
+def _stack_size_kernel(parent, cptr, nb):
     peak = size = 0
-    sizes: list[int] = []
-    for k in range(len(parent)):
-        nk = int(cptr[k + 1] - cptr[k])
-        for _ in range(nk):
-            size -= sizes.pop()
+    sizes = np.empty(parent.shape[0] + 1, np.int64)  # the pending updates, as a stack
+    top = 0
+    for k in range(parent.shape[0]):
+        for _ in range(cptr[k + 1] - cptr[k]):
+            top -= 1
+            size -= sizes[top]
         if parent[k] >= 0:
-            e = 1 + int(nb[k]) ** 2
-            sizes.append(e)
+            e = 1 + nb[k] * nb[k]
+            sizes[top] = e
+            top += 1
             size += e
             peak = max(peak, size)
     return peak
+
+
+def _stack_size(parent, cptr, nb) -> int:
+    """Peak size of the flat update stack (each entry: node id + nb x nb update)."""
+    return int(_stack_size_kernel(np.ascontiguousarray(parent, np.int64), np.ascontiguousarray(cptr, np.int64),
+                                  np.ascontiguousarray(nb, np.int64)))

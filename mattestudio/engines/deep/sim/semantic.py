@@ -110,7 +110,8 @@ def semantic_trimap(classifier, img_n: np.ndarray, tri: np.ndarray, run, progres
                 x[n, ..., 3] = tri_f[y:y + ph, xx:xx + pw]
             out = run(classifier, x).float().cpu()
             for n, i in enumerate(batch):
-                cams[i] = out[n:n + 1].clone()
+                # channels-last: the resized CAM is then already H x W x 20, the stitching layout
+                cams[i] = out[n:n + 1].contiguous(memory_format=torch.channels_last)
                 if cache is not None:
                     cache[keys[i][0]] = (keys[i][1], cams[i])
             done += len(batch)
