@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -208,31 +207,9 @@ def first_use_compile(dataset: Path, trimap_dir: str, image: str) -> dict:
 # -- report ---------------------------------------------------------------------------------
 
 def machine() -> dict:
-    import numba
-    import scipy
+    from mattestudio.machine import describe
 
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = "unknown"
-    try:
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f"{kb / 1024 ** 2:.1f} GiB"
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        import pymatting
-
-        pym = pymatting.__version__
-    except Exception:  # noqa: BLE001
-        pym = "?"
-    return {"nproc": len(os.sched_getaffinity(0)), "cpu": model, "memory": mem, "python": platform.python_version(),
-            "numpy": np.__version__, "scipy": scipy.__version__, "numba": numba.__version__, "pymatting": pym,
+    return {**describe("numpy", "scipy", "numba", "pymatting"),
             "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "(unset)")}
 
 

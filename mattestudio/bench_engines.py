@@ -10,30 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 from pathlib import Path
 
 
-def machine() -> str:
-    import os
-
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import numpy
-
-    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {numpy.__version__}, "
-            f"{platform.system()} {platform.release()}")
-
-
 def main(argv=None) -> int:
     from mattestudio.cli.evaluate import evaluate
+    from mattestudio.machine import summary
     from mattestudio.engines import registry
 
     ap = argparse.ArgumentParser(prog="python -m mattestudio.bench_engines", description=__doc__.split("\n")[0])
@@ -53,7 +36,7 @@ def main(argv=None) -> int:
         reports[name] = evaluate(registry.create(name), Path(args.dataset), args.trimap, args.limit)
     ref = reports.get("closed-form-pymatting")
     lines = [f"Dataset `{Path(args.dataset).name}`, trimaps `{args.trimap}`, "
-             f"{len(next(iter(reports.values()))['images'])} images. Machine: {machine()}.", "",
+             f"{len(next(iter(reports.values()))['images'])} images. Machine: {summary('numpy', 'scipy', 'pymatting')}.", "",
              "| engine | SAD | MSE (x1e3) | Grad | Conn | s / image | time vs pymatting cf |",
              "|---|---|---|---|---|---|---|"]
     for name, rep in reports.items():

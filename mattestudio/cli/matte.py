@@ -30,7 +30,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from mattestudio.core import compositing, io, trimap as trimap_ops
+    from mattestudio.core import compositing, io
     from mattestudio.errors import MattestudioError
     from mattestudio.pipeline import run_matting
 

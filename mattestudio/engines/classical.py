@@ -63,7 +63,7 @@ class PymattingEngine(EngineBase):
 
     def predict(self, trimap: np.ndarray, *, progress: Optional[ProgressFn] = None,
                 cancel: Optional[CancelToken] = None):
-        image = self._require_image()
+        self._require_image()
         fg, bg, unknown = trimap_ops.split(trimap)
         if not (fg.any() or bg.any()):
             raise TrimapError(f"{self.info.display_name} needs some foreground or background in the trimap")
@@ -209,7 +209,7 @@ class SharedSamplingEngine(PymattingEngine):
     def predict(self, trimap, *, progress=None, cancel=None):
         from pymatting import estimate_alpha_sm
 
-        image = self._require_image()
+        self._require_image()
         if cancel is not None:
             cancel.raise_if_cancelled()
         if progress is not None:
