@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -100,24 +99,10 @@ def _measure(net, size, precision, wdir, roi=False, radius=0.3, save=None) -> di
 def _machine() -> str:
     import torch
 
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    flags = ""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        flags = ", ".join(f for f in ("avx512f", "avx512_bf16", "amx_bf16") if f" {f}" in text)
-    except OSError:
-        pass
+    from mattestudio.machine import summary
+
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{os.cpu_count()} logical CPUs (nproc), {model} [{flags}], torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), Python {platform.python_version()}, "
-            f"load average at start {load:.1f}")
+    return f"{summary('torch')} ({torch.get_num_threads()} threads), load average at start {load:.1f}"
 
 
 def main(argv=None) -> int:
