@@ -30,8 +30,9 @@ class NotPositiveDefinite(ArithmeticError):
 
 
 @njit(cache=True, nogil=True)
-def _assemble_front(indptr, indices, data, rank, vs, V, B, loc, F):
-    """Scatter the original entries of the node's rows (columns not yet eliminated) into F."""
+def _assemble_front(indptr, indices, data, rank, vs, V, B, loc, F, lower_only):
+    """Scatter the original entries of the node's rows (columns not yet eliminated) into F;
+    with ``lower_only`` only its lower triangle (the small-front path never reads the upper)."""
     nv = V.shape[0]
     for t in range(nv):
         loc[V[t]] = t
@@ -43,8 +44,14 @@ def _assemble_front(indptr, indices, data, rank, vs, V, B, loc, F):
             j = indices[q]
             if rank[j] >= vs:
                 u = loc[j]
-                F[t, u] = data[q]
-                F[u, t] = data[q]
+                if u >= t:
+                    F[u, t] = data[q]
+                    if not lower_only:
+                        F[t, u] = data[q]
+                else:
+                    F[t, u] = data[q]
+                    if not lower_only:
+                        F[u, t] = data[q]
 
 
 @njit(cache=True, nogil=True)
@@ -59,26 +66,6 @@ def _extend_add(F, U, Bc, loc):
             v = U[a, b]
             F[pa, pb] += v
             F[pb, pa] += v
-
-
-@njit(cache=True, nogil=True)
-def _assemble_front_lower(indptr, indices, data, rank, vs, V, B, loc, F):
-    """_assemble_front writing the lower triangle only (the small-front path never reads the upper)."""
-    nv = V.shape[0]
-    for t in range(nv):
-        loc[V[t]] = t
-    for t in range(B.shape[0]):
-        loc[B[t]] = nv + t
-    for t in range(nv):
-        i = V[t]
-        for q in range(indptr[i], indptr[i + 1]):
-            j = indices[q]
-            if rank[j] >= vs:
-                u = loc[j]
-                if u >= t:
-                    F[u, t] = data[q]
-                else:
-                    F[t, u] = data[q]
 
 
 @njit(cache=True, nogil=True)
@@ -173,7 +160,7 @@ def _factor_run(k0, k1, indptr, indices, data, perm, rank, vstart, vend, bptr, b
             F[i, :i + 1] = 0.0
         V = perm[vs:vs + nv]
         B = bidx[b0:b0 + nb]
-        _assemble_front_lower(indptr, indices, data, rank, vs, V, B, loc, F)
+        _assemble_front(indptr, indices, data, rank, vs, V, B, loc, F, True)
         nk = cptr[k + 1] - cptr[k]
         for e in range(s_top[0] - nk, s_top[0]):
             c = int(sbuf[s_off[e]])
@@ -321,7 +308,7 @@ def _factor_big(k, indptr, indices, data, perm, rank, vstart, vend, bptr, bidx, 
     B = bidx[bptr[k]:bptr[k + 1]]
     nv, nb = ve - vs, len(B)
     F = np.zeros((nv + nb, nv + nb), order="F")  # Fortran order: LAPACK/BLAS take slices without transposes
-    _assemble_front(indptr, indices, data, rank, vs, V, B, loc, F)
+    _assemble_front(indptr, indices, data, rank, vs, V, B, loc, F, False)
     nk = int(cptr[k + 1] - cptr[k])
     top = int(s_top[0])
     for e in range(top - nk, top):
