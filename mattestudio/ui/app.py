@@ -51,8 +51,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and sys.platform.startswith("linux") \
             and not os.environ.get("QT_QPA_PLATFORM"):
         print("mattestudio: no display found (DISPLAY is not set); the editor needs a screen. "
-              "Use the command line (mattestudio run ...) or set QT_QPA_PLATFORM=offscreen.", file=sys.stderr)
-        return 2
+              "Use the command line instead (mattestudio matte ..., see mattestudio --help).", file=sys.stderr)
+        return 1
     app = create_app()
     win = open_window(argv)
     win.show()
