@@ -34,6 +34,19 @@ def _scene(size: int, band: int = 12, radius_frac: float = 0.3):
     return img.astype(np.float32), tri
 
 
+def settle_sim_decoder(state) -> None:
+    """Set each decoder BatchNorm's running_var to the preceding weight-standardised conv's fan-in
+    (what training would learn), so random-weight SIM gives alpha inside (0, 1), not clamped."""
+    import torch
+
+    for key in list(state):
+        if key.startswith("decoder.") and key.endswith(".running_var"):
+            prefix, idx = key[: -len(".running_var")].rsplit(".", 1)
+            conv = state.get(f"{prefix}.{int(idx) - 1}.weight")
+            if conv is not None:
+                state[key] = torch.full_like(state[key], float(conv[0].numel()))
+
+
 def _write_weights(kind: str, path: Path) -> None:
     import torch
     from safetensors.torch import save_file
@@ -44,12 +57,7 @@ def _write_weights(kind: str, path: Path) -> None:
     m = build_module(kind)
     sd = m.state_dict()
     if kind == "sim":  # see the module docstring
-        for key in list(sd):
-            if key.startswith("decoder.") and key.endswith(".running_var"):
-                prefix, idx = key[: -len(".running_var")].rsplit(".", 1)
-                conv = sd.get(f"{prefix}.{int(idx) - 1}.weight")
-                if conv is not None:
-                    sd[key] = torch.full_like(sd[key], float(conv[0].numel()))
+        settle_sim_decoder(sd)
         sd["decoder.conv_up4_alpha.4.weight"] = torch.rand(1, 16, 1, 1) * 1.7  # alpha mean ~0.5
     save_file({k: v.contiguous() for k, v in sd.items()}, str(path), metadata={"mattestudio_kind": kind})
 

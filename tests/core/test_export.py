@@ -16,14 +16,8 @@ H, W = 12, 17
 
 
 @pytest.fixture()
-def data():
-    rng = np.random.default_rng(1)
-    image = rng.random((H, W, 3), dtype=np.float32)
-    fg = rng.random((H, W, 3), dtype=np.float32)
-    alpha = rng.random((H, W), dtype=np.float32)
-    alpha[0, 0], alpha[0, 1] = 0.0, 1.0
-    trimap = rng.choice(np.array([0, 128, 255], np.uint8), size=(H, W))
-    return image, fg, alpha, trimap
+def data(make_layers):
+    return make_layers(H, W, seed=1)
 
 
 def leftovers(folder):

@@ -134,12 +134,9 @@ def tame_sim(state: OrderedDict) -> OrderedDict:
     its alpha head ends in a clamp, not a sigmoid: with random weights every pixel clamps to 0 or 1
     and comparisons mean nothing. Setting each following BatchNorm's running_var to the conv's
     fan-in (what training would learn) and using a small positive last layer keeps alpha in (0, 1)."""
-    for key in list(state):
-        if key.startswith("decoder.") and key.endswith(".running_var"):
-            prefix, idx = key[: -len(".running_var")].rsplit(".", 1)
-            conv = state.get(f"{prefix}.{int(idx) - 1}.weight")
-            if conv is not None:
-                state[key] = torch.full_like(state[key], float(conv[0].numel()))
+    from mattestudio.bench_deep import settle_sim_decoder
+
+    settle_sim_decoder(state)
     g = torch.Generator().manual_seed(1)
     state["decoder.conv_up4_alpha.4.weight"] = torch.rand((1, 16, 1, 1), generator=g) * 0.012
     return state
