@@ -9,7 +9,7 @@
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "matte", "MattingResult", "MattestudioError"]
+__all__ = ["MattestudioError", "MattingResult", "__version__", "matte"]
 
 
 def __getattr__(name):

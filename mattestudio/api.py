@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Union
+from typing import Union
 
 import numpy as np
 
-from mattestudio.core import io, trimap as trimap_ops
+from mattestudio.core import io
+from mattestudio.core import trimap as trimap_ops
 from mattestudio.engines import registry
 from mattestudio.pipeline import run_matting
 from mattestudio.types import CancelToken, MattingResult, ProgressFn
@@ -15,9 +16,16 @@ from mattestudio.types import CancelToken, MattingResult, ProgressFn
 ImageLike = Union[str, Path, np.ndarray]
 
 
-def matte(image: ImageLike, trimap: ImageLike, engine: str = registry.DEFAULT_ENGINE, *,
-          estimate_foreground: bool = True, progress: Optional[ProgressFn] = None,
-          cancel: Optional[CancelToken] = None, **params) -> MattingResult:
+def matte(
+    image: ImageLike,
+    trimap: ImageLike,
+    engine: str = registry.DEFAULT_ENGINE,
+    *,
+    estimate_foreground: bool = True,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    **params,
+) -> MattingResult:
     """Estimate the alpha matte (and clean foreground colors) of ``image``.
 
     ``image``: a path, or an array (H x W x 3 RGB, uint8/uint16 or float in [0, 1]).
@@ -29,6 +37,10 @@ def matte(image: ImageLike, trimap: ImageLike, engine: str = registry.DEFAULT_EN
     (float32 H x W x 3). Raises a MattestudioError subclass with a readable message on bad input.
     """
     img = io.load_image(image)
-    tri = trimap_ops.load(trimap, img.shape, image_source=None if isinstance(image, np.ndarray) else image)
+    tri = trimap_ops.load(
+        trimap, img.shape, image_source=None if isinstance(image, np.ndarray) else image
+    )
     eng = registry.create(engine, **params)
-    return run_matting(eng, img, tri, estimate_foreground=estimate_foreground, progress=progress, cancel=cancel)
+    return run_matting(
+        eng, img, tri, estimate_foreground=estimate_foreground, progress=progress, cancel=cancel
+    )

@@ -32,7 +32,7 @@ def cpu_flags() -> list[str]:
 def memory_gib() -> str:
     try:
         kb = int(Path("/proc/meminfo").read_text().split()[1])
-        return f"{kb / 1024 ** 2:.1f} GiB"
+        return f"{kb / 1024**2:.1f} GiB"
     except (OSError, ValueError, IndexError):
         return "unknown"
 
@@ -49,16 +49,23 @@ def versions(*packages: str) -> dict[str, str]:
     for name in packages:
         try:
             out[name] = str(importlib.import_module(name).__version__)
-        except Exception:  # noqa: BLE001 - a missing package is reported, not fatal
+        except Exception:
             out[name] = "not installed"
     return out
 
 
 def describe(*packages: str) -> dict:
     """A dict for JSON reports: CPU, flags, cores, memory, OS, Python and the given packages' versions."""
-    return {"cpu": cpu_model(), "flags": cpu_flags(), "nproc": cores(), "memory": memory_gib(),
-            "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
-            **versions(*packages), "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}
+    return {
+        "cpu": cpu_model(),
+        "flags": cpu_flags(),
+        "nproc": cores(),
+        "memory": memory_gib(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        **versions(*packages),
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+    }
 
 
 def summary(*packages: str) -> str:
@@ -66,5 +73,7 @@ def summary(*packages: str) -> str:
     d = describe(*packages)
     libs = ", ".join(f"{k} {d[k]}" for k in packages)
     flags = f" ({', '.join(d['flags'])})" if d["flags"] else ""
-    return (f"{d['cpu']}{flags}, {d['nproc']} cores, {d['memory']}, {d['os']}, Python {d['python']}"
-            + (f", {libs}" if libs else ""))
+    return (
+        f"{d['cpu']}{flags}, {d['nproc']} cores, {d['memory']}, {d['os']}, Python {d['python']}"
+        + (f", {libs}" if libs else "")
+    )

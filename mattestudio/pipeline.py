@@ -6,7 +6,6 @@ document -> request (image, trimap, engine, params) -> engine -> MattingResult -
 from __future__ import annotations
 
 import time
-from typing import Optional
 
 import numpy as np
 
@@ -15,16 +14,24 @@ from mattestudio.errors import TrimapError
 from mattestudio.types import CancelToken, MattingResult, ProgressFn
 
 
-def _scaled_progress(progress: Optional[ProgressFn], lo: float, hi: float) -> Optional[ProgressFn]:
+def _scaled_progress(progress: ProgressFn | None, lo: float, hi: float) -> ProgressFn | None:
     if progress is None:
         return None
     return lambda f, msg: progress(lo + (hi - lo) * min(max(f, 0.0), 1.0), msg)
 
 
-def run_matting(engine, image: np.ndarray, trimap: np.ndarray, *, prepared: bool = False,
-                estimate_foreground: bool = True, progress: Optional[ProgressFn] = None,
-                cancel: Optional[CancelToken] = None, request_id: Optional[int] = None,
-                scale: float = 1.0) -> MattingResult:
+def run_matting(
+    engine,
+    image: np.ndarray,
+    trimap: np.ndarray,
+    *,
+    prepared: bool = False,
+    estimate_foreground: bool = True,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    request_id: int | None = None,
+    scale: float = 1.0,
+) -> MattingResult:
     """Run ``engine`` on an image and trimap and return a complete MattingResult.
 
     ``image``: float32 H x W x 3 RGB in [0, 1]; ``trimap``: uint8 {0,128,255} H x W.
@@ -35,14 +42,19 @@ def run_matting(engine, image: np.ndarray, trimap: np.ndarray, *, prepared: bool
     if trimap.shape != image.shape[:2]:
         h, w = image.shape[:2]
         th, tw = trimap.shape
-        raise TrimapError(f"trimap is {tw}x{th} but the image is {w}x{h}; they must be the same size")
+        raise TrimapError(
+            f"trimap is {tw}x{th} but the image is {w}x{h}; they must be the same size"
+        )
     start = time.perf_counter()
     if cancel is not None:
         cancel.raise_if_cancelled()
     if not prepared:
         engine.prepare(image)
-    alpha, fg = engine.predict(trimap, progress=_scaled_progress(progress, 0.0, 0.9 if estimate_foreground else 1.0),
-                               cancel=cancel)
+    alpha, fg = engine.predict(
+        trimap,
+        progress=_scaled_progress(progress, 0.0, 0.9 if estimate_foreground else 1.0),
+        cancel=cancel,
+    )
     alpha = np.clip(np.asarray(alpha, np.float32), 0.0, 1.0)
     trimap_ops.force_known(alpha, trimap)
     if cancel is not None:
@@ -59,5 +71,12 @@ def run_matting(engine, image: np.ndarray, trimap: np.ndarray, *, prepared: bool
     fg = np.asarray(fg, np.float32)
     if progress is not None:
         progress(1.0, "done")
-    return MattingResult(alpha=alpha, foreground=fg, engine=engine.info.name, params=dict(getattr(engine, "params", {})),
-                         seconds=time.perf_counter() - start, request_id=request_id, scale=scale)
+    return MattingResult(
+        alpha=alpha,
+        foreground=fg,
+        engine=engine.info.name,
+        params=dict(getattr(engine, "params", {})),
+        seconds=time.perf_counter() - start,
+        request_id=request_id,
+        scale=scale,
+    )

@@ -9,8 +9,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 import numpy as np
 
@@ -52,7 +52,7 @@ class MattingResult:
     params: dict = field(default_factory=dict)
     seconds: float = 0.0
     #: Identifies the request that produced this result (the editor drops stale ones).
-    request_id: Optional[int] = None
+    request_id: int | None = None
     #: Downscale factor used for a coarse preview (1.0 = full resolution).
     scale: float = 1.0
 

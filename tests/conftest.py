@@ -7,10 +7,10 @@ import os
 # Qt tests (tests/ui) run without a screen; set before anything imports Qt.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from dataclasses import dataclass  # noqa: E402
+from dataclasses import dataclass
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
 SYNTH_H, SYNTH_W = 64, 80
 
@@ -46,12 +46,16 @@ def make_synthetic_alpha(h: int = SYNTH_H, w: int = SYNTH_W, ss: int = 4) -> np.
         y0 = cy + 0.9 * r * np.sin(ang)
         x1 = cx + 1.6 * r * np.cos(ang + 0.15)
         y1 = cy + 1.6 * r * np.sin(ang + 0.15)
-        cv2.line(canvas, (int(x0 * ss), int(y0 * ss)), (int(x1 * ss), int(y1 * ss)), 255, 2, cv2.LINE_AA)
+        cv2.line(
+            canvas, (int(x0 * ss), int(y0 * ss)), (int(x1 * ss), int(y1 * ss)), 255, 2, cv2.LINE_AA
+        )
     alpha = cv2.resize(canvas.astype(np.float32) / 255.0, (w, h), interpolation=cv2.INTER_AREA)
     return np.clip(alpha, 0.0, 1.0).astype(np.float32)
 
 
-def make_synthetic_matte(h: int = SYNTH_H, w: int = SYNTH_W, seed: int = 3, band: int = 8) -> SyntheticMatte:
+def make_synthetic_matte(
+    h: int = SYNTH_H, w: int = SYNTH_W, seed: int = 3, band: int = 8
+) -> SyntheticMatte:
     import cv2
 
     from mattestudio.core.trimap import from_alpha
@@ -81,8 +85,13 @@ def _synthetic_matte_cached() -> SyntheticMatte:
 def synthetic_matte(_synthetic_matte_cached) -> SyntheticMatte:
     """A fresh copy of the synthetic composite, so a test may modify its arrays."""
     m = _synthetic_matte_cached
-    return SyntheticMatte(image=m.image.copy(), alpha=m.alpha.copy(), foreground=m.foreground.copy(),
-                          background=m.background.copy(), trimap=m.trimap.copy())
+    return SyntheticMatte(
+        image=m.image.copy(),
+        alpha=m.alpha.copy(),
+        foreground=m.foreground.copy(),
+        background=m.background.copy(),
+        trimap=m.trimap.copy(),
+    )
 
 
 @pytest.fixture
@@ -90,7 +99,11 @@ def synthetic_files(synthetic_matte, tmp_path):
     """The synthetic composite written as PNG files: {'image', 'trimap', 'alpha'} -> Path."""
     import cv2
 
-    paths = {"image": tmp_path / "image.png", "trimap": tmp_path / "trimap.png", "alpha": tmp_path / "alpha.png"}
+    paths = {
+        "image": tmp_path / "image.png",
+        "trimap": tmp_path / "trimap.png",
+        "alpha": tmp_path / "alpha.png",
+    }
     rgb8 = np.clip(np.rint(synthetic_matte.image * 255), 0, 255).astype(np.uint8)
     assert cv2.imwrite(str(paths["image"]), rgb8[:, :, ::-1])
     assert cv2.imwrite(str(paths["trimap"]), synthetic_matte.trimap)

@@ -16,7 +16,7 @@ def _check_result(result, shape):
     assert isinstance(result.alpha, np.ndarray) and isinstance(result.foreground, np.ndarray)
     assert result.alpha.dtype == np.float32 and result.alpha.shape == shape
     assert result.foreground.dtype == np.float32 and result.foreground.shape == shape + (3,)
-    assert 0.0 <= result.alpha.min() and result.alpha.max() <= 1.0
+    assert result.alpha.min() >= 0.0 and result.alpha.max() <= 1.0
     assert result.shape == shape
 
 
@@ -60,8 +60,9 @@ def test_matte_with_paths(synthetic_files, synthetic_matte):
 
 def test_params_reach_the_engine(synthetic_matte):
     s = synthetic_matte
-    result = mattestudio.matte(s.image, s.trimap, engine="closed-form-pymatting", radius=2,
-                               estimate_foreground=False)
+    result = mattestudio.matte(
+        s.image, s.trimap, engine="closed-form-pymatting", radius=2, estimate_foreground=False
+    )
     assert result.params["radius"] == 2
     np.testing.assert_array_equal(result.foreground, s.image)
 

@@ -9,17 +9,26 @@ from mattestudio.cli.common import add_engine_options, make_engine
 
 
 def register(sub) -> None:
-    p = sub.add_parser("batch", help="matte every image of a folder",
-                       description="Matte every image in IMAGES_DIR with the trimap of the same name (any image "
-                                   "extension) in --trimaps. Finished outputs are skipped on a re-run; a bad image "
-                                   "is reported and the rest go on.")
+    p = sub.add_parser(
+        "batch",
+        help="matte every image of a folder",
+        description="Matte every image in IMAGES_DIR with the trimap of the same name (any image "
+        "extension) in --trimaps. Finished outputs are skipped on a re-run; a bad image "
+        "is reported and the rest go on.",
+    )
     p.add_argument("images", help="folder of input images")
-    p.add_argument("--trimaps", required=True, help="folder of trimaps, matched to images by file name stem")
+    p.add_argument(
+        "--trimaps", required=True, help="folder of trimaps, matched to images by file name stem"
+    )
     p.add_argument("--out", required=True, help="output folder (created if missing)")
     add_engine_options(p)
-    p.add_argument("--cutout", action="store_true", help="also write NAME_cutout.png (RGBA, clean colors)")
+    p.add_argument(
+        "--cutout", action="store_true", help="also write NAME_cutout.png (RGBA, clean colors)"
+    )
     p.add_argument("--alpha-bits", type=int, choices=(8, 16), default=8)
-    p.add_argument("--overwrite", action="store_true", help="redo images whose outputs already exist")
+    p.add_argument(
+        "--overwrite", action="store_true", help="redo images whose outputs already exist"
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -27,13 +36,18 @@ def register(sub) -> None:
 def _index(folder: Path) -> dict[str, Path]:
     from mattestudio.core.io import IMAGE_SUFFIXES
 
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
+    return {
+        p.stem: p
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    }
 
 
 def run(args) -> int:
     from tqdm import tqdm
 
-    from mattestudio.core import io, trimap as trimap_ops
+    from mattestudio.core import io
+    from mattestudio.core import trimap as trimap_ops
     from mattestudio.errors import MattestudioError
     from mattestudio.pipeline import run_matting
 
@@ -55,7 +69,9 @@ def run(args) -> int:
     failures: list[str] = []
     bar = tqdm(images.items(), desc="matting", unit="image", disable=args.quiet, file=sys.stderr)
     for stem, image_path in bar:
-        outs = [out_dir / f"{stem}_alpha.png"] + ([out_dir / f"{stem}_cutout.png"] if args.cutout else [])
+        outs = [out_dir / f"{stem}_alpha.png"] + (
+            [out_dir / f"{stem}_cutout.png"] if args.cutout else []
+        )
         if not args.overwrite and all(o.exists() for o in outs):
             skipped += 1
             continue

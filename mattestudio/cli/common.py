@@ -12,10 +12,20 @@ def add_engine_options(p: argparse.ArgumentParser, default_engine: bool = True) 
     from mattestudio.engines.registry import DEFAULT_ENGINE
 
     # matte passes default_engine=False so that a project's saved engine can be told from an explicit --engine.
-    p.add_argument("--engine", "-e", default=DEFAULT_ENGINE if default_engine else None,
-                   help=f"matting engine (default {DEFAULT_ENGINE}; list them with `mattestudio engines`)")
-    p.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
-                   help="engine parameter, repeatable (see `mattestudio engines --verbose`)")
+    p.add_argument(
+        "--engine",
+        "-e",
+        default=DEFAULT_ENGINE if default_engine else None,
+        help=f"matting engine (default {DEFAULT_ENGINE}; list them with `mattestudio engines`)",
+    )
+    p.add_argument(
+        "--param",
+        "-p",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="engine parameter, repeatable (see `mattestudio engines --verbose`)",
+    )
     p.add_argument("--checkpoint", help="model file for deep engines (dim, sim); no import needed")
     p.add_argument("--device", help="deep engines: auto, cpu, cuda, cuda:N or mps (default auto)")
 

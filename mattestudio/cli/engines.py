@@ -5,7 +5,9 @@ from __future__ import annotations
 
 def register(sub) -> None:
     p = sub.add_parser("engines", help="list the matting engines and whether each is available")
-    p.add_argument("--verbose", "-v", action="store_true", help="also list each engine's parameters")
+    p.add_argument(
+        "--verbose", "-v", action="store_true", help="also list each engine's parameters"
+    )
     p.set_defaults(func=run)
 
 

@@ -16,9 +16,12 @@ from mattestudio.cli.common import add_engine_options, make_engine
 
 
 def register(sub) -> None:
-    p = sub.add_parser("eval", help="score an engine on a dataset with ground truth",
-                       description="Run an engine on DATASET_DIR/input with DATASET_DIR/TRIMAP and score it against "
-                                   "DATASET_DIR/gt: SAD and Grad and Conn (/1000), MSE, seconds per image.")
+    p = sub.add_parser(
+        "eval",
+        help="score an engine on a dataset with ground truth",
+        description="Run an engine on DATASET_DIR/input with DATASET_DIR/TRIMAP and score it against "
+        "DATASET_DIR/gt: SAD and Grad and Conn (/1000), MSE, seconds per image.",
+    )
     p.add_argument("dataset", help="folder with input/, gt/ and trimap folders")
     p.add_argument("--trimap", default="trimap1", help="trimap folder name (default trimap1)")
     add_engine_options(p)
@@ -28,19 +31,24 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def evaluate(engine, dataset: Path, trimap_folder: str = "trimap1", limit=None, save_alpha=None, echo=None) -> dict:
+def evaluate(
+    engine, dataset: Path, trimap_folder: str = "trimap1", limit=None, save_alpha=None, echo=None
+) -> dict:
     """Score ``engine`` on ``dataset``. Returns {"images": [...], "mean": {...}}."""
     import numpy as np
 
-    from mattestudio.core import io, metrics, trimap as trimap_ops
+    from mattestudio.core import io, metrics
+    from mattestudio.core import trimap as trimap_ops
     from mattestudio.errors import MattestudioError
     from mattestudio.pipeline import run_matting
 
     inputs, gts, tris = dataset / "input", dataset / "gt", dataset / trimap_folder
     for folder in (inputs, gts, tris):
         if not folder.is_dir():
-            raise MattestudioError(f"dataset folder {folder.name}/ not found (expected input/, gt/, {trimap_folder}/)",
-                                   dataset)
+            raise MattestudioError(
+                f"dataset folder {folder.name}/ not found (expected input/, gt/, {trimap_folder}/)",
+                dataset,
+            )
     names = sorted(p.name for p in inputs.iterdir() if p.suffix.lower() in io.IMAGE_SUFFIXES)
     if limit:
         names = names[:limit]
@@ -69,8 +77,10 @@ def evaluate(engine, dataset: Path, trimap_folder: str = "trimap1", limit=None, 
 
 
 def _fmt(row: dict, label: str) -> str:
-    return (f"{label:<12} {row['sad']:9.3f} {row['mse'] * 1000:9.3f} {row['grad']:9.3f} {row['conn']:9.3f} "
-            f"{row['seconds']:8.2f}")
+    return (
+        f"{label:<12} {row['sad']:9.3f} {row['mse'] * 1000:9.3f} {row['grad']:9.3f} {row['conn']:9.3f} "
+        f"{row['seconds']:8.2f}"
+    )
 
 
 def run(args) -> int:
@@ -81,8 +91,14 @@ def run(args) -> int:
         Path(args.save_alpha).mkdir(parents=True, exist_ok=True)
     print(f"engine {args.engine}, trimaps {args.trimap}")
     print(f"{'image':<12} {'SAD':>9} {'MSE(e-3)':>9} {'Grad':>9} {'Conn':>9} {'seconds':>8}")
-    report = evaluate(engine, Path(args.dataset), args.trimap, args.limit, args.save_alpha,
-                      echo=lambda r: (print(_fmt(r, Path(r["image"]).stem)), sys.stdout.flush()))
+    report = evaluate(
+        engine,
+        Path(args.dataset),
+        args.trimap,
+        args.limit,
+        args.save_alpha,
+        echo=lambda r: (print(_fmt(r, Path(r["image"]).stem)), sys.stdout.flush()),
+    )
     print(_fmt(report["mean"], "mean"))
     if args.json_out:
         write_bytes_atomic(args.json_out, json.dumps(report, indent=2).encode())

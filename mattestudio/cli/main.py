@@ -10,21 +10,27 @@ import argparse
 import importlib
 import os
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from mattestudio import __version__
 from mattestudio.errors import MattestudioError
 
 # Subcommand modules, each with register(subparsers) that sets a `func(args) -> int` default.
-COMMAND_MODULES = ("mattestudio.cli.matte", "mattestudio.cli.batch", "mattestudio.cli.evaluate",
-                   "mattestudio.cli.engines", "mattestudio.cli.models", "mattestudio.cli.sample")
+COMMAND_MODULES = (
+    "mattestudio.cli.matte",
+    "mattestudio.cli.batch",
+    "mattestudio.cli.evaluate",
+    "mattestudio.cli.engines",
+    "mattestudio.cli.models",
+    "mattestudio.cli.sample",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mattestudio",
         description="Image matting: paint a trimap, get a clean alpha matte and cut-out. "
-                    "Run without a command (or with an image path) to open the editor.",
+        "Run without a command (or with an image path) to open the editor.",
     )
     parser.add_argument("--version", action="version", version=f"mattestudio {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
@@ -44,13 +50,15 @@ def _open_editor(argv: Sequence[str]) -> int:
     try:
         from mattestudio.ui.app import main as ui_main
     except ImportError as exc:
-        print(f"mattestudio: the editor is not available ({exc}); see `mattestudio --help` for the commands",
-              file=sys.stderr)
+        print(
+            f"mattestudio: the editor is not available ({exc}); see `mattestudio --help` for the commands",
+            file=sys.stderr,
+        )
         return 1
     return ui_main(list(argv))
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or bool(os.environ.get("MATTESTUDIO_DEBUG"))
     parser = build_parser()
@@ -82,13 +90,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except MemoryError:
         if debug:
             raise
-        print("mattestudio: out of memory; try a smaller image, tiles, or the CPU device", file=sys.stderr)
+        print(
+            "mattestudio: out of memory; try a smaller image, tiles, or the CPU device",
+            file=sys.stderr,
+        )
         return 1
     except Exception as exc:  # a bug: still one line unless --debug
         if debug:
             raise
-        print(f"mattestudio: internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
-              file=sys.stderr)
+        print(
+            f"mattestudio: internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -8,23 +8,48 @@ from mattestudio.cli.common import add_engine_options, make_engine, stderr_progr
 
 
 def register(sub) -> None:
-    p = sub.add_parser("matte", help="estimate the alpha matte of one image",
-                       description="Estimate the alpha matte of IMAGE from a trimap and write any of: the alpha, "
-                                   "an RGBA cut-out with cleaned foreground colors, a composite over a new background.")
-    p.add_argument("image", help="input photo (PNG, JPEG, TIFF, WebP, BMP), or a .mattestudio project saved by the "
-                                 "editor (its image, trimap, engine and parameters are used)")
-    p.add_argument("--trimap", "-t",
-                   help="trimap image: black background, white foreground, anything in between unknown "
-                        "(required unless IMAGE is a project)")
+    p = sub.add_parser(
+        "matte",
+        help="estimate the alpha matte of one image",
+        description="Estimate the alpha matte of IMAGE from a trimap and write any of: the alpha, "
+        "an RGBA cut-out with cleaned foreground colors, a composite over a new background.",
+    )
+    p.add_argument(
+        "image",
+        help="input photo (PNG, JPEG, TIFF, WebP, BMP), or a .mattestudio project saved by the "
+        "editor (its image, trimap, engine and parameters are used)",
+    )
+    p.add_argument(
+        "--trimap",
+        "-t",
+        help="trimap image: black background, white foreground, anything in between unknown "
+        "(required unless IMAGE is a project)",
+    )
     add_engine_options(p, default_engine=False)
-    p.add_argument("--alpha", "-a", help="write the alpha matte here (PNG/TIFF); default IMAGE_alpha.png "
-                                         "in the current folder when no output is given")
-    p.add_argument("--alpha-bits", type=int, choices=(8, 16), default=8, help="alpha bit depth (default 8)")
-    p.add_argument("--cutout", "-c", help="write an RGBA cut-out (PNG/TIFF/WebP) with estimated foreground colors")
+    p.add_argument(
+        "--alpha",
+        "-a",
+        help="write the alpha matte here (PNG/TIFF); default IMAGE_alpha.png "
+        "in the current folder when no output is given",
+    )
+    p.add_argument(
+        "--alpha-bits", type=int, choices=(8, 16), default=8, help="alpha bit depth (default 8)"
+    )
+    p.add_argument(
+        "--cutout",
+        "-c",
+        help="write an RGBA cut-out (PNG/TIFF/WebP) with estimated foreground colors",
+    )
     p.add_argument("--premultiplied", action="store_true", help="write the cut-out premultiplied")
-    p.add_argument("--composite", help="write the foreground composited over --background (PNG/JPEG/...)")
-    p.add_argument("--background", "-b", default="checker",
-                   help="composite background: a color (#RRGGBB, white, 'r,g,b'), checker, blur, or an image path")
+    p.add_argument(
+        "--composite", help="write the foreground composited over --background (PNG/JPEG/...)"
+    )
+    p.add_argument(
+        "--background",
+        "-b",
+        default="checker",
+        help="composite background: a color (#RRGGBB, white, 'r,g,b'), checker, blur, or an image path",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     p.set_defaults(func=run)
 
@@ -40,25 +65,40 @@ def run(args) -> int:
     if not any(outputs):
         args.alpha = f"{Path(args.image).stem}_alpha.png"
     # Check output names before the (possibly long) solve, so a typo fails at once.
-    for out, allowed in ((args.alpha, (".png", ".tif", ".tiff") if args.alpha_bits == 16 else
-                          (".png", ".tif", ".tiff", ".bmp", ".webp")),
-                         (args.cutout, (".png", ".tif", ".tiff", ".webp")),
-                         (args.composite, io.IMAGE_SUFFIXES)):
+    for out, allowed in (
+        (
+            args.alpha,
+            (".png", ".tif", ".tiff")
+            if args.alpha_bits == 16
+            else (".png", ".tif", ".tiff", ".bmp", ".webp"),
+        ),
+        (args.cutout, (".png", ".tif", ".tiff", ".webp")),
+        (args.composite, io.IMAGE_SUFFIXES),
+    ):
         _check_output(out, allowed)
     image, tri = _inputs(args)
     background = None
     if args.composite:
         background = compositing.background_array(args.background, *image.shape[:2], original=image)
     engine = make_engine(args)
-    result = run_matting(engine, image, tri, estimate_foreground=bool(args.cutout or args.composite),
-                         progress=stderr_progress(args.quiet))
+    result = run_matting(
+        engine,
+        image,
+        tri,
+        estimate_foreground=bool(args.cutout or args.composite),
+        progress=stderr_progress(args.quiet),
+    )
     written = []
     if args.alpha:
         written.append(io.save_alpha(args.alpha, result.alpha, bits=args.alpha_bits))
     if args.cutout:
         from mattestudio.core.compositing import premultiply
 
-        rgb = premultiply(result.foreground, result.alpha) if args.premultiplied else result.foreground
+        rgb = (
+            premultiply(result.foreground, result.alpha)
+            if args.premultiplied
+            else result.foreground
+        )
         written.append(io.save_rgba(args.cutout, rgb, result.alpha))
     if args.composite:
         comp = compositing.composite(result.foreground, result.alpha, background)
@@ -73,7 +113,8 @@ def run(args) -> int:
 def _inputs(args):
     """Image and trimap from files, or from an editor project (whose engine and parameters become
     the defaults, so a project renders the same headless as in the editor)."""
-    from mattestudio.core import io, project, trimap as trimap_ops
+    from mattestudio.core import io, project
+    from mattestudio.core import trimap as trimap_ops
     from mattestudio.errors import MattestudioError
 
     if Path(args.image).suffix.lower() == project.SUFFIX:
@@ -84,11 +125,16 @@ def _inputs(args):
             saved = [f"{k}={v}" for k, v in (state.settings.get("params") or {}).items()]
             args.param = saved + list(args.param)
         image = state.image
-        tri = (trimap_ops.load(args.trimap, image.shape, image_source=args.image) if args.trimap
-               else trimap_ops.check(state.trimap, image.shape, args.image))
+        tri = (
+            trimap_ops.load(args.trimap, image.shape, image_source=args.image)
+            if args.trimap
+            else trimap_ops.check(state.trimap, image.shape, args.image)
+        )
     else:
         if not args.trimap:
-            raise MattestudioError("--trimap is required (or give a .mattestudio project instead of an image)")
+            raise MattestudioError(
+                "--trimap is required (or give a .mattestudio project instead of an image)"
+            )
         image = io.load_image(args.image)
         tri = trimap_ops.load(args.trimap, image.shape, image_source=args.image)
     if args.engine is None:
@@ -105,7 +151,9 @@ def _check_output(path, allowed) -> None:
         return
     p = Path(path)
     if p.suffix.lower() not in allowed:
-        raise OutputError(f"unsupported file type {p.suffix or '(none)'!r}; use one of {', '.join(allowed)}", p)
+        raise OutputError(
+            f"unsupported file type {p.suffix or '(none)'!r}; use one of {', '.join(allowed)}", p
+        )
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"folder {parent} does not exist", p)

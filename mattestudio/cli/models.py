@@ -50,11 +50,15 @@ def cmd_import(args) -> int:
 
     res = import_checkpoint(args.path, kind=args.kind, name=args.name)
     how = "as requested" if args.kind else "recognised from its keys and shapes"
-    print(f"imported {args.path} as {res.name!r}: kind {res.kind} ({how}) - {K.KINDS[res.kind].description}")
+    print(
+        f"imported {args.path} as {res.name!r}: kind {res.kind} ({how}) - {K.KINDS[res.kind].description}"
+    )
     print(f"stored at {res.path} (sha256 of the source {res.sha256[:16]}...)")
     for entry in _manifest():
         if entry.get("sha256") and entry["sha256"] == res.sha256:
-            print(f"matches the published file {entry['name']}; licence: {entry.get('license', 'see models/README.md')}")
+            print(
+                f"matches the published file {entry['name']}; licence: {entry.get('license', 'see models/README.md')}"
+            )
     engine = K.KINDS[res.kind].engine
     print(f"engine {engine!r} can now use it (mattestudio matte ... --engine {engine})")
     return 0
@@ -73,8 +77,11 @@ def cmd_info(args) -> int:
         path = candidate
     state, meta = read_state(path)
     kind = meta.get("mattestudio_kind") or K.recognise(state) or "unknown"
-    params = sum(v.numel() for k, v in state.items() if not k.endswith(("running_mean", "running_var",
-                                                                        "num_batches_tracked")))
+    params = sum(
+        v.numel()
+        for k, v in state.items()
+        if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+    )
     print(f"name:       {args.name}")
     print(f"file:       {path} ({_size(path.stat().st_size)})")
     print(f"kind:       {kind}" + (f" - {K.KINDS[kind].description}" if kind in K.KINDS else ""))
@@ -92,16 +99,25 @@ def cmd_info(args) -> int:
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("models", help="list, import and inspect deep-model checkpoints",
-                              description="Manage checkpoints for the deep engines (dim, sim). Weights are not "
-                                          "bundled; see models/README.md for where to get them and their licences.")
+    p = subparsers.add_parser(
+        "models",
+        help="list, import and inspect deep-model checkpoints",
+        description="Manage checkpoints for the deep engines (dim, sim). Weights are not "
+        "bundled; see models/README.md for where to get them and their licences.",
+    )
     sub = p.add_subparsers(dest="models_command", metavar="{list,import,info}")
     pl = sub.add_parser("list", help="list imported checkpoints")
     pl.set_defaults(func=cmd_list)
-    pi = sub.add_parser("import", help="check a checkpoint file and store it in the models directory")
+    pi = sub.add_parser(
+        "import", help="check a checkpoint file and store it in the models directory"
+    )
     pi.add_argument("path", help="checkpoint file (.pth, .pth.tar, .tar, .safetensors)")
-    pi.add_argument("--kind", default=None, help="checkpoint kind (default: recognised from the keys): "
-                    "mmagic-stage3, mmagic-stage1, huo-stage1, huo-stage3, foam, sim, sim-classifier")
+    pi.add_argument(
+        "--kind",
+        default=None,
+        help="checkpoint kind (default: recognised from the keys): "
+        "mmagic-stage3, mmagic-stage1, huo-stage1, huo-stage3, foam, sim, sim-classifier",
+    )
     pi.add_argument("--name", default=None, help="name to store it under (default: the kind)")
     pi.set_defaults(func=cmd_import)
     pn = sub.add_parser("info", help="show an imported checkpoint's kind, source and hash")

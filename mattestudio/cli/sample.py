@@ -4,8 +4,12 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
-    p = sub.add_parser("sample", help="write a sample image, its trimap and its true alpha into a folder")
-    p.add_argument("out", nargs="?", default="mattestudio-sample", help="folder (default ./mattestudio-sample)")
+    p = sub.add_parser(
+        "sample", help="write a sample image, its trimap and its true alpha into a folder"
+    )
+    p.add_argument(
+        "out", nargs="?", default="mattestudio-sample", help="folder (default ./mattestudio-sample)"
+    )
     p.set_defaults(func=run)
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from mattestudio.errors import OutputError
 
@@ -32,7 +32,9 @@ def write_with_atomic(path: str | Path, writer: Callable[[Path], None]) -> Path:
         raise OutputError(f"folder {parent} does not exist", path)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=parent
+        )
         os.fchmod(fd, _FILE_MODE)
         os.close(fd)
         writer(Path(tmp))

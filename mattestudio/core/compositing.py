@@ -31,7 +31,7 @@ def parse_color(spec: str) -> tuple[float, float, float] | None:
     m = re.fullmatch(r"#?([0-9a-f]{6})", s)
     if m:
         v = m.group(1)
-        return tuple(int(v[i:i + 2], 16) / 255.0 for i in (0, 2, 4))
+        return tuple(int(v[i : i + 2], 16) / 255.0 for i in (0, 2, 4))
     m = re.fullmatch(r"#([0-9a-f]{3})", s)
     if m:
         return tuple(int(c * 2, 16) / 255.0 for c in m.group(1))
@@ -41,7 +41,9 @@ def parse_color(spec: str) -> tuple[float, float, float] | None:
     return None
 
 
-def checkerboard(h: int, w: int, size: int = 16, light: float = 0.8, dark: float = 0.6) -> np.ndarray:
+def checkerboard(
+    h: int, w: int, size: int = 16, light: float = 0.8, dark: float = 0.6
+) -> np.ndarray:
     """Float32 H x W x 3 checkerboard, the usual transparency backdrop."""
     yy = (np.arange(h) // size)[:, None]
     xx = (np.arange(w) // size)[None, :]
@@ -59,7 +61,7 @@ def cover(image: np.ndarray, h: int, w: int) -> np.ndarray:
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     resized = cv2.resize(np.ascontiguousarray(image, np.float32), (nw, nh), interpolation=interp)
     y0, x0 = (nh - h) // 2, (nw - w) // 2
-    return np.ascontiguousarray(resized[y0:y0 + h, x0:x0 + w])
+    return np.ascontiguousarray(resized[y0 : y0 + h, x0 : x0 + w])
 
 
 def blurred(image: np.ndarray, sigma: float = 12.0) -> np.ndarray:
@@ -68,7 +70,9 @@ def blurred(image: np.ndarray, sigma: float = 12.0) -> np.ndarray:
     return cv2.GaussianBlur(np.ascontiguousarray(image, np.float32), (0, 0), sigma)
 
 
-def background_array(background: Background, h: int, w: int, original: np.ndarray | None = None) -> np.ndarray:
+def background_array(
+    background: Background, h: int, w: int, original: np.ndarray | None = None
+) -> np.ndarray:
     """Resolve a background spec to float32 H x W x 3.
 
     ``background``: an RGB tuple (0..1), a color string, "checker", "blur" (needs ``original``),
@@ -101,8 +105,12 @@ def background_array(background: Background, h: int, w: int, original: np.ndarra
     raise MattestudioError(f"unsupported background {background!r}")
 
 
-def composite(foreground: np.ndarray, alpha: np.ndarray, background: Background,
-              original: np.ndarray | None = None) -> np.ndarray:
+def composite(
+    foreground: np.ndarray,
+    alpha: np.ndarray,
+    background: Background,
+    original: np.ndarray | None = None,
+) -> np.ndarray:
     """alpha * F + (1 - alpha) * B as float32 H x W x 3."""
     h, w = alpha.shape[:2]
     bg = background_array(background, h, w, original)

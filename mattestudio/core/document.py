@@ -11,7 +11,7 @@ kept in step with undo and redo: each undo step carries the records of its edit.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Union
+from typing import Union
 
 import numpy as np
 from psygnal import Signal
@@ -35,22 +35,27 @@ class Document:
     #: Undo/redo availability may have changed.
     history_changed = Signal()
 
-    def __init__(self, image: Optional[np.ndarray] = None, trimap: Optional[np.ndarray] = None,
-                 image_path: Optional[Union[str, Path]] = None, history_steps: int = 200,
-                 history_bytes: int = 256 * 1024 * 1024):
+    def __init__(
+        self,
+        image: np.ndarray | None = None,
+        trimap: np.ndarray | None = None,
+        image_path: str | Path | None = None,
+        history_steps: int = 200,
+        history_bytes: int = 256 * 1024 * 1024,
+    ):
         self.history = History(history_steps, history_bytes)
         self.image: np.ndarray = np.zeros((1, 1, 3), np.float32)
         self.trimap: np.ndarray = np.full((1, 1), UNKNOWN, np.uint8)
         self.base_trimap: np.ndarray = self.trimap.copy()
-        self.image_path: Optional[Path] = None
-        self.trimap_path: Optional[Path] = None
-        self.result: Optional[MattingResult] = None
+        self.image_path: Path | None = None
+        self.trimap_path: Path | None = None
+        self.result: MattingResult | None = None
         self.result_trimap_version = -1
         self.background: Background = "checker"
         self.image_version = 0
         self.trimap_version = 0
         self.modified = False
-        self._stroke_bbox: Optional[BBox] = None
+        self._stroke_bbox: BBox | None = None
         #: Records of the edits now applied, oldest first (undone edits are removed).
         self.strokes: list[dict] = []
         self._open_records: list[dict] = []
@@ -62,9 +67,14 @@ class Document:
     def shape(self) -> tuple[int, int]:
         return self.image.shape[:2]
 
-    def set_image(self, image: np.ndarray, trimap: Optional[np.ndarray] = None,
-                  image_path: Optional[Union[str, Path]] = None, trimap_path=None,
-                  strokes: Optional[list] = None) -> None:
+    def set_image(
+        self,
+        image: np.ndarray,
+        trimap: np.ndarray | None = None,
+        image_path: str | Path | None = None,
+        trimap_path=None,
+        strokes: list | None = None,
+    ) -> None:
         """Replace the whole document. ``image`` float32 H x W x 3 in [0, 1]; ``trimap`` uint8 or None
         (then everything starts as unknown: paint foreground and background scribbles).
         ``strokes``: the stroke log that led to ``trimap`` (a reopened project), else empty."""
@@ -94,7 +104,7 @@ class Document:
         self.history_changed.emit()
 
     # -- trimap edits ------------------------------------------------------------------------------
-    def _touched(self, bbox: Optional[BBox]) -> None:
+    def _touched(self, bbox: BBox | None) -> None:
         self.trimap_version += 1
         self.modified = True
         self.trimap_changed.emit(bbox)
@@ -106,12 +116,14 @@ class Document:
         self._stroke_bbox = None
         self._open_records = []
 
-    def paint_segment(self, p0, p1, size: float, value: Union[int, str]) -> Optional[BBox]:
+    def paint_segment(self, p0, p1, size: float, value: int | str) -> BBox | None:
         """Paint inside an open stroke (see ``begin_stroke``); value "erase" restores the base trimap."""
         if not self.history.in_stroke:
             raise RuntimeError("paint_segment() outside begin_stroke()/end_stroke()")
         source = self.base_trimap if value == "erase" else int(value)
-        bbox = stroke_ops.paint_segment(self.trimap, p0, p1, size, source, self.history.before_change)
+        bbox = stroke_ops.paint_segment(
+            self.trimap, p0, p1, size, source, self.history.before_change
+        )
         # Logged even when off the image, so the record's points stay one continuous path.
         stroke_ops.extend_brush_records(self._open_records, p0, p1, size, value)
         if bbox is not None:
@@ -150,23 +162,32 @@ class Document:
         self.history_changed.emit()
         return True
 
-    def set_trimap(self, trimap: np.ndarray, label: str = "set trimap", path=None, as_base: bool = True,
-                   source: Optional[str] = None) -> bool:
+    def set_trimap(
+        self,
+        trimap: np.ndarray,
+        label: str = "set trimap",
+        path=None,
+        as_base: bool = True,
+        source: str | None = None,
+    ) -> bool:
         """Replace the trimap as one undoable step (load, clear, GrabCut, from alpha).
 
         ``source`` names the operation in the stroke log ("loaded", "grabcut", ...; default: label).
         """
         trimap = np.asarray(trimap, np.uint8)
         if trimap.shape != self.trimap.shape:
-            raise ValueError(f"trimap shape {trimap.shape} does not match image {self.trimap.shape}")
+            raise ValueError(
+                f"trimap shape {trimap.shape} does not match image {self.trimap.shape}"
+            )
         if self.history.in_stroke:
             self.end_stroke()
         if as_base:
             self.base_trimap = trimap.copy()
         if path is not None:
             self.trimap_path = Path(path)
-        step = self.history.record_replace(self.trimap, trimap, label,
-                                           (stroke_ops.set_record(source or label),))
+        step = self.history.record_replace(
+            self.trimap, trimap, label, (stroke_ops.set_record(source or label),)
+        )
         if step is not None:
             self.strokes.extend(step.records)
             self._touched(step.bbox)
@@ -174,7 +195,9 @@ class Document:
         return step is not None
 
     def clear_trimap(self, value: int = UNKNOWN) -> bool:
-        return self.set_trimap(np.full(self.trimap.shape, value, np.uint8), "clear trimap", source="clear")
+        return self.set_trimap(
+            np.full(self.trimap.shape, value, np.uint8), "clear trimap", source="clear"
+        )
 
     def undo(self) -> bool:
         if self.history.in_stroke:
@@ -182,7 +205,7 @@ class Document:
         step = self.history.undo(self.trimap)
         if step is not None:
             if step.records:  # they are the newest ones: steps and records share one order
-                del self.strokes[-len(step.records):]
+                del self.strokes[-len(step.records) :]
             self._touched(step.bbox)
         self.history_changed.emit()
         return step is not None
@@ -208,17 +231,19 @@ class Document:
         return bool(np.any(self.trimap == UNKNOWN))
 
     # -- results -----------------------------------------------------------------------------------
-    def set_result(self, result: Optional[MattingResult], trimap_version: Optional[int] = None) -> None:
+    def set_result(self, result: MattingResult | None, trimap_version: int | None = None) -> None:
         self._alpha_cache = None
         self.result = result
-        self.result_trimap_version = self.trimap_version if trimap_version is None else int(trimap_version)
+        self.result_trimap_version = (
+            self.trimap_version if trimap_version is None else int(trimap_version)
+        )
         self.result_changed.emit()
 
     @property
     def result_is_stale(self) -> bool:
         return self.result is None or self.result_trimap_version != self.trimap_version
 
-    def alpha(self) -> Optional[np.ndarray]:
+    def alpha(self) -> np.ndarray | None:
         """The result's alpha at image size (a coarse preview is upsampled), or None."""
         if self.result is None:
             return None
@@ -228,7 +253,7 @@ class Document:
             self._alpha_cache = cached
         return cached[1]
 
-    def foreground(self) -> Optional[np.ndarray]:
+    def foreground(self) -> np.ndarray | None:
         if self.result is None:
             return None
         return result_foreground(self.result, self.image)
@@ -239,7 +264,7 @@ class Document:
         self._bg_cache = None
         self.background_changed.emit()
 
-    def _cached_background(self) -> Optional[np.ndarray]:
+    def _cached_background(self) -> np.ndarray | None:
         c = getattr(self, "_bg_cache", None)
         if c is not None and c[0] is self.background and c[1] is self.image:
             return c[2]
@@ -257,7 +282,7 @@ class Document:
             self._bg_cache = (spec, image, arr)
         return arr
 
-    def composite(self, background: Optional[Background] = None) -> Optional[np.ndarray]:
+    def composite(self, background: Background | None = None) -> np.ndarray | None:
         """alpha F + (1 - alpha) B over the document's (or the given) background, or None."""
         from mattestudio.core.compositing import composite
 
@@ -270,9 +295,7 @@ class Document:
     def preview_job(self, mode: str):
         """A function computing the preview for ``mode`` ("alpha" or "composite") from a snapshot of
         the current state, safe to call on another thread. It returns float32 H x W (x 3) or None."""
-        from mattestudio.core.compositing import composite
-
-        from mattestudio.core.compositing import background_array
+        from mattestudio.core.compositing import background_array, composite
 
         result, image, shape, spec = self.result, self.image, self.shape, self.background
         if result is None or mode not in ("alpha", "composite"):
@@ -286,7 +309,11 @@ class Document:
             background = bg
             if background is None:
                 background = background_array(spec, shape[0], shape[1], original=image)
-                self._bg_cache = (spec, image, background)  # a plain assignment: safe across threads
+                self._bg_cache = (
+                    spec,
+                    image,
+                    background,
+                )  # a plain assignment: safe across threads
             return composite(result_foreground(result, image), alpha, background)
 
         return job
@@ -318,7 +345,9 @@ def result_foreground(result: MattingResult, image: np.ndarray) -> np.ndarray:
     return fg
 
 
-def downscaled(image: np.ndarray, trimap: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+def downscaled(
+    image: np.ndarray, trimap: np.ndarray, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Image and trimap resized by ``scale`` for a coarse preview run.
 
     The trimap is area-averaged and re-thresholded: a pixel stays foreground or background only

@@ -8,8 +8,8 @@ never leaves a half-written file under the final name.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
 
 import numpy as np
 
@@ -36,7 +36,9 @@ def check_suffix(path: PathLike, allowed: Iterable[str]) -> Path:
     allowed = tuple(allowed)
     suffix = path.suffix.lower()
     if suffix not in allowed:
-        raise OutputError(f"unsupported file type {suffix or '(none)'!r}; use one of {', '.join(allowed)}", path)
+        raise OutputError(
+            f"unsupported file type {suffix or '(none)'!r}; use one of {', '.join(allowed)}", path
+        )
     return path
 
 
@@ -52,8 +54,11 @@ def _alpha2d(alpha: np.ndarray, path: Path) -> np.ndarray:
 def _rgb_like(arr: np.ndarray, alpha: np.ndarray, what: str, path: Path) -> np.ndarray:
     arr = np.asarray(arr)
     if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.shape[:2] != alpha.shape:
-        raise OutputError(f"{what} has shape {arr.shape}, expected {alpha.shape[0]} x {alpha.shape[1]} x 3 "
-                          "to match the alpha", path)
+        raise OutputError(
+            f"{what} has shape {arr.shape}, expected {alpha.shape[0]} x {alpha.shape[1]} x 3 "
+            "to match the alpha",
+            path,
+        )
     return _io.as_rgb_float(arr, what)
 
 
@@ -63,8 +68,13 @@ def save_alpha_png(path: PathLike, alpha: np.ndarray, bits: int = 8) -> Path:
     return _io.save_alpha(path, _alpha2d(alpha, path), bits=bits)
 
 
-def save_cutout(path: PathLike, foreground: np.ndarray, alpha: np.ndarray,
-                premultiplied: bool = False, bits: int = 8) -> Path:
+def save_cutout(
+    path: PathLike,
+    foreground: np.ndarray,
+    alpha: np.ndarray,
+    premultiplied: bool = False,
+    bits: int = 8,
+) -> Path:
     """RGBA cut-out: the estimated clean foreground colors with the alpha as transparency.
 
     Straight (unassociated) alpha by default, which is what PNG viewers and editors expect; the
@@ -82,8 +92,14 @@ def save_cutout(path: PathLike, foreground: np.ndarray, alpha: np.ndarray,
     return write_bytes_atomic(path, data)
 
 
-def save_composite(path: PathLike, foreground: np.ndarray, alpha: np.ndarray, background: Background,
-                   original: Optional[np.ndarray] = None, quality: int = 95) -> Path:
+def save_composite(
+    path: PathLike,
+    foreground: np.ndarray,
+    alpha: np.ndarray,
+    background: Background,
+    original: np.ndarray | None = None,
+    quality: int = 95,
+) -> Path:
     """alpha * F + (1 - alpha) * B over ``background`` (color, "checker", "blur", image or path).
 
     ``original`` is needed for the "blur" background. ``quality`` applies to JPEG and WebP.
@@ -113,10 +129,18 @@ def save_trimap_png(path: PathLike, trimap: np.ndarray) -> Path:
     return _io.save_trimap(path, trimap)
 
 
-def export_all(folder: PathLike, stem: str, image: np.ndarray, alpha: np.ndarray,
-               foreground: Optional[np.ndarray] = None, trimap: Optional[np.ndarray] = None,
-               background: Background = "white", kinds: Iterable[str] = ALL_KINDS,
-               alpha_bits: int = 8, composite_suffix: str = ".png") -> dict[str, Path]:
+def export_all(
+    folder: PathLike,
+    stem: str,
+    image: np.ndarray,
+    alpha: np.ndarray,
+    foreground: np.ndarray | None = None,
+    trimap: np.ndarray | None = None,
+    background: Background = "white",
+    kinds: Iterable[str] = ALL_KINDS,
+    alpha_bits: int = 8,
+    composite_suffix: str = ".png",
+) -> dict[str, Path]:
     """Write several exports named ``<stem>_alpha.png``, ``<stem>_cutout.png``,
     ``<stem>_composite.png``, ``<stem>_trimap.png``, ``<stem>.ora``, ``<stem>.psd`` into ``folder``.
 
@@ -129,11 +153,15 @@ def export_all(folder: PathLike, stem: str, image: np.ndarray, alpha: np.ndarray
 
     folder = Path(folder)
     if not folder.is_dir():
-        raise OutputError("folder does not exist" if not folder.exists() else "is not a folder", folder)
+        raise OutputError(
+            "folder does not exist" if not folder.exists() else "is not a folder", folder
+        )
     kinds = tuple(kinds)
     unknown = [k for k in kinds if k not in ALL_KINDS]
     if unknown:
-        raise OutputError(f"unknown export kind(s) {', '.join(unknown)}; use {', '.join(ALL_KINDS)}", folder)
+        raise OutputError(
+            f"unknown export kind(s) {', '.join(unknown)}; use {', '.join(ALL_KINDS)}", folder
+        )
     fg = image if foreground is None else foreground
     out: dict[str, Path] = {}
     for kind in ALL_KINDS:
@@ -144,12 +172,21 @@ def export_all(folder: PathLike, stem: str, image: np.ndarray, alpha: np.ndarray
         elif kind == "cutout":
             out[kind] = save_cutout(folder / f"{stem}_cutout.png", fg, alpha)
         elif kind == "composite":
-            out[kind] = save_composite(folder / f"{stem}_composite{composite_suffix}", fg, alpha,
-                                       background, original=image)
+            out[kind] = save_composite(
+                folder / f"{stem}_composite{composite_suffix}",
+                fg,
+                alpha,
+                background,
+                original=image,
+            )
         elif kind == "trimap" and trimap is not None:
             out[kind] = save_trimap_png(folder / f"{stem}_trimap.png", trimap)
         elif kind == "ora":
-            out[kind] = layered.save_ora(folder / f"{stem}.ora", image, fg, alpha, background, trimap)
+            out[kind] = layered.save_ora(
+                folder / f"{stem}.ora", image, fg, alpha, background, trimap
+            )
         elif kind == "psd":
-            out[kind] = layered.save_psd(folder / f"{stem}.psd", image, fg, alpha, background, trimap)
+            out[kind] = layered.save_psd(
+                folder / f"{stem}.psd", image, fg, alpha, background, trimap
+            )
     return out

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -25,7 +24,7 @@ import numpy as np
 BBox = tuple[int, int, int, int]
 
 
-def union(a: Optional[BBox], b: Optional[BBox]) -> Optional[BBox]:
+def union(a: BBox | None, b: BBox | None) -> BBox | None:
     if a is None:
         return b
     if b is None:
@@ -51,7 +50,7 @@ class Patch:
         target[y0:y1, x0:x1][self.mask] = self.old if undo else self.new
 
     @staticmethod
-    def diff(before: np.ndarray, after: np.ndarray, bbox: BBox) -> Optional["Patch"]:
+    def diff(before: np.ndarray, after: np.ndarray, bbox: BBox) -> Patch | None:
         """Patch from two bbox-sized crops, shrunk to the pixels that really changed (or None)."""
         changed = before != after
         if not changed.any():
@@ -60,8 +59,12 @@ class Patch:
         sy0, sy1, sx0, sx1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
         mask = changed[sy0:sy1, sx0:sx1]
         y0, _, x0, _ = bbox
-        return Patch((y0 + sy0, y0 + sy1, x0 + sx0, x0 + sx1), np.ascontiguousarray(mask),
-                     before[sy0:sy1, sx0:sx1][mask].copy(), after[sy0:sy1, sx0:sx1][mask].copy())
+        return Patch(
+            (y0 + sy0, y0 + sy1, x0 + sx0, x0 + sx1),
+            np.ascontiguousarray(mask),
+            before[sy0:sy1, sx0:sx1][mask].copy(),
+            after[sy0:sy1, sx0:sx1][mask].copy(),
+        )
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ class Step:
         return sum(p.nbytes for p in self.patches)
 
     @property
-    def bbox(self) -> Optional[BBox]:
+    def bbox(self) -> BBox | None:
         out = None
         for p in self.patches:
             out = union(out, p.bbox)
@@ -92,7 +95,7 @@ class History:
         self._redo: list[Step] = []
         self._bytes = 0
         # Open stroke: label, union bbox, and the first-seen old values of each touched region.
-        self._open: Optional[tuple[str, list[tuple[BBox, np.ndarray]]]] = None
+        self._open: tuple[str, list[tuple[BBox, np.ndarray]]] | None = None
 
     # -- stroke grouping ------------------------------------------------------------------------
     @property
@@ -111,7 +114,7 @@ class History:
         y0, y1, x0, x1 = bbox
         self._open[1].append((bbox, target[y0:y1, x0:x1].copy()))
 
-    def commit(self, target: np.ndarray, records: tuple[dict, ...] = ()) -> Optional[Step]:
+    def commit(self, target: np.ndarray, records: tuple[dict, ...] = ()) -> Step | None:
         """Close the stroke: merge its changes into one patch and push it. Returns the step or None
         (nothing changed: ``records`` are dropped too)."""
         if self._open is None:
@@ -127,13 +130,13 @@ class History:
         after = target[y0:y1, x0:x1].copy()
         before = after.copy()
         for (by0, by1, bx0, bx1), old in reversed(saved):  # earliest saved value wins
-            before[by0 - y0:by1 - y0, bx0 - x0:bx1 - x0] = old
+            before[by0 - y0 : by1 - y0, bx0 - x0 : bx1 - x0] = old
         patch = Patch.diff(before, after, bbox)
         if patch is None:
             return None
         return self.push(Step(label, (patch,), tuple(records)))
 
-    def abort(self, target: np.ndarray) -> Optional[BBox]:
+    def abort(self, target: np.ndarray) -> BBox | None:
         """Cancel the open stroke and restore the old values. Returns the restored bbox."""
         if self._open is None:
             return None
@@ -146,8 +149,9 @@ class History:
         return bbox
 
     # -- whole edits ------------------------------------------------------------------------------
-    def record_replace(self, target: np.ndarray, new: np.ndarray, label: str,
-                       records: tuple[dict, ...] = ()) -> Optional[Step]:
+    def record_replace(
+        self, target: np.ndarray, new: np.ndarray, label: str, records: tuple[dict, ...] = ()
+    ) -> Step | None:
         """Replace all of ``target`` by ``new`` (same shape) as one undoable step. Applies the change."""
         h, w = target.shape[:2]
         patch = Patch.diff(target, new, (0, h, 0, w))
@@ -164,8 +168,10 @@ class History:
         return step
 
     def _trim(self) -> None:
-        while self._undo and (len(self._undo) > self.max_steps or
-                              (self._bytes > self.max_bytes and len(self._undo) > 1)):
+        while self._undo and (
+            len(self._undo) > self.max_steps
+            or (self._bytes > self.max_bytes and len(self._undo) > 1)
+        ):
             self._bytes -= self._undo.popleft().nbytes
 
     # -- undo / redo ------------------------------------------------------------------------------
@@ -184,7 +190,7 @@ class History:
     def nbytes(self) -> int:
         return self._bytes
 
-    def undo(self, target: np.ndarray) -> Optional[Step]:
+    def undo(self, target: np.ndarray) -> Step | None:
         if not self._undo:
             return None
         step = self._undo.pop()
@@ -194,7 +200,7 @@ class History:
         self._redo.append(step)
         return step
 
-    def redo(self, target: np.ndarray) -> Optional[Step]:
+    def redo(self, target: np.ndarray) -> Step | None:
         if not self._redo:
             return None
         step = self._redo.pop()

@@ -78,7 +78,7 @@ def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(op(arr)) if op else arr
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cv2_orients_tiff() -> bool:
     """True when OpenCV's TIFF decoder applies the orientation tag itself (OpenCV 5 does, even with
     IMREAD_UNCHANGED, where PNG and JPEG are left as stored). Probed once on a 2 x 1 image so that
@@ -132,8 +132,11 @@ def read_image_array(path: PathLike) -> np.ndarray:
     except ImageLoadError:
         raise
     except UnidentifiedImageError as exc:
-        raise ImageLoadError("not an image, or a format that cannot be read "
-                             f"(supported: {', '.join(s[1:] for s in IMAGE_SUFFIXES)})", path) from exc
+        raise ImageLoadError(
+            "not an image, or a format that cannot be read "
+            f"(supported: {', '.join(s[1:] for s in IMAGE_SUFFIXES)})",
+            path,
+        ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageLoadError(f"corrupt or truncated image ({exc})", path) from exc
 
@@ -196,7 +199,9 @@ def as_rgb_float(arr: np.ndarray, source: str = "image") -> np.ndarray:
     elif arr.ndim == 3 and arr.shape[2] == 4:
         arr = arr[:, :, :3]
     if arr.ndim != 3 or arr.shape[2] != 3:
-        raise ImageLoadError(f"{source}: expected an H x W or H x W x 3/4 array, got shape {arr.shape}")
+        raise ImageLoadError(
+            f"{source}: expected an H x W or H x W x 3/4 array, got shape {arr.shape}"
+        )
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ImageLoadError(f"{source}: image is empty (shape {arr.shape})")
     return np.ascontiguousarray(_to_unit_float(arr))
@@ -227,10 +232,13 @@ def load_gray(source) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # Writing
 
+
 def _suffix(path: Path, allowed: tuple[str, ...]) -> str:
     suffix = path.suffix.lower()
     if suffix not in allowed:
-        raise OutputError(f"unsupported file type {suffix or '(none)'!r}; use one of {', '.join(allowed)}", path)
+        raise OutputError(
+            f"unsupported file type {suffix or '(none)'!r}; use one of {', '.join(allowed)}", path
+        )
     return suffix
 
 
@@ -255,7 +263,9 @@ def encode(arr: np.ndarray, suffix: str, quality: int = 95, path: PathLike | Non
     except cv2.error:
         ok = False
     if not ok:
-        raise OutputError(f"cannot encode a {suffix} file from an image of shape {arr.shape} ({arr.dtype})", path)
+        raise OutputError(
+            f"cannot encode a {suffix} file from an image of shape {arr.shape} ({arr.dtype})", path
+        )
     return buf.tobytes()
 
 
@@ -271,7 +281,10 @@ def save_alpha(path: PathLike, alpha: np.ndarray, bits: int = 8) -> Path:
     path = Path(path)
     if bits not in (8, 16):
         raise OutputError(f"bit depth must be 8 or 16, not {bits}", path)
-    suffix = _suffix(path, (".png", ".tif", ".tiff") if bits == 16 else (".png", ".tif", ".tiff", ".bmp", ".webp"))
+    suffix = _suffix(
+        path,
+        (".png", ".tif", ".tiff") if bits == 16 else (".png", ".tif", ".tiff", ".bmp", ".webp"),
+    )
     return write_bytes_atomic(path, encode(to_uint(alpha, bits), suffix, path=path))
 
 
@@ -280,7 +293,9 @@ def save_rgba(path: PathLike, rgb: np.ndarray, alpha: np.ndarray, bits: int = 8)
     path = Path(path)
     if bits not in (8, 16):
         raise OutputError(f"bit depth must be 8 or 16, not {bits}", path)
-    suffix = _suffix(path, (".png", ".tif", ".tiff") if bits == 16 else (".png", ".tif", ".tiff", ".webp"))
+    suffix = _suffix(
+        path, (".png", ".tif", ".tiff") if bits == 16 else (".png", ".tif", ".tiff", ".webp")
+    )
     rgba = np.dstack([np.asarray(rgb, np.float32), np.asarray(alpha, np.float32)])
     return write_bytes_atomic(path, encode(to_uint(rgba, bits), suffix, path=path))
 

@@ -26,7 +26,6 @@ import io
 import os
 import zipfile
 from pathlib import Path
-from typing import Optional
 from xml.etree import ElementTree as ET
 
 import numpy as np
@@ -58,8 +57,11 @@ def _layers(path: Path, image, foreground, alpha, background: Background, trimap
     def rgb(arr, what):
         arr = np.asarray(arr)
         if arr.ndim < 2 or arr.shape[:2] != (h, w):
-            raise OutputError(f"{what} is {arr.shape[1] if arr.ndim > 1 else '?'}x{arr.shape[0]} "
-                              f"but the alpha is {w}x{h}", path)
+            raise OutputError(
+                f"{what} is {arr.shape[1] if arr.ndim > 1 else '?'}x{arr.shape[0]} "
+                f"but the alpha is {w}x{h}",
+                path,
+            )
         return _io.as_rgb_float(arr, what)
 
     image = rgb(image, "image")
@@ -113,6 +115,7 @@ def _write(path: Path, kind: str, writer) -> Path:
 # ---------------------------------------------------------------------------------------------
 # OpenRaster
 
+
 def _png(arr: np.ndarray) -> bytes:
     return _io.encode(arr, ".png")
 
@@ -128,8 +131,14 @@ def _thumbnail(merged: np.ndarray) -> np.ndarray:
     return cv2.resize(merged, size, interpolation=cv2.INTER_AREA)
 
 
-def save_ora(path: PathLike, image: np.ndarray, foreground: Optional[np.ndarray], alpha: np.ndarray,
-             background: Background = "white", trimap: Optional[np.ndarray] = None) -> Path:
+def save_ora(
+    path: PathLike,
+    image: np.ndarray,
+    foreground: np.ndarray | None,
+    alpha: np.ndarray,
+    background: Background = "white",
+    trimap: np.ndarray | None = None,
+) -> Path:
     """Write an OpenRaster file (GIMP, Krita, MyPaint) with the layers described in the module doc.
 
     ``foreground`` None uses the image colors. ``trimap`` None leaves the Trimap layer out.
@@ -138,21 +147,33 @@ def save_ora(path: PathLike, image: np.ndarray, foreground: Optional[np.ndarray]
     """
     path = Path(path)
     if path.suffix.lower() != ".ora":
-        raise OutputError(f"unsupported file type {path.suffix or '(none)'!r} for OpenRaster; use .ora", path)
+        raise OutputError(
+            f"unsupported file type {path.suffix or '(none)'!r} for OpenRaster; use .ora", path
+        )
     layers, merged = _layers(path, image, foreground, alpha, background, trimap)
     h, w = merged.shape[:2]
 
-    root = ET.Element("image", {"version": ORA_VERSION, "w": str(w), "h": str(h),
-                                "xres": "72", "yres": "72"})
+    root = ET.Element(
+        "image", {"version": ORA_VERSION, "w": str(w), "h": str(h), "xres": "72", "yres": "72"}
+    )
     stack = ET.SubElement(root, "stack")
     members = []
     # stack.xml lists the topmost layer first.
     for i, (name, visible, arr) in reversed(list(enumerate(layers))):
         src = f"data/layer{i}.png"
-        ET.SubElement(stack, "layer", {
-            "name": name, "src": src, "x": "0", "y": "0", "opacity": "1.0",
-            "visibility": "visible" if visible else "hidden", "composite-op": "svg:src-over",
-        })
+        ET.SubElement(
+            stack,
+            "layer",
+            {
+                "name": name,
+                "src": src,
+                "x": "0",
+                "y": "0",
+                "opacity": "1.0",
+                "visibility": "visible" if visible else "hidden",
+                "composite-op": "svg:src-over",
+            },
+        )
         members.append((src, arr))
     xml = b"<?xml version='1.0' encoding='UTF-8'?>\n" + ET.tostring(root, encoding="utf-8")
 
@@ -163,7 +184,11 @@ def save_ora(path: PathLike, image: np.ndarray, foreground: Optional[np.ndarray]
             for src, arr in members:  # PNGs are compressed already
                 zf.writestr(src, _png(arr), compress_type=zipfile.ZIP_STORED)
             zf.writestr("mergedimage.png", _png(merged), compress_type=zipfile.ZIP_STORED)
-            zf.writestr("Thumbnails/thumbnail.png", _png(_thumbnail(merged)), compress_type=zipfile.ZIP_STORED)
+            zf.writestr(
+                "Thumbnails/thumbnail.png",
+                _png(_thumbnail(merged)),
+                compress_type=zipfile.ZIP_STORED,
+            )
 
     return _write(path, "OpenRaster", writer)
 
@@ -185,7 +210,9 @@ def read_ora(path: PathLike) -> list[tuple[str, bool, np.ndarray]]:
     try:
         with zipfile.ZipFile(path) as zf:
             if zf.namelist()[:1] != ["mimetype"] or zf.read("mimetype").strip() != ORA_MIMETYPE:
-                raise ImageLoadError("not an OpenRaster file (no image/openraster mimetype first)", path)
+                raise ImageLoadError(
+                    "not an OpenRaster file (no image/openraster mimetype first)", path
+                )
             root = ET.fromstring(zf.read("stack.xml"))
             w, h = int(root.get("w")), int(root.get("h"))
             out = []
@@ -196,8 +223,10 @@ def read_ora(path: PathLike) -> list[tuple[str, bool, np.ndarray]]:
                 ys, xs = max(0, y), max(0, x)
                 ye, xe = min(h, y + rgba.shape[0]), min(w, x + rgba.shape[1])
                 if ye > ys and xe > xs:
-                    canvas[ys:ye, xs:xe] = rgba[ys - y:ye - y, xs - x:xe - x]
-                out.append((el.get("name", ""), el.get("visibility", "visible") != "hidden", canvas))
+                    canvas[ys:ye, xs:xe] = rgba[ys - y : ye - y, xs - x : xe - x]
+                out.append(
+                    (el.get("name", ""), el.get("visibility", "visible") != "hidden", canvas)
+                )
     except ImageLoadError:
         raise
     except FileNotFoundError as exc:
@@ -220,9 +249,16 @@ def read_ora_merged(path: PathLike) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # Photoshop
 
-def save_psd(path: PathLike, image: np.ndarray, foreground: Optional[np.ndarray], alpha: np.ndarray,
-             background: Background = "white", trimap: Optional[np.ndarray] = None,
-             mask: bool = True) -> Path:
+
+def save_psd(
+    path: PathLike,
+    image: np.ndarray,
+    foreground: np.ndarray | None,
+    alpha: np.ndarray,
+    background: Background = "white",
+    trimap: np.ndarray | None = None,
+    mask: bool = True,
+) -> Path:
     """Write an 8-bit RGB Photoshop file (Photoshop, Photopea, GIMP, Krita) with the layers
     described in the module doc.
 
@@ -235,18 +271,25 @@ def save_psd(path: PathLike, image: np.ndarray, foreground: Optional[np.ndarray]
 
     path = Path(path)
     if path.suffix.lower() != ".psd":
-        raise OutputError(f"unsupported file type {path.suffix or '(none)'!r} for Photoshop; use .psd", path)
+        raise OutputError(
+            f"unsupported file type {path.suffix or '(none)'!r} for Photoshop; use .psd", path
+        )
     layers, merged = _layers(path, image, foreground, alpha, background, trimap)
     h, w = merged.shape[:2]
     if max(h, w) > PSD_MAX_SIDE:
-        raise OutputError(f"image is {w}x{h}; PSD files hold at most {PSD_MAX_SIDE} pixels a side "
-                          "(export OpenRaster instead)", path)
+        raise OutputError(
+            f"image is {w}x{h}; PSD files hold at most {PSD_MAX_SIDE} pixels a side "
+            "(export OpenRaster instead)",
+            path,
+        )
 
     def writer(tmp: Path) -> None:
         psd = PSDImage.new("RGB", (w, h), color=(255, 255, 255))
         for name, visible, arr in layers:  # layers are appended on top
             if name == "Cutout" and mask:
-                layer = psd.create_pixel_layer_from_array(np.ascontiguousarray(arr[:, :, :3]), name=name)
+                layer = psd.create_pixel_layer_from_array(
+                    np.ascontiguousarray(arr[:, :, :3]), name=name
+                )
                 layer.create_mask(Image.fromarray(np.ascontiguousarray(arr[:, :, 3])))
             else:
                 # From an array, a 4th channel becomes layer transparency (a PIL RGBA image would

@@ -42,12 +42,14 @@ def mse(pred, gt, trimap) -> float:
 
 def gaussian_gradient_kernel(sigma: float = 1.4, epsilon: float = 0.01) -> np.ndarray:
     """hx of MATLAB's gaussgradient: g(row offset) * g'(column offset), unit L2 norm."""
-    half = int(math.ceil(sigma * math.sqrt(-2.0 * math.log(math.sqrt(2.0 * math.pi) * sigma * epsilon))))
+    half = int(
+        math.ceil(sigma * math.sqrt(-2.0 * math.log(math.sqrt(2.0 * math.pi) * sigma * epsilon)))
+    )
     u = np.arange(-half, half + 1, dtype=np.float64)
-    g = np.exp(-u ** 2 / (2 * sigma ** 2)) / (sigma * math.sqrt(2 * math.pi))
-    dg = -u * g / sigma ** 2
+    g = np.exp(-(u**2) / (2 * sigma**2)) / (sigma * math.sqrt(2 * math.pi))
+    dg = -u * g / sigma**2
     hx = g[:, None] * dg[None, :]
-    return hx / np.sqrt((hx ** 2).sum())
+    return hx / np.sqrt((hx**2).sum())
 
 
 def _mat2gray(a: np.ndarray) -> np.ndarray:
@@ -63,7 +65,7 @@ def _grad_magnitude(a: np.ndarray, sigma: float) -> np.ndarray:
     hx = gaussian_gradient_kernel(sigma)
     gx = cv2.filter2D(a, cv2.CV_64F, hx, borderType=cv2.BORDER_REPLICATE)
     gy = cv2.filter2D(a, cv2.CV_64F, hx.T.copy(), borderType=cv2.BORDER_REPLICATE)
-    return np.sqrt(gx ** 2 + gy ** 2)
+    return np.sqrt(gx**2 + gy**2)
 
 
 def gradient_error(pred, gt, trimap, sigma: float = 1.4) -> float:

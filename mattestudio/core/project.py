@@ -27,7 +27,6 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -54,15 +53,16 @@ class ProjectState:
 
     image: np.ndarray
     trimap: np.ndarray
-    alpha: Optional[np.ndarray] = None
-    foreground: Optional[np.ndarray] = None
+    alpha: np.ndarray | None = None
+    foreground: np.ndarray | None = None
     settings: dict = field(default_factory=dict)
-    image_path: Optional[str] = None
-    strokes: Optional[list] = None
+    image_path: str | None = None
+    strokes: list | None = None
 
 
 # ---------------------------------------------------------------------------------------------
 # Saving
+
 
 def _is_8bit(arr: np.ndarray) -> bool:
     # An image loaded from an 8-bit file is k/255 exactly; storing it in 8 bits is lossless.
@@ -75,12 +75,17 @@ def _check_state(state: ProjectState, path: Path) -> None:
     if image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
         raise OutputError(f"image must be H x W x 3, got shape {image.shape}", path)
     h, w = image.shape[:2]
-    checks = [("trimap", state.trimap, (h, w)), ("alpha", state.alpha, (h, w)),
-              ("foreground", state.foreground, (h, w, 3))]
+    checks = [
+        ("trimap", state.trimap, (h, w)),
+        ("alpha", state.alpha, (h, w)),
+        ("foreground", state.foreground, (h, w, 3)),
+    ]
     for name, arr, shape in checks:
         if arr is not None and np.asarray(arr).shape != shape:
-            raise OutputError(f"{name} has shape {np.asarray(arr).shape}, expected {shape} "
-                              "to match the image", path)
+            raise OutputError(
+                f"{name} has shape {np.asarray(arr).shape}, expected {shape} to match the image",
+                path,
+            )
     if np.asarray(state.trimap).dtype != np.uint8:
         raise OutputError(f"trimap must be uint8, got {np.asarray(state.trimap).dtype}", path)
 
@@ -111,8 +116,10 @@ def _members(state: ProjectState, path: Path) -> tuple[dict, list[tuple[str, byt
     image = np.clip(np.asarray(state.image, np.float32), 0, 1)
     h, w = image.shape[:2]
     image_bits = 8 if _is_8bit(image) else 16
-    pngs = [("image.png", _io.encode(_io.to_uint(image, image_bits), ".png")),
-            ("trimap.png", _io.encode(np.asarray(state.trimap, np.uint8), ".png"))]
+    pngs = [
+        ("image.png", _io.encode(_io.to_uint(image, image_bits), ".png")),
+        ("trimap.png", _io.encode(np.asarray(state.trimap, np.uint8), ".png")),
+    ]
     if state.alpha is not None:
         pngs.append(("alpha.png", _io.encode(_io.to_uint(state.alpha, 16), ".png")))
     fg_bits = None
@@ -121,14 +128,27 @@ def _members(state: ProjectState, path: Path) -> tuple[dict, list[tuple[str, byt
         fg_bits = 8 if _is_8bit(fg) else 16
         pngs.append(("foreground.png", _io.encode(_io.to_uint(fg, fg_bits), ".png")))
     try:
-        settings = json.dumps(state.settings or {}, indent=1, sort_keys=True, default=_json_default).encode()
-        strokes = None if state.strokes is None else json.dumps(state.strokes, default=_json_default).encode()
+        settings = json.dumps(
+            state.settings or {}, indent=1, sort_keys=True, default=_json_default
+        ).encode()
+        strokes = (
+            None
+            if state.strokes is None
+            else json.dumps(state.strokes, default=_json_default).encode()
+        )
     except (TypeError, ValueError) as exc:
         raise OutputError(f"settings or strokes are not JSON-serialisable ({exc})", path) from exc
     manifest = {
-        "format": FORMAT_NAME, "version": FORMAT_VERSION, "app_version": _app_version(),
-        "width": w, "height": h, "image_bits": image_bits, "foreground_bits": fg_bits,
-        "members": [name for name, _ in pngs] + ["settings.json"] + (["strokes.json"] if strokes else []),
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "app_version": _app_version(),
+        "width": w,
+        "height": h,
+        "image_bits": image_bits,
+        "foreground_bits": fg_bits,
+        "members": [name for name, _ in pngs]
+        + ["settings.json"]
+        + (["strokes.json"] if strokes else []),
         "image_path": None if state.image_path is None else str(state.image_path),
     }
     files = pngs + [("settings.json", settings)] + ([("strokes.json", strokes)] if strokes else [])
@@ -145,7 +165,9 @@ def save_project(path: PathLike, state: ProjectState) -> Path:
     if path.suffix == "":
         path = path.with_name(path.name + SUFFIX)
     elif path.suffix.lower() != SUFFIX:
-        raise OutputError(f"unsupported file type {path.suffix!r} for a project; use {SUFFIX}", path)
+        raise OutputError(
+            f"unsupported file type {path.suffix!r} for a project; use {SUFFIX}", path
+        )
     _check_state(state, path)
     manifest, files = _members(state, path)
 
@@ -153,7 +175,11 @@ def save_project(path: PathLike, state: ProjectState) -> Path:
         with open(tmp, "wb") as f:
             with zipfile.ZipFile(f, "w") as zf:
                 zf.writestr(zipfile.ZipInfo("mimetype"), MIMETYPE, compress_type=zipfile.ZIP_STORED)
-                zf.writestr("manifest.json", json.dumps(manifest, indent=1), compress_type=zipfile.ZIP_DEFLATED)
+                zf.writestr(
+                    "manifest.json",
+                    json.dumps(manifest, indent=1),
+                    compress_type=zipfile.ZIP_DEFLATED,
+                )
                 for name, data in files:
                     kind = zipfile.ZIP_STORED if name.endswith(".png") else zipfile.ZIP_DEFLATED
                     zf.writestr(name, data, compress_type=kind)
@@ -166,6 +192,7 @@ def save_project(path: PathLike, state: ProjectState) -> Path:
 # ---------------------------------------------------------------------------------------------
 # Loading
 
+
 def _decode(zf: zipfile.ZipFile, name: str, path: Path, shape: tuple) -> np.ndarray:
     import cv2
 
@@ -176,15 +203,20 @@ def _decode(zf: zipfile.ZipFile, name: str, path: Path, shape: tuple) -> np.ndar
         raise ProjectError(f"{name} in the project is not a PNG image", path)
     pw, ph = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     if (ph, pw) != tuple(shape[:2]):
-        raise ProjectError(f"{name} in the project is {pw}x{ph} but the image is {shape[1]}x{shape[0]}", path)
+        raise ProjectError(
+            f"{name} in the project is {pw}x{ph} but the image is {shape[1]}x{shape[0]}", path
+        )
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is None:
         raise ProjectError(f"{name} in the project is corrupt (cannot decode it)", path)
     if arr.ndim == 3:
         arr = arr[:, :, 2::-1]  # BGR(A) -> RGB
     if arr.shape[:2] != shape[:2] or (len(shape) == 3) != (arr.ndim == 3):
-        raise ProjectError(f"{name} in the project is {arr.shape[1]}x{arr.shape[0]} but the image "
-                           f"is {shape[1]}x{shape[0]}", path)
+        raise ProjectError(
+            f"{name} in the project is {arr.shape[1]}x{arr.shape[0]} but the image "
+            f"is {shape[1]}x{shape[0]}",
+            path,
+        )
     return np.ascontiguousarray(arr)
 
 
@@ -198,8 +230,9 @@ def load_project(path: PathLike) -> ProjectState:
     try:
         zf = zipfile.ZipFile(path)
     except zipfile.BadZipFile as exc:
-        raise ProjectError("not a mattestudio project, or the file is truncated (not a complete zip archive)",
-                           path) from exc
+        raise ProjectError(
+            "not a mattestudio project, or the file is truncated (not a complete zip archive)", path
+        ) from exc
     except OSError as exc:
         raise ProjectError(f"cannot read: {exc.strerror or exc}", path) from exc
     try:
@@ -210,7 +243,9 @@ def load_project(path: PathLike) -> ProjectState:
     except zipfile.BadZipFile as exc:  # e.g. a CRC mismatch: damaged on disk or in transfer
         raise ProjectError(f"the project file is corrupt ({exc})", path) from exc
     except KeyError as exc:
-        raise ProjectError(f"the project is incomplete: member {exc.args[0]!r} is missing", path) from exc
+        raise ProjectError(
+            f"the project is incomplete: member {exc.args[0]!r} is missing", path
+        ) from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ProjectError(f"the project's JSON is corrupt ({exc})", path) from exc
     except (OSError, EOFError, zipfile.LargeZipFile, ValueError) as exc:
@@ -228,12 +263,18 @@ def _load(zf: zipfile.ZipFile, path: Path) -> ProjectState:
     if not isinstance(version, int) or version < 1:
         raise ProjectError(f"invalid project format version {version!r}", path)
     if version > FORMAT_VERSION:
-        raise ProjectError(f"made by a newer mattestudio (project format {version}; this version reads "
-                           f"up to {FORMAT_VERSION}); update mattestudio to open it", path)
+        raise ProjectError(
+            f"made by a newer mattestudio (project format {version}; this version reads "
+            f"up to {FORMAT_VERSION}); update mattestudio to open it",
+            path,
+        )
     w, h = int(manifest["width"]), int(manifest["height"])
     if w <= 0 or h <= 0 or w * h > _io.max_pixels():
-        raise ProjectError(f"image size {w}x{h} is empty or over the limit of "
-                           f"{_io.max_pixels() / 1e6:.0f} megapixels", path)
+        raise ProjectError(
+            f"image size {w}x{h} is empty or over the limit of "
+            f"{_io.max_pixels() / 1e6:.0f} megapixels",
+            path,
+        )
     members = set(manifest.get("members") or [])
     for name in ("image.png", "trimap.png", "settings.json") + tuple(sorted(members)):
         if name not in names:
@@ -253,13 +294,20 @@ def _load(zf: zipfile.ZipFile, path: Path) -> ProjectState:
         strokes = json.loads(zf.read("strokes.json"))
         if not isinstance(strokes, list) or not all(isinstance(r, dict) for r in strokes):
             raise ProjectError("strokes.json in the project is not a list of stroke records", path)
-    return ProjectState(image=image, trimap=trimap, alpha=alpha, foreground=foreground,
-                        settings=settings if isinstance(settings, dict) else {},
-                        image_path=manifest.get("image_path"), strokes=strokes)
+    return ProjectState(
+        image=image,
+        trimap=trimap,
+        alpha=alpha,
+        foreground=foreground,
+        settings=settings if isinstance(settings, dict) else {},
+        image_path=manifest.get("image_path"),
+        strokes=strokes,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Autosave
+
 
 def autosave_dir() -> Path:
     """Folder for autosaves: $MATTESTUDIO_AUTOSAVE_DIR, else the per-user state dir. Created."""
@@ -274,7 +322,7 @@ def autosave_dir() -> Path:
     return folder
 
 
-def autosave_key(image_path: Optional[PathLike]) -> str:
+def autosave_key(image_path: PathLike | None) -> str:
     """Stable file-name-safe key for an image: its stem plus a hash of its absolute path."""
     if image_path is None:
         return "untitled"
@@ -290,12 +338,12 @@ def _autosave_path(key: str) -> Path:
     return autosave_dir() / f"{key}{SUFFIX}"
 
 
-def autosave(state: ProjectState, key: Optional[str] = None) -> Path:
+def autosave(state: ProjectState, key: str | None = None) -> Path:
     """Save ``state`` as the autosave for ``key`` (default: derived from state.image_path)."""
     return save_project(_autosave_path(key or autosave_key(state.image_path)), state)
 
 
-def find_autosave(image_path: Optional[PathLike]) -> Optional[Path]:
+def find_autosave(image_path: PathLike | None) -> Path | None:
     """The autosave left for this image (e.g. by a crash), or None."""
     path = autosave_dir() / f"{autosave_key(image_path)}{SUFFIX}"
     return path if path.is_file() else None
@@ -308,5 +356,6 @@ def clear_autosave(key: str) -> None:
     except FileNotFoundError:
         pass
     except OSError as exc:
-        raise OutputError(f"cannot delete the autosave: {exc.strerror or exc}", _autosave_path(key)) from exc
-
+        raise OutputError(
+            f"cannot delete the autosave: {exc.strerror or exc}", _autosave_path(key)
+        ) from exc

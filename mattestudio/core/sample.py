@@ -18,7 +18,9 @@ def _background(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     import cv2
 
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    bg = np.dstack([0.15 + 0.35 * xx / w, 0.35 + 0.3 * yy / h, 0.55 - 0.2 * xx / w]).astype(np.float32)
+    bg = np.dstack([0.15 + 0.35 * xx / w, 0.35 + 0.3 * yy / h, 0.55 - 0.2 * xx / w]).astype(
+        np.float32
+    )
     # Out-of-focus blobs ("bokeh"): the kind of busy background that makes matting hard.
     for _ in range(40):
         cx, cy = rng.uniform(0, w), rng.uniform(0, h)
@@ -86,8 +88,11 @@ def write_sample(folder: str | Path) -> dict[str, Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     image, trimap, alpha, _ = make_sample()
-    paths = {"image": folder / "sample.png", "trimap": folder / "sample_trimap.png",
-             "alpha": folder / "sample_alpha.png"}
+    paths = {
+        "image": folder / "sample.png",
+        "trimap": folder / "sample_trimap.png",
+        "alpha": folder / "sample_alpha.png",
+    }
     io.save_rgb(paths["image"], image)
     io.save_trimap(paths["trimap"], trimap)
     io.save_alpha(paths["alpha"], alpha)
@@ -99,8 +104,11 @@ def sample_paths() -> dict[str, Path]:
     from platformdirs import user_cache_dir
 
     folder = Path(user_cache_dir("mattestudio")) / "sample-v1"
-    paths = {"image": folder / "sample.png", "trimap": folder / "sample_trimap.png",
-             "alpha": folder / "sample_alpha.png"}
+    paths = {
+        "image": folder / "sample.png",
+        "trimap": folder / "sample_trimap.png",
+        "alpha": folder / "sample_alpha.png",
+    }
     if not all(p.exists() for p in paths.values()):
         write_sample(folder)
     return paths

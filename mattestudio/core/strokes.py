@@ -22,7 +22,7 @@ trimap can be re-rendered from vectors with :func:`replay`:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
@@ -36,7 +36,7 @@ Point = tuple[float, float]  # (x, y)
 Value = Union[int, np.ndarray]
 
 
-def segment_bbox(p0: Point, p1: Point, radius: float, shape: tuple[int, int]) -> Optional[BBox]:
+def segment_bbox(p0: Point, p1: Point, radius: float, shape: tuple[int, int]) -> BBox | None:
     """Pixels a segment of the given brush radius can touch, clipped to the array (or None)."""
     h, w = shape[:2]
     r = max(radius, 0.5) + 1
@@ -75,8 +75,9 @@ def capsule_mask(p0: Point, p1: Point, radius: float, bbox: BBox) -> np.ndarray:
     return mask
 
 
-def paint_segment(target: np.ndarray, p0: Point, p1: Point, size: float, value: Value,
-                  before_change=None) -> Optional[BBox]:
+def paint_segment(
+    target: np.ndarray, p0: Point, p1: Point, size: float, value: Value, before_change=None
+) -> BBox | None:
     """Paint a capsule of diameter ``size`` from p0 to p1 into ``target`` (H x W) in place.
 
     ``value``: a scalar, or an array of ``target``'s shape to copy from (the eraser restores the
@@ -101,7 +102,7 @@ def paint_segment(target: np.ndarray, p0: Point, p1: Point, size: float, value: 
     return bbox
 
 
-def fill_region(trimap: np.ndarray, x: float, y: float) -> Optional[tuple[BBox, np.ndarray]]:
+def fill_region(trimap: np.ndarray, x: float, y: float) -> tuple[BBox, np.ndarray] | None:
     """The 4-connected region of equal trimap value containing (x, y): (bbox, mask over bbox), or None."""
     import cv2
 
@@ -111,13 +112,15 @@ def fill_region(trimap: np.ndarray, x: float, y: float) -> Optional[tuple[BBox, 
         return None
     mask = np.zeros((h + 2, w + 2), np.uint8)
     flags = 4 | cv2.FLOODFILL_MASK_ONLY | cv2.FLOODFILL_FIXED_RANGE | (1 << 8)
-    _, _, _, (rx, ry, rw, rh) = cv2.floodFill(np.ascontiguousarray(trimap), mask, (j, i), 0, 0, 0, flags)
+    _, _, _, (rx, ry, rw, rh) = cv2.floodFill(
+        np.ascontiguousarray(trimap), mask, (j, i), 0, 0, 0, flags
+    )
     bbox = (ry, ry + rh, rx, rx + rw)
-    region = mask[1 + ry:1 + ry + rh, 1 + rx:1 + rx + rw].astype(bool)
+    region = mask[1 + ry : 1 + ry + rh, 1 + rx : 1 + rx + rw].astype(bool)
     return bbox, region
 
 
-def fill_at(trimap: np.ndarray, x: float, y: float, value: int, before_change=None) -> Optional[BBox]:
+def fill_at(trimap: np.ndarray, x: float, y: float, value: int, before_change=None) -> BBox | None:
     """Fill bucket in place: the region under (x, y) becomes ``value``. Returns the written bbox,
     or None when nothing changes. ``before_change(trimap, bbox)`` is called before writing."""
     found = fill_region(trimap, x, y)
@@ -136,11 +139,14 @@ def fill_at(trimap: np.ndarray, x: float, y: float, value: int, before_change=No
 
 # -- stroke records ---------------------------------------------------------------------------------
 
+
 def _xy(p) -> list[float]:
     return [float(p[0]), float(p[1])]
 
 
-def extend_brush_records(records: list[dict], p0: Point, p1: Point, size: float, value: Union[int, str]) -> None:
+def extend_brush_records(
+    records: list[dict], p0: Point, p1: Point, size: float, value: int | str
+) -> None:
     """Log one painted segment into ``records`` (the open stroke's list), in place.
 
     A segment continuing the last record (same value and size, starting at its last point) just
@@ -150,13 +156,19 @@ def extend_brush_records(records: list[dict], p0: Point, p1: Point, size: float,
     a, b = _xy(p0), _xy(p1)
     value = "erase" if value == "erase" else int(value)
     last = records[-1] if records else None
-    if (last is not None and last["tool"] == "brush" and last["value"] == value
-            and last["size"] == float(size) and last["points"][-1] == a):
+    if (
+        last is not None
+        and last["tool"] == "brush"
+        and last["value"] == value
+        and last["size"] == float(size)
+        and last["points"][-1] == a
+    ):
         if b != a:  # a zero-length segment at the end point paints nothing new
             last["points"].append(b)
         return
-    records.append({"tool": "brush", "value": value, "size": float(size),
-                    "points": [a] if a == b else [a, b]})
+    records.append(
+        {"tool": "brush", "value": value, "size": float(size), "points": [a] if a == b else [a, b]}
+    )
 
 
 def fill_record(x: float, y: float, value: int) -> dict:
@@ -167,7 +179,7 @@ def set_record(source: str) -> dict:
     return {"tool": "set", "source": str(source)}
 
 
-def replay(records, shape: tuple[int, int], base_trimap: Optional[np.ndarray] = None) -> np.ndarray:
+def replay(records, shape: tuple[int, int], base_trimap: np.ndarray | None = None) -> np.ndarray:
     """Re-render a trimap from brush and fill records, painted on a copy of ``base_trimap``
     (default: all unknown), which is also what the eraser restores.
 
@@ -193,8 +205,10 @@ def replay(records, shape: tuple[int, int], base_trimap: Optional[np.ndarray] = 
         elif tool == "fill":
             fill_at(out, *_xy(rec["seed"]), int(rec["value"]))
         elif tool == "set":
-            raise ValueError(f"record {i} replaces the whole trimap ({rec.get('source')!r}); "
-                             "it cannot be replayed from vectors")
+            raise ValueError(
+                f"record {i} replaces the whole trimap ({rec.get('source')!r}); "
+                "it cannot be replayed from vectors"
+            )
         else:
             raise ValueError(f"record {i} has an unknown tool {tool!r}")
     return out
@@ -207,11 +221,11 @@ class Brush:
     (the one loaded or generated last) under the brush.
     """
 
-    def __init__(self, document: "Document", value: Union[int, str], size: float):
+    def __init__(self, document: Document, value: int | str, size: float):
         self.document = document
         self.value = value
         self.size = float(size)
-        self._last: Optional[Point] = None
+        self._last: Point | None = None
 
     @property
     def active(self) -> bool:

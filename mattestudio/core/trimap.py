@@ -7,8 +7,8 @@ Any value strictly between 0 and 255 means unknown, so anti-aliased, JPEG-compre
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -26,9 +26,15 @@ def normalize(arr: np.ndarray, source: str | Path | None = None) -> np.ndarray:
         if arr.shape[2] == 4:
             arr = arr[:, :, :3]
         if arr.shape[2] == 3:
-            if not (np.array_equal(arr[:, :, 0], arr[:, :, 1]) and np.array_equal(arr[:, :, 0], arr[:, :, 2])):
-                raise TrimapError("trimap has colors (its R, G and B channels differ); "
-                                  "expected grayscale: black background, white foreground, gray unknown", source)
+            if not (
+                np.array_equal(arr[:, :, 0], arr[:, :, 1])
+                and np.array_equal(arr[:, :, 0], arr[:, :, 2])
+            ):
+                raise TrimapError(
+                    "trimap has colors (its R, G and B channels differ); "
+                    "expected grayscale: black background, white foreground, gray unknown",
+                    source,
+                )
             arr = arr[:, :, 0]
         elif arr.shape[2] == 1:
             arr = arr[:, :, 0]
@@ -49,22 +55,36 @@ def normalize(arr: np.ndarray, source: str | Path | None = None) -> np.ndarray:
     return out
 
 
-def check(trimap: np.ndarray, image_shape: Sequence[int], source: str | Path | None = None,
-          image_source: str | Path | None = None, require_unknown: bool = True) -> np.ndarray:
+def check(
+    trimap: np.ndarray,
+    image_shape: Sequence[int],
+    source: str | Path | None = None,
+    image_source: str | Path | None = None,
+    require_unknown: bool = True,
+) -> np.ndarray:
     """Raise TrimapError if the trimap does not fit the image or has nothing to solve."""
     h, w = image_shape[:2]
     th, tw = trimap.shape[:2]
     if (th, tw) != (h, w):
         img = f" ({image_source})" if image_source else ""
-        raise TrimapError(f"trimap is {tw}x{th} but the image{img} is {w}x{h}; they must be the same size", source)
+        raise TrimapError(
+            f"trimap is {tw}x{th} but the image{img} is {w}x{h}; they must be the same size", source
+        )
     if require_unknown and not np.any(trimap == UNKNOWN):
-        raise TrimapError("trimap has no unknown (gray) pixels, so there is nothing to solve; "
-                          "paint an unknown band over the edges", source)
+        raise TrimapError(
+            "trimap has no unknown (gray) pixels, so there is nothing to solve; "
+            "paint an unknown band over the edges",
+            source,
+        )
     return trimap
 
 
-def load(source, image_shape: Optional[Sequence[int]] = None, image_source=None,
-         require_unknown: bool = True) -> np.ndarray:
+def load(
+    source,
+    image_shape: Sequence[int] | None = None,
+    image_source=None,
+    require_unknown: bool = True,
+) -> np.ndarray:
     """Path or array -> checked uint8 {0, 128, 255} trimap."""
     from mattestudio.core.io import read_image_array
 
@@ -135,9 +155,14 @@ def from_alpha(alpha: np.ndarray, band: int = 10, lo: float = 0.02, hi: float = 
     return tri
 
 
-def grabcut(image: np.ndarray, rect: Optional[tuple[int, int, int, int]] = None,
-            fg_strokes: Optional[np.ndarray] = None, bg_strokes: Optional[np.ndarray] = None,
-            band: int = 10, iterations: int = 5) -> np.ndarray:
+def grabcut(
+    image: np.ndarray,
+    rect: tuple[int, int, int, int] | None = None,
+    fg_strokes: np.ndarray | None = None,
+    bg_strokes: np.ndarray | None = None,
+    band: int = 10,
+    iterations: int = 5,
+) -> np.ndarray:
     """Automatic trimap from a rectangle (x, y, w, h) and/or scribble masks, via OpenCV GrabCut.
 
     ``image``: float32 H x W x 3 RGB in [0, 1]. Scribbles are boolean H x W masks.
@@ -164,7 +189,9 @@ def grabcut(image: np.ndarray, rect: Optional[tuple[int, int, int, int]] = None,
     if bg_strokes is not None:
         mask[np.asarray(bg_strokes, bool)] = cv2.GC_BGD
     if not np.any((mask == cv2.GC_BGD) | (mask == cv2.GC_PR_BGD)):
-        raise TrimapError("GrabCut needs some background: draw a rectangle smaller than the image or background strokes")
+        raise TrimapError(
+            "GrabCut needs some background: draw a rectangle smaller than the image or background strokes"
+        )
     bgd = np.zeros((1, 65), np.float64)
     fgd = np.zeros((1, 65), np.float64)
     cv2.grabCut(bgr, mask, None, bgd, fgd, int(iterations), cv2.GC_INIT_WITH_MASK)

@@ -9,7 +9,7 @@ the result, so every front end (editor, CLI, API) behaves the same.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -24,8 +24,8 @@ class Param:
     default: Any
     help: str
     label: str = ""
-    minimum: Optional[float] = None
-    maximum: Optional[float] = None
+    minimum: float | None = None
+    maximum: float | None = None
     choices: tuple = ()
 
     def coerce(self, value: Any) -> Any:
@@ -43,13 +43,21 @@ class Param:
             else:
                 v = kind(value)
         except (TypeError, ValueError):
-            raise MattestudioError(f"parameter {self.name}: {value!r} is not a valid {kind.__name__}") from None
+            raise MattestudioError(
+                f"parameter {self.name}: {value!r} is not a valid {kind.__name__}"
+            ) from None
         if self.choices and v not in self.choices:
-            raise MattestudioError(f"parameter {self.name}: {v!r} is not one of {', '.join(map(str, self.choices))}")
+            raise MattestudioError(
+                f"parameter {self.name}: {v!r} is not one of {', '.join(map(str, self.choices))}"
+            )
         if self.minimum is not None and v < self.minimum:
-            raise MattestudioError(f"parameter {self.name}: {v} is below the minimum {self.minimum}")
+            raise MattestudioError(
+                f"parameter {self.name}: {v} is below the minimum {self.minimum}"
+            )
         if self.maximum is not None and v > self.maximum:
-            raise MattestudioError(f"parameter {self.name}: {v} is above the maximum {self.maximum}")
+            raise MattestudioError(
+                f"parameter {self.name}: {v} is above the maximum {self.maximum}"
+            )
         return v
 
 
@@ -75,7 +83,9 @@ class EngineInfo:
         from mattestudio.errors import MattestudioError
 
         known = ", ".join(p.name for p in self.params) or "none"
-        raise MattestudioError(f"engine {self.name} has no parameter {name!r} (parameters: {known})")
+        raise MattestudioError(
+            f"engine {self.name} has no parameter {name!r} (parameters: {known})"
+        )
 
     def resolve_params(self, given: dict) -> dict:
         """Defaults updated with ``given`` (coerced and range-checked)."""
@@ -96,8 +106,13 @@ class MattingEngine(Protocol):
     def prepare(self, image: np.ndarray) -> None:
         """Cache per-image work. ``image``: float32 H x W x 3 RGB in [0, 1]."""
 
-    def predict(self, trimap: np.ndarray, *, progress: Optional[ProgressFn] = None,
-                cancel: Optional[CancelToken] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    def predict(
+        self,
+        trimap: np.ndarray,
+        *,
+        progress: ProgressFn | None = None,
+        cancel: CancelToken | None = None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """``trimap``: uint8 {0,128,255} H x W. Returns (alpha float32 H x W, foreground or None).
 
         Raises Cancelled when ``cancel`` is set, RuntimeError if prepare() was not called.
@@ -114,7 +129,7 @@ class EngineBase:
 
     def __init__(self, **params):
         self.params = self.info.resolve_params(params)
-        self._image: Optional[np.ndarray] = None
+        self._image: np.ndarray | None = None
 
     @property
     def device(self) -> str:

@@ -7,7 +7,6 @@ after every iteration; the callback raises Cancelled, which unwinds out of the s
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import numpy as np
 
@@ -16,15 +15,31 @@ from mattestudio.engines.base import EngineBase, EngineInfo, Param
 from mattestudio.errors import MattestudioError, TrimapError
 from mattestudio.types import CancelToken, ProgressFn
 
-_RTOL = Param("rtol", 1e-7, "Relative residual at which the linear solver stops. Smaller is more exact and slower.",
-              "Solver tolerance", 1e-12, 1e-2)
-_MAXITER = Param("maxiter", 10000, "Upper bound on conjugate-gradient iterations.", "Max iterations", 10, 100000)
-_EPSILON = Param("epsilon", 1e-7, "Regularisation of the local color model; larger gives smoother mattes.",
-                 "Smoothness (epsilon)", 1e-10, 1e-1)
-_RADIUS = Param("radius", 1, "Window radius of the local color model (1 = 3x3 windows).", "Window radius", 1, 5)
+_RTOL = Param(
+    "rtol",
+    1e-7,
+    "Relative residual at which the linear solver stops. Smaller is more exact and slower.",
+    "Solver tolerance",
+    1e-12,
+    1e-2,
+)
+_MAXITER = Param(
+    "maxiter", 10000, "Upper bound on conjugate-gradient iterations.", "Max iterations", 10, 100000
+)
+_EPSILON = Param(
+    "epsilon",
+    1e-7,
+    "Regularisation of the local color model; larger gives smoother mattes.",
+    "Smoothness (epsilon)",
+    1e-10,
+    1e-1,
+)
+_RADIUS = Param(
+    "radius", 1, "Window radius of the local color model (1 = 3x3 windows).", "Window radius", 1, 5
+)
 
 
-def _cg_callback(rtol: float, progress: Optional[ProgressFn], cancel: Optional[CancelToken], label: str):
+def _cg_callback(rtol: float, progress: ProgressFn | None, cancel: CancelToken | None, label: str):
     """A pymatting cg callback that reports progress on a log scale of the residual and honours cancel.
 
     The residual of conjugate gradients does not fall monotonically, so the best value so far is
@@ -58,22 +73,34 @@ class PymattingEngine(EngineBase):
     def _call(self, image, tri_f, cg_kwargs):
         import pymatting
 
-        return getattr(pymatting, self.estimator)(image, tri_f, laplacian_kwargs=self._laplacian_kwargs(),
-                                                  cg_kwargs=cg_kwargs)
+        return getattr(pymatting, self.estimator)(
+            image, tri_f, laplacian_kwargs=self._laplacian_kwargs(), cg_kwargs=cg_kwargs
+        )
 
-    def predict(self, trimap: np.ndarray, *, progress: Optional[ProgressFn] = None,
-                cancel: Optional[CancelToken] = None):
+    def predict(
+        self,
+        trimap: np.ndarray,
+        *,
+        progress: ProgressFn | None = None,
+        cancel: CancelToken | None = None,
+    ):
         self._require_image()
-        fg, bg, unknown = trimap_ops.split(trimap)
+        fg, bg, _unknown = trimap_ops.split(trimap)
         if not (fg.any() or bg.any()):
-            raise TrimapError(f"{self.info.display_name} needs some foreground or background in the trimap")
+            raise TrimapError(
+                f"{self.info.display_name} needs some foreground or background in the trimap"
+            )
         if cancel is not None:
             cancel.raise_if_cancelled()
         if progress is not None:
             progress(0.05, f"{self.info.display_name}: building the linear system")
-        cg_kwargs = {"rtol": self.params.get("rtol", 1e-7), "maxiter": self.params.get("maxiter", 10000),
-                     "callback": _cg_callback(self.params.get("rtol", 1e-7), progress, cancel,
-                                              self.info.display_name)}
+        cg_kwargs = {
+            "rtol": self.params.get("rtol", 1e-7),
+            "maxiter": self.params.get("maxiter", 10000),
+            "callback": _cg_callback(
+                self.params.get("rtol", 1e-7), progress, cancel, self.info.display_name
+            ),
+        }
         try:
             alpha = self._call(self._image64, trimap_ops.to_float(trimap), cg_kwargs)
         except ValueError as exc:
@@ -81,14 +108,17 @@ class PymattingEngine(EngineBase):
                 raise
             raise MattestudioError(
                 f"{self.info.display_name}: the solver did not converge within {cg_kwargs['maxiter']} "
-                "iterations; raise maxiter, loosen rtol, or try another engine") from None
+                "iterations; raise maxiter, loosen rtol, or try another engine"
+            ) from None
         if progress is not None:
             progress(1.0, "done")
         return np.clip(alpha, 0, 1).astype(np.float32), None
 
     def prepare(self, image: np.ndarray) -> None:
         super().prepare(image)
-        self._image64 = np.ascontiguousarray(image, np.float64)  # pymatting's kernels are compiled for float64
+        self._image64 = np.ascontiguousarray(
+            image, np.float64
+        )  # pymatting's kernels are compiled for float64
 
     def reset(self) -> None:
         super().reset()
@@ -113,18 +143,32 @@ class KnnEngine(PymattingEngine):
         display_name="KNN matting",
         kind="classical",
         description="KNN matting (Chen et al. 2013): non-local neighbours in color and position.",
-        params=(Param("n_neighbors", "20,10", "Neighbours per pixel at the two feature scales, comma-separated.",
-                      "Neighbours"), _RTOL, _MAXITER),
+        params=(
+            Param(
+                "n_neighbors",
+                "20,10",
+                "Neighbours per pixel at the two feature scales, comma-separated.",
+                "Neighbours",
+            ),
+            _RTOL,
+            _MAXITER,
+        ),
     )
 
     estimator = "estimate_alpha_knn"
 
     def _laplacian_kwargs(self) -> dict:
         try:
-            return {"n_neighbors": [int(v) for v in str(self.params["n_neighbors"]).split(",") if v.strip()]}
+            return {
+                "n_neighbors": [
+                    int(v) for v in str(self.params["n_neighbors"]).split(",") if v.strip()
+                ]
+            }
         except ValueError:
-            raise MattestudioError(f"parameter n_neighbors: {self.params['n_neighbors']!r} is not a "
-                                   "comma-separated list of whole numbers") from None
+            raise MattestudioError(
+                f"parameter n_neighbors: {self.params['n_neighbors']!r} is not a "
+                "comma-separated list of whole numbers"
+            ) from None
 
 
 class LargeKernelEngine(PymattingEngine):
@@ -133,9 +177,26 @@ class LargeKernelEngine(PymattingEngine):
         display_name="Large-kernel matting",
         kind="classical",
         description="He et al. 2010: the matting Laplacian with large windows, applied without building it.",
-        params=(Param("epsilon", 1e-7, "Regularisation of the local color model.", "Smoothness (epsilon)", 1e-10, 1e-1),
-                Param("radius", 10, "Window radius (large windows spread alpha further).", "Window radius", 1, 50),
-                _RTOL, _MAXITER),
+        params=(
+            Param(
+                "epsilon",
+                1e-7,
+                "Regularisation of the local color model.",
+                "Smoothness (epsilon)",
+                1e-10,
+                1e-1,
+            ),
+            Param(
+                "radius",
+                10,
+                "Window radius (large windows spread alpha further).",
+                "Window radius",
+                1,
+                50,
+            ),
+            _RTOL,
+            _MAXITER,
+        ),
     )
     estimator = "estimate_alpha_lkm"
     laplacian_params = ("epsilon", "radius")
@@ -155,14 +216,15 @@ def _rw_laplacian(image: np.ndarray, sigma: float, regularization: float = 1e-8)
     rows, cols, vals = [], [], []
     for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
         x0, x1 = max(0, -dx), w - max(0, dx)
-        a, b = image[: h - dy, x0:x1], image[dy:, x0 + dx:x1 + dx]
+        a, b = image[: h - dy, x0:x1], image[dy:, x0 + dx : x1 + dx]
         weight = np.exp(-((a - b) ** 2).sum(axis=2) / (sigma * sigma)).ravel()
-        i, j = index[: h - dy, x0:x1].ravel(), index[dy:, x0 + dx:x1 + dx].ravel()
+        i, j = index[: h - dy, x0:x1].ravel(), index[dy:, x0 + dx : x1 + dx].ravel()
         rows += [i, j]
         cols += [j, i]
         vals += [weight, weight]
-    W = scipy.sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                                shape=(h * w, h * w))
+    W = scipy.sparse.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(h * w, h * w)
+    )
     degree = np.asarray(W.sum(axis=1)).ravel() + regularization
     return (scipy.sparse.diags(degree) - W).tocsr()
 
@@ -173,8 +235,19 @@ class RandomWalkEngine(PymattingEngine):
         display_name="Random-walk matting",
         kind="classical",
         description="Grady et al. 2005: random walks on a color-weighted pixel graph.",
-        params=(Param("sigma", 0.1, "Color sensitivity of the edge weights exp(-|color difference|^2 / sigma^2); "
-                      "smaller follows color edges more sharply.", "Sigma", 1e-3, 1.0), _RTOL, _MAXITER),
+        params=(
+            Param(
+                "sigma",
+                0.1,
+                "Color sensitivity of the edge weights exp(-|color difference|^2 / sigma^2); "
+                "smaller follows color edges more sharply.",
+                "Sigma",
+                1e-3,
+                1.0,
+            ),
+            _RTOL,
+            _MAXITER,
+        ),
     )
 
     def _call(self, image, tri_f, cg_kwargs):
@@ -214,8 +287,9 @@ class SharedSamplingEngine(PymattingEngine):
             cancel.raise_if_cancelled()
         if progress is not None:
             progress(0.1, "Shared sampling: gathering samples")
-        alpha, fg, _bg = estimate_alpha_sm(self._image64, trimap_ops.to_float(trimap),
-                                           return_foreground_background=True)
+        alpha, fg, _bg = estimate_alpha_sm(
+            self._image64, trimap_ops.to_float(trimap), return_foreground_background=True
+        )
         if progress is not None:
             progress(1.0, "done")
         return np.clip(alpha, 0, 1).astype(np.float32), np.clip(fg, 0, 1).astype(np.float32)

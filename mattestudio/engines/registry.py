@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from dataclasses import dataclass
-from typing import Optional
 
 from mattestudio.errors import EngineUnavailable, UnknownEngine
 
@@ -29,7 +28,9 @@ def register(name: str, target: str, requires: tuple[str, ...] = ()) -> None:
 
 
 register("closed-form", "mattestudio.engines.fastcf.engine:FastClosedFormEngine", ("numba",))
-register("closed-form-pymatting", "mattestudio.engines.classical:ClosedFormPymatting", ("pymatting",))
+register(
+    "closed-form-pymatting", "mattestudio.engines.classical:ClosedFormPymatting", ("pymatting",)
+)
 register("knn", "mattestudio.engines.classical:KnnEngine", ("pymatting",))
 register("large-kernel", "mattestudio.engines.classical:LargeKernelEngine", ("pymatting",))
 register("random-walk", "mattestudio.engines.classical:RandomWalkEngine", ("pymatting",))
@@ -56,14 +57,16 @@ def engine_class(name: str):
 def info(name: str):
     cls = engine_class(name)
     inf = cls.info
-    if inf.name != name:  # an alias (closed-form -> its implementation) keeps the name the user chose
+    if (
+        inf.name != name
+    ):  # an alias (closed-form -> its implementation) keeps the name the user chose
         from dataclasses import replace
 
         inf = replace(inf, name=name)
     return inf
 
 
-def unavailable_reason(name: str, **kwargs) -> Optional[str]:
+def unavailable_reason(name: str, **kwargs) -> str | None:
     """None when the engine can run; otherwise why not and how to fix it."""
     entry = ENTRIES.get(name)
     if entry is None:
@@ -77,7 +80,9 @@ def unavailable_reason(name: str, **kwargs) -> Optional[str]:
 
 def create(name: str, **params):
     """A new engine instance. Raises UnknownEngine or EngineUnavailable with the fix."""
-    reason = unavailable_reason(name, **{k: v for k, v in params.items() if k in ("checkpoint", "classifier")})
+    reason = unavailable_reason(
+        name, **{k: v for k, v in params.items() if k in ("checkpoint", "classifier")}
+    )
     if reason:
         raise EngineUnavailable(f"engine {name} is not available: {reason}")
     cls = engine_class(name)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Optional
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mattestudio", description="Interactive matting editor")
-    p.add_argument("image", nargs="?", help="image or .mattestudio project to open (default: the bundled sample)")
+    p.add_argument(
+        "image",
+        nargs="?",
+        help="image or .mattestudio project to open (default: the bundled sample)",
+    )
     p.add_argument("--trimap", help="trimap to open with the image")
     return p
 
@@ -28,7 +31,7 @@ def create_app():
     return app
 
 
-def open_window(argv: Optional[list[str]] = None):
+def open_window(argv: list[str] | None = None):
     """Build the window and open the requested (or sample) image. Returns the MainWindow."""
     args = build_parser().parse_args([] if argv is None else argv)
     create_app()
@@ -45,13 +48,20 @@ def open_window(argv: Optional[list[str]] = None):
     return win
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
-    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and sys.platform.startswith("linux") \
-            and not os.environ.get("QT_QPA_PLATFORM"):
-        print("mattestudio: no display found (DISPLAY is not set); the editor needs a screen. "
-              "Use the command line instead (mattestudio matte ..., see mattestudio --help).", file=sys.stderr)
+    if (
+        not os.environ.get("DISPLAY")
+        and not os.environ.get("WAYLAND_DISPLAY")
+        and sys.platform.startswith("linux")
+        and not os.environ.get("QT_QPA_PLATFORM")
+    ):
+        print(
+            "mattestudio: no display found (DISPLAY is not set); the editor needs a screen. "
+            "Use the command line instead (mattestudio matte ..., see mattestudio --help).",
+            file=sys.stderr,
+        )
         return 1
     app = create_app()
     win = open_window(argv)

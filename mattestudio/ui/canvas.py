@@ -11,23 +11,26 @@ controller decides what they do. The canvas never writes the Document.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QCursor, QPen
-from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsItem, QGraphicsLineItem, QGraphicsRectItem
+from PySide6.QtWidgets import (
+    QGraphicsEllipseItem,
+    QGraphicsItem,
+    QGraphicsLineItem,
+    QGraphicsRectItem,
+)
 
-from mattestudio.ui.qt_utils import setp
 from mattestudio.core.document import Document
 from mattestudio.ui.display import to_u8, trimap_lut
+from mattestudio.ui.qt_utils import setp
 from mattestudio.ui.tasks import run_task
 
 MODES = ("trimap", "alpha", "composite")
 
 
-def _u8_or_none(arr: Optional[np.ndarray]) -> Optional[np.ndarray]:
+def _u8_or_none(arr: np.ndarray | None) -> np.ndarray | None:
     return None if arr is None else to_u8(arr)
 
 
@@ -92,7 +95,7 @@ class Canvas(pg.GraphicsView):
         self._dirty_trimap = False
         self._preview_gen = 0
         self.preview_pending = False
-        self.preview_shown: Optional[np.ndarray] = None
+        self.preview_shown: np.ndarray | None = None
         self._refresh = setp(QTimer(self), singleShot=True, interval=15)  # coalesce overlay redraws
         self._refresh.timeout.connect(self._flush)
         self.setAcceptDrops(True)
@@ -126,8 +129,12 @@ class Canvas(pg.GraphicsView):
     def _flush(self) -> None:
         if self._dirty_trimap:
             self._dirty_trimap = False
-            self.overlay_item.setImage(self.document.trimap, lut=trimap_lut(self.overlay_opacity),
-                                       levels=None, autoLevels=False)
+            self.overlay_item.setImage(
+                self.document.trimap,
+                lut=trimap_lut(self.overlay_opacity),
+                levels=None,
+                autoLevels=False,
+            )
 
     def set_overlay_opacity(self, opacity: float) -> None:
         self.overlay_opacity = float(opacity)
@@ -154,10 +161,13 @@ class Canvas(pg.GraphicsView):
             return
         job = self.document.preview_job(self.mode)
         self.preview_pending = True
-        run_task(lambda: _u8_or_none(job()), lambda arr: self._show_preview(gen, arr),
-                 lambda exc: self._show_preview(gen, None))
+        run_task(
+            lambda: _u8_or_none(job()),
+            lambda arr: self._show_preview(gen, arr),
+            lambda exc: self._show_preview(gen, None),
+        )
 
-    def _show_preview(self, gen: int, arr: Optional[np.ndarray]) -> None:
+    def _show_preview(self, gen: int, arr: np.ndarray | None) -> None:
         if gen != self._preview_gen:
             return
         self.preview_pending = False
@@ -179,7 +189,9 @@ class Canvas(pg.GraphicsView):
         split = self.split if self.mode == "composite" else 0.0
         self.clip_item.setRect(QRectF(split * w, 0, w - split * w, h))
         self.split_line.setLine(split * w, 0, split * w, h)
-        self.split_line.setVisible(self.mode == "composite" and 0.0 < split < 1.0 and self.clip_item.isVisible())
+        self.split_line.setVisible(
+            self.mode == "composite" and 0.0 < split < 1.0 and self.clip_item.isVisible()
+        )
 
     # -- view ------------------------------------------------------------------------------------
     def fit(self) -> None:
@@ -192,7 +204,9 @@ class Canvas(pg.GraphicsView):
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         size = self.vb.boundingRect().size()
         w, h = size.width(), size.height()
-        self.vb.setRange(xRange=(cx - w / 2, cx + w / 2), yRange=(cy - h / 2, cy + h / 2), padding=0)
+        self.vb.setRange(
+            xRange=(cx - w / 2, cx + w / 2), yRange=(cy - h / 2, cy + h / 2), padding=0
+        )
 
     def zoom_factor(self) -> float:
         """Screen pixels per image pixel."""
@@ -225,15 +239,19 @@ class Canvas(pg.GraphicsView):
             e.setRect(QRectF(x - r, y - r, 2 * r, 2 * r))
             e.setVisible(self.show_brush and not self._space)
 
-    def show_rubber(self, rect: Optional[QRectF]) -> None:
+    def show_rubber(self, rect: QRectF | None) -> None:
         self.rubber.setVisible(rect is not None)
         if rect is not None:
             self.rubber.setRect(rect)
 
     # -- mouse & keys --------------------------------------------------------------------------------
     def _pans(self, ev) -> bool:
-        return (ev.button() == Qt.MouseButton.MiddleButton or self._space or not self.tool_captures_left
-                or ev.button() != Qt.MouseButton.LeftButton)
+        return (
+            ev.button() == Qt.MouseButton.MiddleButton
+            or self._space
+            or not self.tool_captures_left
+            or ev.button() != Qt.MouseButton.LeftButton
+        )
 
     def mousePressEvent(self, ev):
         if self._pans(ev):
@@ -268,7 +286,9 @@ class Canvas(pg.GraphicsView):
 
     def enterEvent(self, ev):
         if not self.hasFocus():
-            self.setFocus(Qt.FocusReason.MouseFocusReason)  # so space+drag works without a click first
+            self.setFocus(
+                Qt.FocusReason.MouseFocusReason
+            )  # so space+drag works without a click first
         super().enterEvent(ev)
 
     def leaveEvent(self, ev):

@@ -6,17 +6,30 @@ list; for engines that need weights an "Import checkpoint..." button appears.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Any, Optional
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QStandardItemModel
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
-from mattestudio.ui.qt_utils import setp
 from mattestudio.engines import registry
 from mattestudio.errors import MattestudioError
+from mattestudio.ui.qt_utils import setp
 
 # Order in the picker: fast engines first.
 PREFERRED = ("closed-form", "knn", "large-kernel", "dim", "sim")
@@ -24,14 +37,17 @@ PREFERRED = ("closed-form", "knn", "large-kernel", "dim", "sim")
 
 def engine_names() -> list[str]:
     names = registry.names()
-    return sorted(names, key=lambda n: (PREFERRED.index(n) if n in PREFERRED else len(PREFERRED), names.index(n)))
+    return sorted(
+        names,
+        key=lambda n: (PREFERRED.index(n) if n in PREFERRED else len(PREFERRED), names.index(n)),
+    )
 
 
 def device_text(name: str) -> str:
     """'CPU' or the GPU's name, without importing torch for classical engines."""
     try:
         info = registry.info(name)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return "CPU"
     if info.kind != "deep":
         return "CPU"
@@ -40,7 +56,7 @@ def device_text(name: str) -> str:
 
         dev = select_device("auto")
         return "CPU" if dev.type == "cpu" else f"GPU: {describe(dev)}"
-    except Exception:  # noqa: BLE001
+    except Exception:
         return "CPU"
 
 
@@ -58,23 +74,35 @@ def _make_field(p) -> _ParamField:
         w = QComboBox()
         for c in p.choices:
             w.addItem(str(c), c)
-        field = _ParamField(p, w, lambda: w.currentData(), lambda v: w.setCurrentIndex(max(w.findData(v), 0)))
+        field = _ParamField(
+            p, w, lambda: w.currentData(), lambda v: w.setCurrentIndex(max(w.findData(v), 0))
+        )
     elif isinstance(p.default, bool):
         w = QCheckBox()
         field = _ParamField(p, w, w.isChecked, lambda v: w.setChecked(bool(v)))
     elif isinstance(p.default, int):
         w = QSpinBox()
-        w.setRange(int(p.minimum if p.minimum is not None else -10**9), int(p.maximum if p.maximum is not None else 10**9))
+        w.setRange(
+            int(p.minimum if p.minimum is not None else -(10**9)),
+            int(p.maximum if p.maximum is not None else 10**9),
+        )
         field = _ParamField(p, w, w.value, lambda v: w.setValue(int(v)))
-    elif isinstance(p.default, float) and not (p.minimum and p.maximum and p.maximum / max(p.minimum, 1e-300) > 1e4):
+    elif isinstance(p.default, float) and not (
+        p.minimum and p.maximum and p.maximum / max(p.minimum, 1e-300) > 1e4
+    ):
         w = QDoubleSpinBox()
         w.setDecimals(4)
-        w.setRange(p.minimum if p.minimum is not None else -1e9, p.maximum if p.maximum is not None else 1e9)
+        w.setRange(
+            p.minimum if p.minimum is not None else -1e9,
+            p.maximum if p.maximum is not None else 1e9,
+        )
         w.setSingleStep(0.01)
         field = _ParamField(p, w, w.value, lambda v: w.setValue(float(v)))
     else:  # strings, and floats spanning orders of magnitude (1e-7): typed as text, checked by Param.coerce
         w = QLineEdit()
-        field = _ParamField(p, w, w.text, lambda v: w.setText(f"{v:g}" if isinstance(v, float) else str(v)))
+        field = _ParamField(
+            p, w, w.text, lambda v: w.setText(f"{v:g}" if isinstance(v, float) else str(v))
+        )
     w.setToolTip(tip)
     field.set(p.default)
     return field
@@ -88,7 +116,7 @@ class EnginePanel(QWidget):
         super().__init__(parent)
         layout = QVBoxLayout(self)
         self.combo = setp(QComboBox(), toolTip="Matting engine")
-        self.reasons: dict[str, Optional[str]] = {}
+        self.reasons: dict[str, str | None] = {}
         model = QStandardItemModel(self.combo)
         self.combo.setModel(model)
         for name in engine_names():
@@ -97,7 +125,7 @@ class EnginePanel(QWidget):
                 info = registry.info(name)
                 label = info.display_name
                 desc = info.description
-            except Exception as exc:  # noqa: BLE001 - a broken engine must not break the window
+            except Exception as exc:
                 reason, label, desc = str(exc), name, ""
             self.reasons[name] = reason
             self.combo.addItem(label if reason is None else f"{label} (unavailable)", name)
@@ -119,7 +147,9 @@ class EnginePanel(QWidget):
         self.form.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.form_host)
         reset = QHBoxLayout()
-        self.reset_button = setp(QPushButton("Defaults"), toolTip="Reset the parameters to their defaults")
+        self.reset_button = setp(
+            QPushButton("Defaults"), toolTip="Reset the parameters to their defaults"
+        )
         self.reset_button.clicked.connect(self._reset)
         reset.addStretch(1)
         reset.addWidget(self.reset_button)
@@ -151,7 +181,7 @@ class EnginePanel(QWidget):
         reason = self.reasons.get(name)
         try:
             info = registry.info(name)
-        except Exception:  # noqa: BLE001
+        except Exception:
             info = None
         self.reason_label.setText("" if reason is None else f"Unavailable: {reason}")
         self.reason_label.setVisible(reason is not None)
@@ -180,7 +210,11 @@ class EnginePanel(QWidget):
         out = {}
         for f in self.fields:
             v = f.param.coerce(f.get())
-            if isinstance(v, float) and isinstance(f.param.default, float) and math.isclose(v, f.param.default):
+            if (
+                isinstance(v, float)
+                and isinstance(f.param.default, float)
+                and math.isclose(v, f.param.default)
+            ):
                 continue
             if v != f.param.default:
                 out[f.param.name] = v
@@ -196,10 +230,8 @@ class EnginePanel(QWidget):
     def set_params(self, values: dict) -> None:
         for f in self.fields:
             if f.param.name in values:
-                try:
+                with contextlib.suppress(TypeError, ValueError):
                     f.set(values[f.param.name])
-                except (TypeError, ValueError):
-                    pass
 
     def refresh_availability(self) -> None:
         """Re-check reasons (after importing a checkpoint)."""
@@ -213,13 +245,21 @@ class EnginePanel(QWidget):
             self.reasons[name] = reason
             item = model.item(i)
             flags = item.flags()
-            item.setFlags(flags | Qt.ItemFlag.ItemIsEnabled if reason is None else flags & ~Qt.ItemFlag.ItemIsEnabled)
+            item.setFlags(
+                flags | Qt.ItemFlag.ItemIsEnabled
+                if reason is None
+                else flags & ~Qt.ItemFlag.ItemIsEnabled
+            )
             label = registry.info(name).display_name
             self.combo.setItemText(i, label if reason is None else f"{label} (unavailable)")
         self._rebuild()
 
 
-def choose_checkpoint(parent, engine: str) -> Optional[str]:
-    path, _ = QFileDialog.getOpenFileName(parent, f"Import a {engine.upper()} checkpoint", "",
-                                          "Checkpoints (*.pth *.pt *.ckpt *.tar *.safetensors);;All files (*)")
+def choose_checkpoint(parent, engine: str) -> str | None:
+    path, _ = QFileDialog.getOpenFileName(
+        parent,
+        f"Import a {engine.upper()} checkpoint",
+        "",
+        "Checkpoints (*.pth *.pt *.ckpt *.tar *.safetensors);;All files (*)",
+    )
     return path or None

@@ -18,7 +18,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from mattestudio.errors import Cancelled, MattestudioError
 from mattestudio.types import CancelToken
@@ -27,7 +27,7 @@ from mattestudio.types import CancelToken
 class _EventToken(CancelToken):
     """A CancelToken backed by a multiprocessing Event, so the parent can cancel the child's run."""
 
-    def __init__(self, event) -> None:  # noqa: D401 - same interface as CancelToken
+    def __init__(self, event) -> None:
         self._event = event
 
 
@@ -50,7 +50,7 @@ def _serve(conn, cancel_event) -> None:  # runs in the child
         pass
     try:  # warm up: pymatting's import (and first-time numba compile) happens here, not in the first run
         import pymatting  # noqa: F401
-    except Exception:  # noqa: BLE001 - an engine that needs it will report the problem
+    except Exception:
         pass
     token = _EventToken(cancel_event)
     engines: dict = {}
@@ -90,14 +90,22 @@ def _serve(conn, cancel_event) -> None:  # runs in the child
                 if exact and hasattr(entry[0], "forget_previous"):
                     entry[0].forget_previous()
                 entry[1] = None
-                result = run_matting(entry[0], img_s, tri_s, prepared=prepared, progress=progress, cancel=token,
-                                     request_id=job_id, scale=scale)
+                result = run_matting(
+                    entry[0],
+                    img_s,
+                    tri_s,
+                    prepared=prepared,
+                    progress=progress,
+                    cancel=token,
+                    request_id=job_id,
+                    scale=scale,
+                )
                 entry[1] = iv
                 token.raise_if_cancelled()
                 conn.send(("result", job_id, result, tv))
         except Cancelled:
             conn.send(("cancelled", job_id))
-        except BaseException as exc:  # noqa: BLE001 - everything is reported to the parent
+        except BaseException as exc:
             conn.send(("failed", job_id, error_message(exc)))
         finally:
             conn.send(("done", job_id))
@@ -125,7 +133,9 @@ class EngineProcess:
         ctx = mp.get_context("spawn")  # never fork a process that runs Qt threads
         parent, child = ctx.Pipe()
         self._cancel = ctx.Event()
-        self._proc = ctx.Process(target=_serve, args=(child, self._cancel), daemon=True, name="mattestudio-engine")
+        self._proc = ctx.Process(
+            target=_serve, args=(child, self._cancel), daemon=True, name="mattestudio-engine"
+        )
         self._conn = parent
         try:
             self._proc.start()
@@ -160,8 +170,13 @@ class EngineProcess:
         if conn is not None:
             conn.close()
 
-    def run(self, job, cancel: CancelToken, on_progress: Callable[[float, str], None],
-            on_result: Callable[[object, int], None]) -> None:
+    def run(
+        self,
+        job,
+        cancel: CancelToken,
+        on_progress: Callable[[float, str], None],
+        on_result: Callable[[object, int], None],
+    ) -> None:
         """Run ``job`` (a MattingJob) to completion. Raises Cancelled or MattestudioError."""
         self.start()
         self._cancel.clear()
@@ -173,21 +188,35 @@ class EngineProcess:
             self._image_key += 1
             image = job.image
         try:
-            self._conn.send(("job", job.job_id, job.engine, job.params, self._image_key, image, job.trimap,
-                             job.trimap_version, job.scales, job.exact))
+            self._conn.send(
+                (
+                    "job",
+                    job.job_id,
+                    job.engine,
+                    job.params,
+                    self._image_key,
+                    image,
+                    job.trimap,
+                    job.trimap_version,
+                    job.scales,
+                    job.exact,
+                )
+            )
         except (OSError, ValueError) as exc:
             self.stop(kill=True)
             raise MattestudioError(f"could not start the engine: {exc}") from None
         self._image_ref = base
-        cancel_at: Optional[float] = None
-        failure: Optional[str] = None
+        cancel_at: float | None = None
+        failure: str | None = None
         cancelled = False
         while True:
             if cancel.cancelled and cancel_at is None:
                 self._cancel.set()
                 cancel_at = time.monotonic()
             if cancel_at is not None and time.monotonic() - cancel_at > self.grace_seconds:
-                self.stop(kill=True)  # the engine ignores the cancel: end it, a new process starts next time
+                self.stop(
+                    kill=True
+                )  # the engine ignores the cancel: end it, a new process starts next time
                 raise Cancelled()
             try:
                 if not self._conn.poll(0.02):
@@ -200,8 +229,10 @@ class EngineProcess:
                 self.stop(kill=True)
                 if cancel_at is not None:
                     raise Cancelled() from None
-                raise MattestudioError("the engine process stopped unexpectedly"
-                                       + (f" (exit code {code}; out of memory?)" if code else "")) from None
+                raise MattestudioError(
+                    "the engine process stopped unexpectedly"
+                    + (f" (exit code {code}; out of memory?)" if code else "")
+                ) from None
             kind = msg[0]
             if kind == "progress":
                 if cancel_at is None:

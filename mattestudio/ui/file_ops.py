@@ -7,18 +7,18 @@ new data has been read and checked completely.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from mattestudio.ui.qt_utils import setp
 from mattestudio.core import export, io, layered, project
 from mattestudio.core import trimap as trimap_ops
 from mattestudio.errors import MattestudioError
 from mattestudio.ui import settings
+from mattestudio.ui.qt_utils import setp
 from mattestudio.ui.tasks import run_task
 
 IMAGE_FILTER = "Images (" + " ".join("*" + s for s in io.IMAGE_SUFFIXES) + ");;All files (*)"
@@ -28,8 +28,16 @@ PROJECT_FILTER = f"mattestudio projects (*{project.SUFFIX})"
 EXPORTS = {
     "alpha8": ("Alpha PNG (8-bit)...", "_alpha.png", "PNG (*.png);;TIFF (*.tif *.tiff)"),
     "alpha16": ("Alpha PNG (16-bit)...", "_alpha16.png", "PNG (*.png);;TIFF (*.tif *.tiff)"),
-    "cutout": ("Cut-out RGBA PNG...", "_cutout.png", "PNG (*.png);;TIFF (*.tif *.tiff);;WebP (*.webp)"),
-    "composite": ("Composite PNG / JPEG...", "_composite.png", "PNG (*.png);;JPEG (*.jpg *.jpeg);;TIFF (*.tif)"),
+    "cutout": (
+        "Cut-out RGBA PNG...",
+        "_cutout.png",
+        "PNG (*.png);;TIFF (*.tif *.tiff);;WebP (*.webp)",
+    ),
+    "composite": (
+        "Composite PNG / JPEG...",
+        "_composite.png",
+        "PNG (*.png);;JPEG (*.jpg *.jpeg);;TIFF (*.tif)",
+    ),
     "trimap": ("Trimap PNG...", "_trimap.png", "PNG (*.png)"),
     "ora": ("OpenRaster (.ora)...", ".ora", "OpenRaster (*.ora)"),
     "psd": ("Photoshop (.psd)...", ".psd", "Photoshop (*.psd)"),
@@ -56,13 +64,13 @@ class FileOps(QObject):
         text = exc.reason if isinstance(exc, MattestudioError) and exc.path is None else str(exc)
         QMessageBox.warning(self.win, title, text)
 
-    def _ask_open(self, title: str, kind: str, filt: str) -> Optional[str]:
+    def _ask_open(self, title: str, kind: str, filt: str) -> str | None:
         path, _ = QFileDialog.getOpenFileName(self.win, title, settings.last_dir(kind), filt)
         if path:
             settings.set_last_dir(kind, path)
         return path or None
 
-    def _ask_save(self, title: str, kind: str, suggested: str, filt: str) -> Optional[str]:
+    def _ask_save(self, title: str, kind: str, suggested: str, filt: str) -> str | None:
         start = str(Path(settings.last_dir(kind) or Path.home()) / suggested)
         path, _ = QFileDialog.getSaveFileName(self.win, title, start, filt)
         if path:
@@ -73,18 +81,21 @@ class FileOps(QObject):
         return self.doc.image_path.stem if self.doc.image_path else "untitled"
 
     # -- opening ---------------------------------------------------------------------------------------
-    def open_any(self, path: Optional[str] = None, trimap_path: Optional[str] = None) -> bool:
+    def open_any(self, path: str | None = None, trimap_path: str | None = None) -> bool:
         """Open an image (with an optional trimap) or a project, by dialog when ``path`` is None."""
         if path is None:
-            path = self._ask_open("Open image or project", "images",
-                                  f"Images and projects (*{project.SUFFIX} " + IMAGE_FILTER[8:])
+            path = self._ask_open(
+                "Open image or project",
+                "images",
+                f"Images and projects (*{project.SUFFIX} " + IMAGE_FILTER[8:],
+            )
             if path is None:
                 return False
         if Path(path).suffix.lower() == project.SUFFIX:
             return self.open_project(path)
         return self.open_image(path, trimap_path)
 
-    def open_image(self, path: str, trimap_path: Optional[str] = None) -> bool:
+    def open_image(self, path: str, trimap_path: str | None = None) -> bool:
         try:
             image = io.load_image(path)
         except (MattestudioError, MemoryError) as exc:
@@ -93,7 +104,9 @@ class FileOps(QObject):
         trimap = None
         if trimap_path is not None:
             try:
-                trimap = trimap_ops.load(trimap_path, image.shape, image_source=Path(path).name, require_unknown=False)
+                trimap = trimap_ops.load(
+                    trimap_path, image.shape, image_source=Path(path).name, require_unknown=False
+                )
             except MattestudioError as exc:
                 self.error("Cannot use the trimap", exc)
         self.doc.set_image(image, trimap, image_path=path, trimap_path=trimap_path)
@@ -111,9 +124,12 @@ class FileOps(QObject):
         if found is None:
             return
         answer = QMessageBox.question(
-            self.win, "Recover unsaved work?",
+            self.win,
+            "Recover unsaved work?",
             f"An autosave of the trimap for {Path(path).name} was found (the editor did not close normally).\n"
-            "Restore it?", QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+            "Restore it?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        )
         if answer != QMessageBox.StandardButton.Yes:
             return
         try:
@@ -124,13 +140,17 @@ class FileOps(QObject):
         except MattestudioError as exc:
             self.error("Cannot recover the autosave", exc)
 
-    def open_trimap(self, path: Optional[str] = None) -> bool:
+    def open_trimap(self, path: str | None = None) -> bool:
         path = path or self._ask_open("Open trimap", "trimaps", IMAGE_FILTER)
         if path is None:
             return False
         try:
-            tri = trimap_ops.load(path, self.doc.shape, image_source=self.doc.image_path and self.doc.image_path.name,
-                                  require_unknown=False)
+            tri = trimap_ops.load(
+                path,
+                self.doc.shape,
+                image_source=self.doc.image_path and self.doc.image_path.name,
+                require_unknown=False,
+            )
         except (MattestudioError, MemoryError) as exc:
             self.error("Cannot use the trimap", exc)
             return False
@@ -138,7 +158,7 @@ class FileOps(QObject):
         self.win.tools.stroke_finished.emit()
         return True
 
-    def open_project(self, path: Optional[str] = None) -> bool:
+    def open_project(self, path: str | None = None) -> bool:
         path = path or self._ask_open("Open project", "projects", PROJECT_FILTER)
         if path is None:
             return False
@@ -147,13 +167,20 @@ class FileOps(QObject):
         except (MattestudioError, MemoryError) as exc:
             self.error("Cannot open project", exc)
             return False
-        self.doc.set_image(state.image, state.trimap, image_path=state.image_path or path, strokes=state.strokes)
+        self.doc.set_image(
+            state.image, state.trimap, image_path=state.image_path or path, strokes=state.strokes
+        )
         if state.alpha is not None:
             from mattestudio.types import MattingResult
 
             fg = state.foreground if state.foreground is not None else state.image
-            self.doc.set_result(MattingResult(alpha=state.alpha, foreground=fg,
-                                              engine=str(state.settings.get("engine", "project"))))
+            self.doc.set_result(
+                MattingResult(
+                    alpha=state.alpha,
+                    foreground=fg,
+                    engine=str(state.settings.get("engine", "project")),
+                )
+            )
         self.win.apply_settings(state.settings)
         self._autosaved_version = self.doc.trimap_version
         self._remember(path)
@@ -163,13 +190,20 @@ class FileOps(QObject):
     def state(self) -> project.ProjectState:
         alpha = self.doc.alpha()
         fg = self.doc.foreground() if alpha is not None else None
-        return project.ProjectState(image=self.doc.image, trimap=self.doc.trimap.copy(), alpha=alpha, foreground=fg,
-                                    settings=self.win.settings_snapshot(),
-                                    image_path=str(self.doc.image_path) if self.doc.image_path else None,
-                                    strokes=list(self.doc.strokes))
+        return project.ProjectState(
+            image=self.doc.image,
+            trimap=self.doc.trimap.copy(),
+            alpha=alpha,
+            foreground=fg,
+            settings=self.win.settings_snapshot(),
+            image_path=str(self.doc.image_path) if self.doc.image_path else None,
+            strokes=list(self.doc.strokes),
+        )
 
-    def save_project(self, path: Optional[str] = None) -> bool:
-        path = path or self._ask_save("Save project", "projects", self._stem() + project.SUFFIX, PROJECT_FILTER)
+    def save_project(self, path: str | None = None) -> bool:
+        path = path or self._ask_save(
+            "Save project", "projects", self._stem() + project.SUFFIX, PROJECT_FILTER
+        )
         if path is None:
             return False
         if Path(path).suffix.lower() != project.SUFFIX:
@@ -184,15 +218,18 @@ class FileOps(QObject):
         self.win.status(f"Saved {path}")
         return True
 
-    def save_trimap(self, path: Optional[str] = None) -> bool:
+    def save_trimap(self, path: str | None = None) -> bool:
         return self.export("trimap", path)
 
-    def export(self, kind: str, path: Optional[str] = None) -> bool:
+    def export(self, kind: str, path: str | None = None) -> bool:
         text, suffix, filt = EXPORTS[kind]
         alpha = self.doc.alpha()
         if alpha is None and kind != "trimap":
-            QMessageBox.information(self.win, "Nothing to export yet",
-                                    "There is no alpha matte yet: paint a trimap and press Run (Ctrl+R).")
+            QMessageBox.information(
+                self.win,
+                "Nothing to export yet",
+                "There is no alpha matte yet: paint a trimap and press Run (Ctrl+R).",
+            )
             return False
         path = path or self._ask_save(text.rstrip("."), "exports", self._stem() + suffix, filt)
         if path is None:
@@ -225,8 +262,12 @@ class FileOps(QObject):
             return
         if self._autosaved_version == self.doc.trimap_version:
             return
-        state = project.ProjectState(image=self.doc.image, trimap=self.doc.trimap.copy(),
-                                     settings=self.win.settings_snapshot(), image_path=str(self.doc.image_path))
+        state = project.ProjectState(
+            image=self.doc.image,
+            trimap=self.doc.trimap.copy(),
+            settings=self.win.settings_snapshot(),
+            image_path=str(self.doc.image_path),
+        )
         version = self.doc.trimap_version
         self._autosave_busy = True
 
@@ -241,17 +282,15 @@ class FileOps(QObject):
         if wait:
             try:
                 done(project.autosave(state))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 failed(exc)
         else:
             run_task(lambda: project.autosave(state), done, failed)
 
     def discard_autosave(self) -> None:
         if self.doc.image_path is not None:
-            try:
+            with contextlib.suppress(MattestudioError):
                 project.clear_autosave(project.autosave_key(self.doc.image_path))
-            except MattestudioError:
-                pass
 
 
 def sample_arrays() -> tuple[str, str]:

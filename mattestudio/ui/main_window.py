@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from PySide6.QtCore import Qt, QThreadPool, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QColorDialog, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
-                               QPushButton, QScrollArea, QSplitter)
+from PySide6.QtWidgets import (
+    QColorDialog,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+)
 
-from mattestudio.ui.qt_utils import setp
 from mattestudio.core.document import Document
 from mattestudio.errors import MattestudioError
 from mattestudio.ui import settings, window_state
 from mattestudio.ui.canvas import Canvas
 from mattestudio.ui.engine_panel import EnginePanel, choose_checkpoint
 from mattestudio.ui.file_ops import EXPORTS, FileOps, load_background_image
+from mattestudio.ui.qt_utils import setp
 from mattestudio.ui.runner import MattingRunner
 from mattestudio.ui.tools import ToolController, ToolPanel
 from mattestudio.ui.view_panel import ViewPanel, color_to_spec
@@ -25,14 +34,14 @@ LIVE_DELAY_MS = 120
 COARSE_ABOVE = 120_000  # pixels; smaller images go straight to full resolution in Live mode
 
 
-def coarse_scale(h: int, w: int) -> Optional[float]:
+def coarse_scale(h: int, w: int) -> float | None:
     if h * w <= COARSE_ABOVE:
         return None
     return min(0.5, (60_000 / (h * w)) ** 0.5)
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, document: Optional[Document] = None):
+    def __init__(self, document: Document | None = None):
         super().__init__()
         self.setWindowTitle("mattestudio")
         self.document = document or Document()
@@ -55,10 +64,12 @@ class MainWindow(QMainWindow):
         self.view_panel = ViewPanel(self.document)
         self.runner = MattingRunner(self)
         self.files = FileOps(self)
-        self.last_error: Optional[str] = None
-        docks = [self._dock("Tools", self.tool_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
-                 self._dock("Engine", self.engine_panel, Qt.DockWidgetArea.RightDockWidgetArea),
-                 self._dock("View", self.view_panel, Qt.DockWidgetArea.RightDockWidgetArea)]
+        self.last_error: str | None = None
+        docks = [
+            self._dock("Tools", self.tool_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
+            self._dock("Engine", self.engine_panel, Qt.DockWidgetArea.RightDockWidgetArea),
+            self._dock("View", self.view_panel, Qt.DockWidgetArea.RightDockWidgetArea),
+        ]
         self.resizeDocks(docks, [250, 300, 300], Qt.Orientation.Horizontal)
         self._build_status()
         self._build_actions()
@@ -95,7 +106,9 @@ class MainWindow(QMainWindow):
         self.progress.setVisible(False)
         self.cancel_button.setVisible(False)
 
-    def _action(self, menu, text: str, slot, shortcut=None, tip: str = "", checkable: bool = False) -> QAction:
+    def _action(
+        self, menu, text: str, slot, shortcut=None, tip: str = "", checkable: bool = False
+    ) -> QAction:
         act = setp(QAction(text, self), checkable=checkable)
         if shortcut:
             act.setShortcut(QKeySequence(shortcut))
@@ -114,19 +127,25 @@ class MainWindow(QMainWindow):
         self._action(f, "&Open...", lambda: self.files.open_any(), QKeySequence.StandardKey.Open)
         self.recent_menu = f.addMenu("Open &Recent")
         self._action(f, "Open &Project...", lambda: self.files.open_project())
-        self._action(f, "&Save Project...", lambda: self.files.save_project(), QKeySequence.StandardKey.Save)
+        self._action(
+            f, "&Save Project...", lambda: self.files.save_project(), QKeySequence.StandardKey.Save
+        )
         f.addSeparator()
         self._action(f, "Load &Trimap...", lambda: self.files.open_trimap(), "Ctrl+T")
         self._action(f, "Save Trimap...", lambda: self.files.save_trimap(), "Ctrl+Shift+T")
         ex = f.addMenu("&Export")
-        self.export_actions = {k: self._action(ex, text, lambda _=False, k=k: self.files.export(k))
-                               for k, (text, _, _) in EXPORTS.items()}
+        self.export_actions = {
+            k: self._action(ex, text, lambda _=False, k=k: self.files.export(k))
+            for k, (text, _, _) in EXPORTS.items()
+        }
         self.export_actions["alpha8"].setShortcut(QKeySequence("Ctrl+E"))
         f.addSeparator()
         self._action(f, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
         e = m.addMenu("&Edit")
-        self.undo_action = self._action(e, "&Undo", self.document.undo, QKeySequence.StandardKey.Undo)
+        self.undo_action = self._action(
+            e, "&Undo", self.document.undo, QKeySequence.StandardKey.Undo
+        )
         self.redo_action = self._action(e, "&Redo", self.document.redo, "Ctrl+Shift+Z")
         e.addSeparator()
         self._action(e, "Clear Trimap", self.clear_trimap)
@@ -136,10 +155,22 @@ class MainWindow(QMainWindow):
         tp.from_alpha_button.clicked.connect(self.trimap_from_alpha)
 
         t = m.addMenu("&Tools")
-        for key, text, sc in (("fg", "Foreground brush", "F"), ("bg", "Background brush", "B"),
-                              ("unknown", "Edge (unknown) brush", "U")):
-            self._action(t, text, lambda _=False, k=key: (self.tools.set_value(k), self.tools.set_tool("brush")), sc)
-        for key, text, sc in (("eraser", "Eraser", "E"), ("fill", "Fill bucket", "G"), ("rect", "Rectangle (GrabCut)", "R")):
+        for key, text, sc in (
+            ("fg", "Foreground brush", "F"),
+            ("bg", "Background brush", "B"),
+            ("unknown", "Edge (unknown) brush", "U"),
+        ):
+            self._action(
+                t,
+                text,
+                lambda _=False, k=key: (self.tools.set_value(k), self.tools.set_tool("brush")),
+                sc,
+            )
+        for key, text, sc in (
+            ("eraser", "Eraser", "E"),
+            ("fill", "Fill bucket", "G"),
+            ("rect", "Rectangle (GrabCut)", "R"),
+        ):
             self._action(t, text, lambda _=False, k=key: self.tools.set_tool(k), sc)
         self._action(t, "Smaller brush", lambda: self.tools.grow(1 / 1.15), "[")
         self._action(t, "Larger brush", lambda: self.tools.grow(1.15), "]")
@@ -147,17 +178,32 @@ class MainWindow(QMainWindow):
         v = m.addMenu("&View")
         self._action(v, "Fit to window", self.canvas.fit, "Ctrl+0")
         self._action(v, "Actual size (100%)", self.canvas.actual_size, "Ctrl+1")
-        self.side_action = self._action(v, "Side by side", self.set_side_by_side, "Ctrl+D",
-                                        "Show the result next to the trimap, both views zoom and pan together",
-                                        checkable=True)
+        self.side_action = self._action(
+            v,
+            "Side by side",
+            self.set_side_by_side,
+            "Ctrl+D",
+            "Show the result next to the trimap, both views zoom and pan together",
+            checkable=True,
+        )
         v.addSeparator()
         for i, key in enumerate(("trimap", "alpha", "composite")):
-            self._action(v, f"Show {key}", lambda _=False, k=key: self.view_panel.set_mode(k), str(i + 1))
+            self._action(
+                v, f"Show {key}", lambda _=False, k=key: self.view_panel.set_mode(k), str(i + 1)
+            )
 
         r = m.addMenu("&Run")
-        self.run_action = self._action(r, "&Run", lambda: self.run(), "Ctrl+R", "Run the engine on the trimap")
-        self.live_action = self._action(r, "&Live", self._live_toggled, "Ctrl+L",
-                                        "Re-run after every stroke (coarse preview first)", checkable=True)
+        self.run_action = self._action(
+            r, "&Run", lambda: self.run(), "Ctrl+R", "Run the engine on the trimap"
+        )
+        self.live_action = self._action(
+            r,
+            "&Live",
+            self._live_toggled,
+            "Ctrl+L",
+            "Re-run after every stroke (coarse preview first)",
+            checkable=True,
+        )
         self.cancel_action = self._action(r, "&Cancel", self.runner.cancel, "Esc")
         self.cancel_action.setEnabled(False)
         tb = self.addToolBar("Main")
@@ -192,17 +238,21 @@ class MainWindow(QMainWindow):
         rn = self.runner
         rn.result_ready.connect(self._result)
         rn.failed.connect(self._failed)
-        rn.progress.connect(lambda f, msg: (self.progress.setValue(int(f * 1000)), self.status(msg)))
+        rn.progress.connect(
+            lambda f, msg: (self.progress.setValue(int(f * 1000)), self.status(msg))
+        )
         rn.busy_changed.connect(self._busy)
         rn.cancelled.connect(lambda: self.status("Cancelled"))
         self.cancel_button.clicked.connect(rn.cancel)
         self._history_changed()
 
     # -- running ---------------------------------------------------------------------------------------
-    def run(self, live: bool = False) -> Optional[int]:
+    def run(self, live: bool = False) -> int | None:
         doc, panel = self.document, self.engine_panel
         if not panel.available():
-            self._failed(f"engine {panel.engine or '(none)'} is not available: {panel.reasons.get(panel.engine)}")
+            self._failed(
+                f"engine {panel.engine or '(none)'} is not available: {panel.reasons.get(panel.engine)}"
+            )
             return None
         try:
             params = panel.params()
@@ -210,7 +260,9 @@ class MainWindow(QMainWindow):
             self._failed(str(exc))
             return None
         if not doc.has_unknown:
-            self._failed("the trimap has no unknown (edge) pixels: paint the edge band with U, or use GrabCut")
+            self._failed(
+                "the trimap has no unknown (edge) pixels: paint the edge band with U, or use GrabCut"
+            )
             return None
         scales = (1.0,)
         if live:
@@ -220,8 +272,16 @@ class MainWindow(QMainWindow):
         self.last_error = None
         # Live re-solves incrementally after each stroke; Run gives a clean full solve, so small
         # differences that incremental re-solves may accumulate never reach an export.
-        return self.runner.submit(panel.engine, params, doc.image, doc.image_version, doc.trimap,
-                                  doc.trimap_version, scales, exact=not live)
+        return self.runner.submit(
+            panel.engine,
+            params,
+            doc.image,
+            doc.image_version,
+            doc.trimap,
+            doc.trimap_version,
+            scales,
+            exact=not live,
+        )
 
     def _live_toggled(self, on: bool) -> None:
         settings.put("run/live", bool(on))
@@ -237,8 +297,12 @@ class MainWindow(QMainWindow):
         stale = " (trimap changed since)" if self.document.result_is_stale else ""
         kind = "coarse preview" if result.scale != 1.0 else "alpha"
         self.status(f"{result.engine}: {kind} in {result.seconds:.2f} s{stale}")
-        if (self.canvas.mode == "trimap" and result.scale == 1.0 and not self.live_action.isChecked()
-                and not self.result_view.isVisible()):
+        if (
+            self.canvas.mode == "trimap"
+            and result.scale == 1.0
+            and not self.live_action.isChecked()
+            and not self.result_view.isVisible()
+        ):
             self.view_panel.set_mode("composite")
 
     def _failed(self, message: str) -> None:
@@ -277,7 +341,9 @@ class MainWindow(QMainWindow):
         def done(tri):
             self.tool_panel.grabcut_button.setEnabled(True)
             self.tools.canvas.show_rubber(None)
-            if self.document.image_version == version and self.document.set_trimap(tri, "GrabCut", source="grabcut"):
+            if self.document.image_version == version and self.document.set_trimap(
+                tri, "GrabCut", source="grabcut"
+            ):
                 self.status("GrabCut trimap ready (Ctrl+Z to undo)")
                 self.tools.stroke_finished.emit()
 
@@ -290,7 +356,9 @@ class MainWindow(QMainWindow):
 
     def trimap_from_alpha(self) -> None:
         if not self.tools.trimap_from_alpha():
-            QMessageBox.information(self, "Trimap from alpha", "Run an engine first: there is no alpha yet.")
+            QMessageBox.information(
+                self, "Trimap from alpha", "Run an engine first: there is no alpha yet."
+            )
 
     def import_checkpoint(self, engine: str) -> None:
         path = choose_checkpoint(self, engine)
@@ -338,15 +406,23 @@ class MainWindow(QMainWindow):
             doc.set_background(color_to_spec(color))
             settings.put("view/background_color", color.name())
         elif key == "image":
-            path, _ = QFileDialog.getOpenFileName(self, "Background image", settings.last_dir("backgrounds"),
-                                                  "Images (*.png *.jpg *.jpeg *.tif *.tiff *.webp *.bmp)")
+            path, _ = QFileDialog.getOpenFileName(
+                self,
+                "Background image",
+                settings.last_dir("backgrounds"),
+                "Images (*.png *.jpg *.jpeg *.tif *.tiff *.webp *.bmp)",
+            )
             if not path or not self.set_background_image(path):
                 return
         else:
             doc.set_background(key)
         self.view_panel.set_background_key(key)
         settings.put("view/background", key)
-        if self.canvas.mode == "trimap" and doc.result is not None and not self.result_view.isVisible():
+        if (
+            self.canvas.mode == "trimap"
+            and doc.result is not None
+            and not self.result_view.isVisible()
+        ):
             self.view_panel.set_mode("composite")
 
     def set_background_image(self, path: str) -> bool:
@@ -398,15 +474,23 @@ class MainWindow(QMainWindow):
     def closeEvent(self, ev) -> None:
         if self.document.modified and self.document.image_path is not None:
             answer = QMessageBox.question(
-                self, "Save changes?", "The trimap has changed since it was last saved. Save a project first?",
-                QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel)
+                self,
+                "Save changes?",
+                "The trimap has changed since it was last saved. Save a project first?",
+                QMessageBox.StandardButton.Save
+                | QMessageBox.StandardButton.Discard
+                | QMessageBox.StandardButton.Cancel,
+            )
             if answer == QMessageBox.StandardButton.Cancel or (
-                    answer == QMessageBox.StandardButton.Save and not self.files.save_project()):
+                answer == QMessageBox.StandardButton.Save and not self.files.save_project()
+            ):
                 ev.ignore()
                 return
         settings.put("window/geometry", self.saveGeometry())
         settings.put("window/state", self.saveState())
         self.runner.shutdown()
-        QThreadPool.globalInstance().waitForDone(5000)  # previews, histogram, GrabCut still in flight
+        QThreadPool.globalInstance().waitForDone(
+            5000
+        )  # previews, histogram, GrabCut still in flight
         self.files.discard_autosave()  # a normal exit leaves no recovery prompt behind
         super().closeEvent(ev)

@@ -19,7 +19,6 @@ import queue
 import threading
 import traceback
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
@@ -53,7 +52,7 @@ class _Worker(QObject):
     #: reference-counting bugs there (crashes at interpreter exit on None/True payloads).
     notify = Signal()
 
-    def __init__(self, take_job, process: Optional[EngineProcess] = None):
+    def __init__(self, take_job, process: EngineProcess | None = None):
         super().__init__()
         self.events: queue.SimpleQueue = queue.SimpleQueue()
         self._take_job = take_job
@@ -64,7 +63,7 @@ class _Worker(QObject):
     def warm_up(self) -> None:
         try:
             self.process.start()
-        except Exception:  # noqa: BLE001 - the first run reports the problem
+        except Exception:
             traceback.print_exc()
 
     @Slot()
@@ -73,12 +72,15 @@ class _Worker(QObject):
         if job is None:
             return
         try:
-            self.process.run(job, job.cancel,
-                             lambda frac, msg: self._post("progress", job.job_id, frac, msg),
-                             lambda result, version: self._post("result", job.job_id, result, version))
+            self.process.run(
+                job,
+                job.cancel,
+                lambda frac, msg: self._post("progress", job.job_id, frac, msg),
+                lambda result, version: self._post("result", job.job_id, result, version),
+            )
         except Cancelled:
             self._post("cancelled", job.job_id)
-        except BaseException as exc:  # noqa: BLE001 - every failure is reported, none crashes the app
+        except BaseException as exc:
             if not isinstance(exc, MattestudioError):
                 traceback.print_exc()
             self._post("failed", job.job_id, error_message(exc))
@@ -104,14 +106,14 @@ class MattingRunner(QObject):
     _warm = Signal()
 
     #: Tests set this to share one engine process between windows (it is then never stopped here).
-    shared_process: Optional[EngineProcess] = None
+    shared_process: EngineProcess | None = None
 
-    def __init__(self, parent: Optional[QObject] = None):
+    def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._pending: Optional[MattingJob] = None
-        self._current: Optional[MattingJob] = None
+        self._pending: MattingJob | None = None
+        self._current: MattingJob | None = None
         self.latest_id = 0
         self.dropped = 0  # stale results thrown away (for tests and the status bar)
         self._busy = False
@@ -125,12 +127,30 @@ class MattingRunner(QObject):
         self._thread.start()
 
     # -- main thread API ---------------------------------------------------------------------------
-    def submit(self, engine: str, params: dict, image: np.ndarray, image_version: int, trimap: np.ndarray,
-               trimap_version: int, scales: tuple[float, ...] = (1.0,), exact: bool = False) -> int:
+    def submit(
+        self,
+        engine: str,
+        params: dict,
+        image: np.ndarray,
+        image_version: int,
+        trimap: np.ndarray,
+        trimap_version: int,
+        scales: tuple[float, ...] = (1.0,),
+        exact: bool = False,
+    ) -> int:
         image_view = image.view()
         image_view.flags.writeable = False  # the Document replaces, never edits, its image
-        job = MattingJob(next(self._ids), engine, dict(params), image_view, image_version,
-                         np.array(trimap, np.uint8, copy=True), trimap_version, tuple(scales), bool(exact))
+        job = MattingJob(
+            next(self._ids),
+            engine,
+            dict(params),
+            image_view,
+            image_version,
+            np.array(trimap, np.uint8, copy=True),
+            trimap_version,
+            tuple(scales),
+            bool(exact),
+        )
         with self._lock:
             if self._current is not None:
                 self._current.cancel.cancel()
@@ -170,7 +190,7 @@ class MattingRunner(QObject):
             self._worker.process.stop()
 
     # -- worker side -------------------------------------------------------------------------------
-    def _take_job(self) -> Optional[MattingJob]:  # called on the worker thread
+    def _take_job(self) -> MattingJob | None:  # called on the worker thread
         with self._lock:
             job, self._pending = self._pending, None
             self._current = job
@@ -184,8 +204,13 @@ class MattingRunner(QObject):
 
     @Slot()
     def _drain(self) -> None:
-        handlers = {"progress": self._on_progress, "result": self._on_result, "failed": self._on_failed,
-                    "cancelled": self._on_cancelled, "done": self._on_done}
+        handlers = {
+            "progress": self._on_progress,
+            "result": self._on_result,
+            "failed": self._on_failed,
+            "cancelled": self._on_cancelled,
+            "done": self._on_done,
+        }
         while True:
             try:
                 kind, *args = self._worker.events.get_nowait()

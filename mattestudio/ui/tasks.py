@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import traceback
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
@@ -19,7 +20,7 @@ class _Relay(QObject):
         super().__init__()
         self._on_done, self._on_error = on_done, on_error
         self.value = None
-        self.error: Optional[BaseException] = None
+        self.error: BaseException | None = None
         self.finished.connect(self._finish)
 
     @Slot()
@@ -40,7 +41,7 @@ class _Task(QRunnable):
     def run(self) -> None:
         try:
             self.relay.value = self.fn()
-        except BaseException as exc:  # noqa: BLE001 - reported to the GUI, never raised into Qt
+        except BaseException as exc:
             traceback.print_exc()
             self.relay.error = exc
         self.relay.finished.emit()
@@ -49,8 +50,11 @@ class _Task(QRunnable):
 _live: set = set()
 
 
-def run_task(fn: Callable[[], Any], on_done: Callable[[Any], None],
-             on_error: Optional[Callable[[BaseException], None]] = None) -> None:
+def run_task(
+    fn: Callable[[], Any],
+    on_done: Callable[[Any], None],
+    on_error: Callable[[BaseException], None] | None = None,
+) -> None:
     """Run ``fn()`` on a pool thread; call ``on_done(value)`` or ``on_error(exc)`` on the GUI thread."""
     relay = _Relay(on_done, on_error)
     _live.add(relay)

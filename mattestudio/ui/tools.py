@@ -7,17 +7,27 @@ loaded or generated trimap under the brush), fill bucket (G), rectangle for Grab
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QRectF, Qt, Signal
-from PySide6.QtWidgets import (QButtonGroup, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSlider,
-                               QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
-from mattestudio.ui.qt_utils import setp
 from mattestudio.core import trimap as trimap_ops
 from mattestudio.core.document import Document
 from mattestudio.core.strokes import Brush
 from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN
+from mattestudio.ui.qt_utils import setp
 
 VALUES = {"fg": FOREGROUND, "bg": BACKGROUND, "unknown": UNKNOWN}
 TOOLS = ("brush", "eraser", "fill", "rect")
@@ -39,9 +49,9 @@ class ToolController(QObject):
         self.tool = "brush"
         self.size = 20.0
         self.band = 10
-        self.rect: Optional[tuple[int, int, int, int]] = None  # x, y, w, h for GrabCut
-        self._brush: Optional[Brush] = None
-        self._rect_start: Optional[tuple[float, float]] = None
+        self.rect: tuple[int, int, int, int] | None = None  # x, y, w, h for GrabCut
+        self._brush: Brush | None = None
+        self._rect_start: tuple[float, float] | None = None
         self.canvases: list = []
         self.attach(canvas)
 
@@ -147,15 +157,20 @@ class ToolController(QObject):
         if rect is None and not fg.any():
             from mattestudio.errors import TrimapError
 
-            raise TrimapError("draw a rectangle around the subject (R) or paint some foreground (F) first")
-        return lambda: trimap_ops.grabcut(image, rect, fg if fg.any() else None, bg if bg.any() else None, band)
+            raise TrimapError(
+                "draw a rectangle around the subject (R) or paint some foreground (F) first"
+            )
+        return lambda: trimap_ops.grabcut(
+            image, rect, fg if fg.any() else None, bg if bg.any() else None, band
+        )
 
     def trimap_from_alpha(self) -> bool:
         alpha = self.document.alpha()
         if alpha is None:
             return False
-        changed = self.document.set_trimap(trimap_ops.from_alpha(alpha, self.band), "trimap from alpha",
-                                           source="from-alpha")
+        changed = self.document.set_trimap(
+            trimap_ops.from_alpha(alpha, self.band), "trimap from alpha", source="from-alpha"
+        )
         if changed:
             self.stroke_finished.emit()
         return True
@@ -173,10 +188,17 @@ class ToolPanel(QWidget):
         grid = QGridLayout(paint)
         self.value_group = QButtonGroup(self)
         self.value_buttons = {}
-        for col, (key, text, tip) in enumerate((
+        for col, (key, text, tip) in enumerate(
+            (
                 ("fg", "Foreground", "Definitely the subject (F)"),
                 ("bg", "Background", "Definitely not the subject (B)"),
-                ("unknown", "Edge", "Unknown: let the engine decide, paint over hair and soft edges (U)"))):
+                (
+                    "unknown",
+                    "Edge",
+                    "Unknown: let the engine decide, paint over hair and soft edges (U)",
+                ),
+            )
+        ):
             b = setp(QToolButton(), text=text, checkable=True, toolTip=tip)
             b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
             self.value_group.addButton(b)
@@ -185,11 +207,18 @@ class ToolPanel(QWidget):
             b.clicked.connect(lambda _=False, k=key: controller.set_value(k))
         self.tool_group = QButtonGroup(self)
         self.tool_buttons = {}
-        for col, (key, text, tip) in enumerate((
+        for col, (key, text, tip) in enumerate(
+            (
                 ("brush", "Brush", "Paint the chosen value"),
                 ("eraser", "Eraser", "Restore the loaded or generated trimap under the brush (E)"),
-                ("fill", "Fill", "Fill the connected region under the click with the chosen value (G)"),
-                ("rect", "Rectangle", "Drag a box around the subject: GrabCut makes a trimap (R)"))):
+                (
+                    "fill",
+                    "Fill",
+                    "Fill the connected region under the click with the chosen value (G)",
+                ),
+                ("rect", "Rectangle", "Drag a box around the subject: GrabCut makes a trimap (R)"),
+            )
+        ):
             b = setp(QToolButton(), text=text, checkable=True, toolTip=tip)
             self.tool_group.addButton(b)
             self.tool_buttons[key] = b
@@ -199,8 +228,12 @@ class ToolPanel(QWidget):
 
         size_row = QHBoxLayout()
         size_row.addWidget(QLabel("Size"))
-        self.size_slider = setp(QSlider(Qt.Orientation.Horizontal), minimum=MIN_SIZE, maximum=MAX_SIZE,
-                                toolTip="Brush diameter in image pixels ([ and ] change it)")
+        self.size_slider = setp(
+            QSlider(Qt.Orientation.Horizontal),
+            minimum=MIN_SIZE,
+            maximum=MAX_SIZE,
+            toolTip="Brush diameter in image pixels ([ and ] change it)",
+        )
         self.size_label = QLabel()
         self.size_label.setMinimumWidth(44)
         size_row.addWidget(self.size_slider, 1)
@@ -212,19 +245,29 @@ class ToolPanel(QWidget):
         av = QVBoxLayout(auto)
         band_row = QHBoxLayout()
         band_row.addWidget(QLabel("Edge band"))
-        self.band_slider = setp(QSlider(Qt.Orientation.Horizontal), minimum=1, maximum=100,
-                                toolTip="Width in pixels of the unknown band GrabCut and 'From alpha' leave "
-                                        "around the edge. Wider for hair and fur.")
+        self.band_slider = setp(
+            QSlider(Qt.Orientation.Horizontal),
+            minimum=1,
+            maximum=100,
+            toolTip="Width in pixels of the unknown band GrabCut and 'From alpha' leave "
+            "around the edge. Wider for hair and fur.",
+        )
         self.band_label = QLabel()
         band_row.addWidget(self.band_slider, 1)
         band_row.addWidget(self.band_label)
         av.addLayout(band_row)
-        self.grabcut_button = setp(QPushButton("GrabCut from box / marks"),
-                                   toolTip="Segment with OpenCV GrabCut using the rectangle (R) and your "
-                                           "foreground/background marks, then add the edge band")
-        self.from_alpha_button = setp(QPushButton("Trimap from current alpha"),
-                                      toolTip="Solid where the alpha is 0 or 1, unknown in a band around the edge")
-        self.clear_button = setp(QPushButton("Clear trimap"), toolTip="Everything unknown (undoable)")
+        self.grabcut_button = setp(
+            QPushButton("GrabCut from box / marks"),
+            toolTip="Segment with OpenCV GrabCut using the rectangle (R) and your "
+            "foreground/background marks, then add the edge band",
+        )
+        self.from_alpha_button = setp(
+            QPushButton("Trimap from current alpha"),
+            toolTip="Solid where the alpha is 0 or 1, unknown in a band around the edge",
+        )
+        self.clear_button = setp(
+            QPushButton("Clear trimap"), toolTip="Everything unknown (undoable)"
+        )
         for b in (self.grabcut_button, self.from_alpha_button, self.clear_button):
             av.addWidget(b)
         self.band_slider.valueChanged.connect(controller.set_band)

@@ -7,19 +7,36 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QButtonGroup, QComboBox, QHBoxLayout, QLabel, QRadioButton, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QRadioButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
 
-from mattestudio.ui.qt_utils import setp
 from mattestudio.core.document import Document
 from mattestudio.ui.display import histogram
+from mattestudio.ui.qt_utils import setp
 from mattestudio.ui.tasks import run_task
 
-MODE_LABELS = (("trimap", "Image + trimap", "The photo with the trimap tinted over it (1)"),
-               ("alpha", "Alpha", "The alpha matte in grayscale: white = subject (2)"),
-               ("composite", "Composite", "The cut-out over the chosen background (3)"))
+MODE_LABELS = (
+    ("trimap", "Image + trimap", "The photo with the trimap tinted over it (1)"),
+    ("alpha", "Alpha", "The alpha matte in grayscale: white = subject (2)"),
+    ("composite", "Composite", "The cut-out over the chosen background (3)"),
+)
 
-BACKGROUNDS = (("checker", "Checkerboard"), ("black", "Black"), ("white", "White"), ("blur", "Blurred original"),
-               ("color", "Color..."), ("image", "Image..."))
+BACKGROUNDS = (
+    ("checker", "Checkerboard"),
+    ("black", "Black"),
+    ("white", "White"),
+    ("blur", "Blurred original"),
+    ("color", "Color..."),
+    ("image", "Image..."),
+)
 
 
 class ViewPanel(QWidget):
@@ -44,25 +61,39 @@ class ViewPanel(QWidget):
 
         row = QHBoxLayout()
         row.addWidget(QLabel("Overlay"))
-        self.opacity = setp(QSlider(Qt.Orientation.Horizontal), minimum=0, maximum=100, value=45,
-                            toolTip="Opacity of the trimap tint")
+        self.opacity = setp(
+            QSlider(Qt.Orientation.Horizontal),
+            minimum=0,
+            maximum=100,
+            value=45,
+            toolTip="Opacity of the trimap tint",
+        )
         self.opacity.valueChanged.connect(lambda v: self.opacity_changed.emit(v / 100.0))
         row.addWidget(self.opacity, 1)
         layout.addLayout(row)
 
         row = QHBoxLayout()
         row.addWidget(QLabel("Background"))
-        self.background = setp(QComboBox(), toolTip="What the composite is shown over (and exported over)")
+        self.background = setp(
+            QComboBox(), toolTip="What the composite is shown over (and exported over)"
+        )
         for key, text in BACKGROUNDS:
             self.background.addItem(text, key)
-        self.background.activated.connect(lambda i: self.background_chosen.emit(self.background.itemData(i)))
+        self.background.activated.connect(
+            lambda i: self.background_chosen.emit(self.background.itemData(i))
+        )
         row.addWidget(self.background, 1)
         layout.addLayout(row)
 
         row = QHBoxLayout()
         row.addWidget(QLabel("Split"))
-        self.split = setp(QSlider(Qt.Orientation.Horizontal), minimum=0, maximum=100, value=0,
-                          toolTip="Composite mode: the original on the left of the split, the composite on the right")
+        self.split = setp(
+            QSlider(Qt.Orientation.Horizontal),
+            minimum=0,
+            maximum=100,
+            value=0,
+            toolTip="Composite mode: the original on the left of the split, the composite on the right",
+        )
         self.split.valueChanged.connect(lambda v: self.split_changed.emit(v / 100.0))
         row.addWidget(self.split, 1)
         layout.addLayout(row)
@@ -75,8 +106,14 @@ class ViewPanel(QWidget):
         self.plot.setMenuEnabled(False)
         self.plot.getPlotItem().setTitle("Alpha histogram (soft pixels)", size="8pt")
         self.plot.getPlotItem().hideAxis("left")
-        self.curve = pg.PlotCurveItem(np.array([0.0, 1.0]), np.array([0.0]), stepMode="center", fillLevel=0, brush=(90, 160, 230, 150),
-                                      pen=pg.mkPen((90, 160, 230)))
+        self.curve = pg.PlotCurveItem(
+            np.array([0.0, 1.0]),
+            np.array([0.0]),
+            stepMode="center",
+            fillLevel=0,
+            brush=(90, 160, 230, 150),
+            pen=pg.mkPen((90, 160, 230)),
+        )
         self.plot.addItem(self.curve)
         self.plot.setXRange(0, 1, padding=0.02)
         layout.addWidget(self.plot)
@@ -106,8 +143,10 @@ class ViewPanel(QWidget):
         if res is not self.document.result:
             return
         self.curve.setData(edges, counts.astype(float))
-        self.stats.setText(f"{res.engine}: {res.seconds:.2f} s{' (coarse preview)' if res.scale != 1.0 else ''}; "
-                           f"{100 * frac:.1f}% of pixels partly transparent")
+        self.stats.setText(
+            f"{res.engine}: {res.seconds:.2f} s{' (coarse preview)' if res.scale != 1.0 else ''}; "
+            f"{100 * frac:.1f}% of pixels partly transparent"
+        )
 
 
 def color_to_spec(color: QColor) -> tuple[float, float, float]:

@@ -16,9 +16,16 @@ from mattestudio.ui.view_panel import color_to_spec
 def snapshot(win) -> dict:
     """Settings stored in a project file."""
     bg = win.document.background
-    return {"engine": win.engine_panel.engine, "params": win.engine_panel.params_raw(),
-            "background": bg if isinstance(bg, str) else (list(bg) if isinstance(bg, tuple) else "image"),
-            "brush_size": win.tools.size, "band": win.tools.band, "view": win.canvas.mode}
+    return {
+        "engine": win.engine_panel.engine,
+        "params": win.engine_panel.params_raw(),
+        "background": bg
+        if isinstance(bg, str)
+        else (list(bg) if isinstance(bg, tuple) else "image"),
+        "brush_size": win.tools.size,
+        "band": win.tools.band,
+        "view": win.canvas.mode,
+    }
 
 
 def apply(win, s: dict) -> None:
@@ -56,7 +63,9 @@ def restore(win) -> None:
     win.set_side_by_side(settings.get("view/side_by_side", False, bool))
     bg = settings.get("view/background", "checker", str)
     if bg == "color":
-        win.document.set_background(color_to_spec(QColor(settings.get("view/background_color", "#ffffff", str))))
+        win.document.set_background(
+            color_to_spec(QColor(settings.get("view/background_color", "#ffffff", str)))
+        )
     elif bg == "image":
         path = settings.get("view/background_image", "", str)
         if not (path and Path(path).is_file() and win.set_background_image(path)):

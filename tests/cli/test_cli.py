@@ -52,9 +52,27 @@ def test_matte_writes_alpha_cutout_and_composite(scene, tmp_path, capsys):
     img_p, tri_p, alpha, trimap = scene
     out = tmp_path / "out"
     out.mkdir()
-    code, stdout, err = _run(["matte", img_p, "--trimap", tri_p, "--engine", "large-kernel",
-                              "--alpha", out / "a.png", "--alpha-bits", "16", "--cutout", out / "c.png",
-                              "--composite", out / "comp.jpg", "--background", "#00ff00"], capsys)
+    code, stdout, err = _run(
+        [
+            "matte",
+            img_p,
+            "--trimap",
+            tri_p,
+            "--engine",
+            "large-kernel",
+            "--alpha",
+            out / "a.png",
+            "--alpha-bits",
+            "16",
+            "--cutout",
+            out / "c.png",
+            "--composite",
+            out / "comp.jpg",
+            "--background",
+            "#00ff00",
+        ],
+        capsys,
+    )
     assert code == 0, err
     a = io.read_image_array(out / "a.png")
     assert a.dtype == np.uint16 and a.shape == alpha.shape
@@ -109,14 +127,25 @@ def _bad_inputs(tmp_path: Path, scene):
     }
 
 
-@pytest.mark.parametrize("case", ["missing image", "empty image", "not an image", "truncated image",
-                                  "trimap size", "no unknown"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing image",
+        "empty image",
+        "not an image",
+        "truncated image",
+        "trimap size",
+        "no unknown",
+    ],
+)
 def test_bad_input_one_line_exit_1_nothing_written(case, scene, tmp_path, capsys):
     (image, trimap), needles = _bad_inputs(tmp_path, scene)[case]
     out = tmp_path / "out"
     out.mkdir()
-    code, _, err = _run(["matte", image, "--trimap", trimap, "--alpha", out / "a.png",
-                         "--cutout", out / "c.png"], capsys)
+    code, _, err = _run(
+        ["matte", image, "--trimap", trimap, "--alpha", out / "a.png", "--cutout", out / "c.png"],
+        capsys,
+    )
     assert code == 1
     _assert_one_line_error(err, *needles)
     assert _files(out) == set()
@@ -157,8 +186,10 @@ def test_write_failure_midway_leaves_no_partial_file(scene, tmp_path, capsys, mo
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", full_disk)
-    code, _, err = _run(["matte", img_p, "--trimap", tri_p, "--engine", "large-kernel", "--alpha", out / "a.png"],
-                        capsys)
+    code, _, err = _run(
+        ["matte", img_p, "--trimap", tri_p, "--engine", "large-kernel", "--alpha", out / "a.png"],
+        capsys,
+    )
     monkeypatch.setattr(os, "fsync", real_fsync)
     assert code == 1
     _assert_one_line_error(err, "a.png", "No space left")
@@ -176,11 +207,27 @@ def test_usage_errors_exit_2(capsys):
 
 def test_unknown_engine_and_bad_param(scene, tmp_path, capsys):
     img_p, tri_p, *_ = scene
-    code, _, err = _run(["matte", img_p, "--trimap", tri_p, "--engine", "magic", "--alpha", tmp_path / "a.png"], capsys)
+    code, _, err = _run(
+        ["matte", img_p, "--trimap", tri_p, "--engine", "magic", "--alpha", tmp_path / "a.png"],
+        capsys,
+    )
     assert code == 1
     _assert_one_line_error(err, "magic", "knn")
-    code, _, err = _run(["matte", img_p, "--trimap", tri_p, "--engine", "knn", "--param", "rtol=abc",
-                         "--alpha", tmp_path / "a.png"], capsys)
+    code, _, err = _run(
+        [
+            "matte",
+            img_p,
+            "--trimap",
+            tri_p,
+            "--engine",
+            "knn",
+            "--param",
+            "rtol=abc",
+            "--alpha",
+            tmp_path / "a.png",
+        ],
+        capsys,
+    )
     assert code == 1
     _assert_one_line_error(err, "rtol")
     assert not (tmp_path / "a.png").exists()
@@ -188,7 +235,15 @@ def test_unknown_engine_and_bad_param(scene, tmp_path, capsys):
 
 def test_debug_shows_traceback(tmp_path):
     env = dict(os.environ)
-    cmd = [sys.executable, "-m", "mattestudio", "matte", str(tmp_path / "nope.png"), "--trimap", "t.png"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mattestudio",
+        "matte",
+        str(tmp_path / "nope.png"),
+        "--trimap",
+        "t.png",
+    ]
     plain = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert plain.returncode == 1 and "Traceback" not in plain.stderr
     assert "nope.png: file not found" in plain.stderr
@@ -212,21 +267,49 @@ def _batch_folders(tmp_path: Path):
 def test_batch_reports_bad_image_and_skips_on_rerun(tmp_path, capsys):
     imgs, tris = _batch_folders(tmp_path)
     out = tmp_path / "out"
-    code, stdout, err = _run(["batch", imgs, "--trimaps", tris, "--out", out, "--engine", "large-kernel",
-                              "--cutout", "--quiet"], capsys)
+    code, stdout, err = _run(
+        [
+            "batch",
+            imgs,
+            "--trimaps",
+            tris,
+            "--out",
+            out,
+            "--engine",
+            "large-kernel",
+            "--cutout",
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 1  # one image failed
     assert "broken.png" in err and "not an image" in err and "Traceback" not in err
     assert "3 done, 0 skipped (already done), 1 failed" in stdout
     assert _files(out) == {f"im{i}_{k}.png" for i in range(3) for k in ("alpha", "cutout")}
     before = {p: p.stat().st_mtime_ns for p in out.iterdir()}
-    code, stdout, _ = _run(["batch", imgs, "--trimaps", tris, "--out", out, "--engine", "large-kernel",
-                            "--cutout", "--quiet"], capsys)
+    code, stdout, _ = _run(
+        [
+            "batch",
+            imgs,
+            "--trimaps",
+            tris,
+            "--out",
+            out,
+            "--engine",
+            "large-kernel",
+            "--cutout",
+            "--quiet",
+        ],
+        capsys,
+    )
     assert "0 done, 3 skipped (already done), 1 failed" in stdout
     assert {p: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
 
 def test_batch_missing_folder(tmp_path, capsys):
-    code, _, err = _run(["batch", tmp_path / "nope", "--trimaps", tmp_path, "--out", tmp_path / "o"], capsys)
+    code, _, err = _run(
+        ["batch", tmp_path / "nope", "--trimaps", tmp_path, "--out", tmp_path / "o"], capsys
+    )
     assert code == 1
     _assert_one_line_error(err, "nope", "not found")
 
@@ -240,7 +323,9 @@ def test_eval_on_a_synthetic_dataset(tmp_path, capsys):
         io.save_rgb(ds / "input" / f"GT{i}.png", image)
         io.save_alpha(ds / "gt" / f"GT{i}.png", alpha)
         io.save_trimap(ds / "trimap1" / f"GT{i}.png", trimap)
-    code, stdout, err = _run(["eval", ds, "--engine", "large-kernel", "--json", tmp_path / "r.json"], capsys)
+    code, stdout, err = _run(
+        ["eval", ds, "--engine", "large-kernel", "--json", tmp_path / "r.json"], capsys
+    )
     assert code == 0, err
     import json
 
@@ -256,7 +341,9 @@ def test_engines_lists_availability(capsys):
     code, stdout, _ = _run(["engines", "--verbose"], capsys)
     assert code == 0
     for name in ("closed-form", "knn", "large-kernel", "random-walk"):
-        assert any(line.startswith(name + " ") and "available" in line for line in stdout.splitlines())
+        assert any(
+            line.startswith(name + " ") and "available" in line for line in stdout.splitlines()
+        )
     assert "--param" in stdout
 
 
@@ -274,23 +361,55 @@ def test_matte_renders_an_editor_project_headless(tmp_path, capsys):
     """A project saved by the editor renders from the CLI with its own engine and parameters."""
     from mattestudio.core.project import ProjectState, save_project
 
-    image, trimap, alpha = _scene()
-    image = (np.rint(image * 255) / 255).astype(np.float32)  # 8-bit exact, so the PNG copy below is identical
-    proj = save_project(tmp_path / "shot.mattestudio", ProjectState(
-        image=image, trimap=trimap, settings={"engine": "large-kernel", "params": {"radius": "5"}}))
+    image, trimap, _alpha = _scene()
+    image = (np.rint(image * 255) / 255).astype(
+        np.float32
+    )  # 8-bit exact, so the PNG copy below is identical
+    proj = save_project(
+        tmp_path / "shot.mattestudio",
+        ProjectState(
+            image=image,
+            trimap=trimap,
+            settings={"engine": "large-kernel", "params": {"radius": "5"}},
+        ),
+    )
     code, _, err = _run(["matte", proj, "--alpha", tmp_path / "p.png"], capsys)
     assert code == 0, err
     io.save_rgb(tmp_path / "i.png", image)
     io.save_trimap(tmp_path / "t.png", trimap)
-    code, _, err = _run(["matte", tmp_path / "i.png", "--trimap", tmp_path / "t.png", "--engine", "large-kernel",
-                         "--param", "radius=5", "--alpha", tmp_path / "d.png"], capsys)
+    code, _, err = _run(
+        [
+            "matte",
+            tmp_path / "i.png",
+            "--trimap",
+            tmp_path / "t.png",
+            "--engine",
+            "large-kernel",
+            "--param",
+            "radius=5",
+            "--alpha",
+            tmp_path / "d.png",
+        ],
+        capsys,
+    )
     assert code == 0, err
     from_project = io.read_image_array(tmp_path / "p.png")
     direct = io.read_image_array(tmp_path / "d.png")
     assert np.array_equal(from_project, direct)
     # The saved radius mattered: the default radius gives a different matte.
-    code, _, _ = _run(["matte", tmp_path / "i.png", "--trimap", tmp_path / "t.png", "--engine", "large-kernel",
-                       "--alpha", tmp_path / "r10.png"], capsys)
+    code, _, _ = _run(
+        [
+            "matte",
+            tmp_path / "i.png",
+            "--trimap",
+            tmp_path / "t.png",
+            "--engine",
+            "large-kernel",
+            "--alpha",
+            tmp_path / "r10.png",
+        ],
+        capsys,
+    )
     assert not np.array_equal(io.read_image_array(tmp_path / "r10.png"), direct)
 
 

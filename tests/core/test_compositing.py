@@ -10,17 +10,20 @@ from mattestudio.core import compositing as C
 from mattestudio.errors import ImageLoadError, MattestudioError
 
 
-@pytest.mark.parametrize("spec, rgb", [
-    ("white", (1, 1, 1)),
-    ("Black", (0, 0, 0)),
-    ("grey", (0.5, 0.5, 0.5)),
-    ("#ff0000", (1, 0, 0)),
-    ("00ff00", (0, 1, 0)),
-    ("#00F", (0, 0, 1)),
-    ("#808080", (128 / 255,) * 3),
-    ("255, 128, 0", (1, 128 / 255, 0)),
-    (" blue ", (0, 0, 1)),
-])
+@pytest.mark.parametrize(
+    "spec, rgb",
+    [
+        ("white", (1, 1, 1)),
+        ("Black", (0, 0, 0)),
+        ("grey", (0.5, 0.5, 0.5)),
+        ("#ff0000", (1, 0, 0)),
+        ("00ff00", (0, 1, 0)),
+        ("#00F", (0, 0, 1)),
+        ("#808080", (128 / 255,) * 3),
+        ("255, 128, 0", (1, 128 / 255, 0)),
+        (" blue ", (0, 0, 1)),
+    ],
+)
 def test_parse_color(spec, rgb):
     np.testing.assert_allclose(C.parse_color(spec), rgb, atol=1e-9)
 

@@ -23,7 +23,9 @@ def test_versions_and_signals():
     d.trimap_changed.connect(lambda b: events.append(("t", b)))
     d.image_changed.connect(lambda: events.append(("i", None)))
     v = d.trimap_version
-    d.begin_stroke(); d.paint_segment((5, 5), (5, 5), 3, FOREGROUND); d.end_stroke()
+    d.begin_stroke()
+    d.paint_segment((5, 5), (5, 5), 3, FOREGROUND)
+    d.end_stroke()
     assert d.trimap_version > v and events[-1][0] == "t" and events[-1][1] is not None
     iv = d.image_version
     d.set_image(np.zeros((8, 8, 3), np.float32))
@@ -34,7 +36,9 @@ def test_versions_and_signals():
 def test_result_staleness_and_previews():
     d = _doc()
     alpha = np.full((32, 40), 0.5, np.float32)
-    d.set_result(MattingResult(alpha=alpha, foreground=np.ones((32, 40, 3), np.float32), engine="x"))
+    d.set_result(
+        MattingResult(alpha=alpha, foreground=np.ones((32, 40, 3), np.float32), engine="x")
+    )
     assert not d.result_is_stale
     comp = d.composite((0.0, 0.0, 0.0))
     np.testing.assert_allclose(comp, 0.5, atol=1e-6)
@@ -46,8 +50,12 @@ def test_result_staleness_and_previews():
 
 def test_coarse_result_is_upsampled():
     d = _doc()
-    small = MattingResult(alpha=np.ones((16, 20), np.float32), foreground=np.ones((16, 20, 3), np.float32),
-                          engine="x", scale=0.5)
+    small = MattingResult(
+        alpha=np.ones((16, 20), np.float32),
+        foreground=np.ones((16, 20, 3), np.float32),
+        engine="x",
+        scale=0.5,
+    )
     d.set_result(small)
     assert d.alpha().shape == (32, 40)
     assert d.composite("checker").shape == (32, 40, 3)
@@ -55,7 +63,8 @@ def test_coarse_result_is_upsampled():
 
 def test_set_trimap_undo_and_wrong_size():
     d = _doc()
-    t = np.zeros((32, 40), np.uint8); t[10:20, 10:20] = FOREGROUND
+    t = np.zeros((32, 40), np.uint8)
+    t[10:20, 10:20] = FOREGROUND
     assert d.set_trimap(t, "load")
     np.testing.assert_array_equal(d.trimap, t)
     d.undo()
@@ -71,7 +80,8 @@ def test_set_trimap_undo_and_wrong_size():
 
 def test_fill_bucket_one_step():
     d = _doc()
-    t = np.zeros((32, 40), np.uint8); t[:, 20:] = UNKNOWN
+    t = np.zeros((32, 40), np.uint8)
+    t[:, 20:] = UNKNOWN
     d.set_trimap(t)
     assert d.fill(2, 2, FOREGROUND)
     assert (d.trimap[:, :20] == FOREGROUND).all() and (d.trimap[:, 20:] == UNKNOWN).all()
@@ -83,7 +93,13 @@ def test_fill_bucket_one_step():
 def test_many_undo_steps():
     d = _doc(64, 64)
     for k in range(120):
-        d.begin_stroke(); d.paint_segment((k % 60 + 0.5, 3), (k % 60 + 0.5, 60), 1, FOREGROUND if (k + k // 60) % 2 else BACKGROUND)
+        d.begin_stroke()
+        d.paint_segment(
+            (k % 60 + 0.5, 3),
+            (k % 60 + 0.5, 60),
+            1,
+            FOREGROUND if (k + k // 60) % 2 else BACKGROUND,
+        )
         d.end_stroke()
     n = 0
     while d.undo():
@@ -95,7 +111,8 @@ def test_downscaled_keeps_only_agreeing_pixels():
     from mattestudio.core.document import downscaled
 
     img = np.zeros((40, 40, 3), np.float32)
-    tri = np.zeros((40, 40), np.uint8); tri[:, 21:] = FOREGROUND
+    tri = np.zeros((40, 40), np.uint8)
+    tri[:, 21:] = FOREGROUND
     small_img, small_tri = downscaled(img, tri, 0.25)
     assert small_img.shape == (10, 10, 3) and small_tri.shape == (10, 10)
     assert (small_tri[:, :5] == BACKGROUND).all() and (small_tri[:, 5] == UNKNOWN).all()
@@ -103,7 +120,9 @@ def test_downscaled_keeps_only_agreeing_pixels():
 
 
 def _paint(d, p0, p1, size, value):
-    d.begin_stroke(); d.paint_segment(p0, p1, size, value); return d.end_stroke()
+    d.begin_stroke()
+    d.paint_segment(p0, p1, size, value)
+    return d.end_stroke()
 
 
 def test_stroke_log_follows_undo_and_redo():
@@ -111,22 +130,29 @@ def test_stroke_log_follows_undo_and_redo():
     assert d.strokes == []
     _paint(d, (5, 5), (15, 5), 3, FOREGROUND)
     assert d.fill(30.5, 20.5, BACKGROUND)
-    t = np.full((32, 40), UNKNOWN, np.uint8); t[:4] = FOREGROUND
+    t = np.full((32, 40), UNKNOWN, np.uint8)
+    t[:4] = FOREGROUND
     d.set_trimap(t, "load trimap", source="loaded")
     d.clear_trimap()
-    full = [{"tool": "brush", "value": FOREGROUND, "size": 3.0, "points": [[5.0, 5.0], [15.0, 5.0]]},
-            {"tool": "fill", "value": BACKGROUND, "seed": [30.5, 20.5]},
-            {"tool": "set", "source": "loaded"}, {"tool": "set", "source": "clear"}]
+    full = [
+        {"tool": "brush", "value": FOREGROUND, "size": 3.0, "points": [[5.0, 5.0], [15.0, 5.0]]},
+        {"tool": "fill", "value": BACKGROUND, "seed": [30.5, 20.5]},
+        {"tool": "set", "source": "loaded"},
+        {"tool": "set", "source": "clear"},
+    ]
     assert d.strokes == full
-    d.undo(); d.undo()
+    d.undo()
+    d.undo()
     assert d.strokes == full[:2]
     d.redo()
     assert d.strokes == full[:3]
-    d.undo(); d.undo()
+    d.undo()
+    d.undo()
     assert d.strokes == full[:1]
     _paint(d, (1, 1), (1, 1), 1, BACKGROUND)  # a new edit drops the redo records
     assert not d.can_redo and d.strokes == full[:1] + [
-        {"tool": "brush", "value": BACKGROUND, "size": 1.0, "points": [[1.0, 1.0]]}]
+        {"tool": "brush", "value": BACKGROUND, "size": 1.0, "points": [[1.0, 1.0]]}
+    ]
     while d.undo():
         pass
     assert d.strokes == [] and (d.trimap == UNKNOWN).all()
@@ -137,9 +163,12 @@ def test_stroke_log_skips_no_ops_and_aborts():
     assert not _paint(d, (5, 5), (9, 9), 4, UNKNOWN)  # unknown over unknown: no change
     assert not d.fill(3, 3, UNKNOWN)
     assert not d.clear_trimap()
-    d.begin_stroke(); d.paint_segment((5, 5), (9, 9), 4, FOREGROUND); d.abort_stroke()
+    d.begin_stroke()
+    d.paint_segment((5, 5), (9, 9), 4, FOREGROUND)
+    d.abort_stroke()
     assert d.strokes == [] and len(d.history) == 0 and (d.trimap == UNKNOWN).all()
-    d.begin_stroke(); d.paint_segment((5, 5), (9, 9), 4, FOREGROUND)
+    d.begin_stroke()
+    d.paint_segment((5, 5), (9, 9), 4, FOREGROUND)
     assert d.fill(30, 30, BACKGROUND)  # closes the open stroke first: two steps, two records
     assert [r["tool"] for r in d.strokes] == ["brush", "fill"] and len(d.history) == 2
 

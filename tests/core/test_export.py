@@ -45,9 +45,13 @@ def test_cutout_straight_and_premultiplied(tmp_path, data):
     assert rgba.shape == (H, W, 4) and rgba.dtype == np.uint8
     assert np.abs(rgba[..., 3] / 255.0 - alpha).max() <= 0.5 / 255 + 1e-6
     assert np.abs(rgba[..., :3] / 255.0 - fg).max() <= 0.5 / 255 + 1e-6  # straight colors
-    pre = np.asarray(Image.open(export.save_cutout(tmp_path / "p.png", fg, alpha, premultiplied=True)))
+    pre = np.asarray(
+        Image.open(export.save_cutout(tmp_path / "p.png", fg, alpha, premultiplied=True))
+    )
     assert np.abs(pre[..., :3] / 255.0 - fg * alpha[..., None]).max() <= 0.5 / 255 + 1e-6
-    c16 = cv2.imread(str(export.save_cutout(tmp_path / "c16.png", fg, alpha, bits=16)), cv2.IMREAD_UNCHANGED)
+    c16 = cv2.imread(
+        str(export.save_cutout(tmp_path / "c16.png", fg, alpha, bits=16)), cv2.IMREAD_UNCHANGED
+    )
     assert c16.dtype == np.uint16 and c16.shape == (H, W, 4)
     assert np.abs(c16[..., 3] / 65535.0 - alpha).max() <= 1 / 65535
 
@@ -93,7 +97,9 @@ def test_trimap_png(tmp_path, data):
 
 def test_export_all(tmp_path, data):
     image, fg, alpha, trimap = data
-    out = export.export_all(tmp_path, "photo", image, alpha, fg, trimap, background="black", alpha_bits=16)
+    out = export.export_all(
+        tmp_path, "photo", image, alpha, fg, trimap, background="black", alpha_bits=16
+    )
     assert set(out) == set(export.ALL_KINDS)
     assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in out.values())
     assert cv2.imread(str(out["alpha"]), cv2.IMREAD_UNCHANGED).dtype == np.uint16
@@ -108,13 +114,17 @@ def test_export_all(tmp_path, data):
 
 # --- bad inputs -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("call", [
-    lambda p, d: export.save_alpha_png(p / "a.jpg", d[2]),
-    lambda p, d: export.save_alpha_png(p / "a", d[2]),
-    lambda p, d: export.save_cutout(p / "c.jpg", d[1], d[2]),
-    lambda p, d: export.save_composite(p / "c.gif", d[1], d[2], "white"),
-    lambda p, d: export.save_trimap_png(p / "t.jpg", d[3]),
-])
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda p, d: export.save_alpha_png(p / "a.jpg", d[2]),
+        lambda p, d: export.save_alpha_png(p / "a", d[2]),
+        lambda p, d: export.save_cutout(p / "c.jpg", d[1], d[2]),
+        lambda p, d: export.save_composite(p / "c.gif", d[1], d[2], "white"),
+        lambda p, d: export.save_trimap_png(p / "t.jpg", d[3]),
+    ],
+)
 def test_unsupported_extension(tmp_path, data, call):
     with pytest.raises(OutputError, match="unsupported file type") as info:
         call(tmp_path, data)
@@ -123,7 +133,7 @@ def test_unsupported_extension(tmp_path, data, call):
 
 
 def test_missing_or_unwritable_folder(tmp_path, data):
-    _, fg, alpha, trimap = data
+    _, fg, alpha, _trimap = data
     target = tmp_path / "nope" / "a.png"
     with pytest.raises(OutputError, match="does not exist") as info:
         export.save_alpha_png(target, alpha)
@@ -136,7 +146,9 @@ def test_missing_or_unwritable_folder(tmp_path, data):
     assert sorted(os.listdir(tmp_path)) == ["file"]
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores folder permissions")
+@pytest.mark.skipif(
+    os.name != "posix" or os.geteuid() == 0, reason="root ignores folder permissions"
+)
 def test_read_only_folder(tmp_path, data):
     ro = tmp_path / "ro"
     ro.mkdir()

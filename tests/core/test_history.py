@@ -70,12 +70,17 @@ def test_byte_bound_drops_oldest():
 def test_new_edit_clears_redo_and_abort_restores():
     t = np.zeros((10, 10), np.uint8)
     h = History()
-    h.begin(); _paint(h, t, 0, 2, 0, 2, 9); h.commit(t)
+    h.begin()
+    _paint(h, t, 0, 2, 0, 2, 9)
+    h.commit(t)
     h.undo(t)
     assert h.can_redo
-    h.begin(); _paint(h, t, 3, 4, 3, 4, 7); h.commit(t)
+    h.begin()
+    _paint(h, t, 3, 4, 3, 4, 7)
+    h.commit(t)
     assert not h.can_redo
-    h.begin(); _paint(h, t, 0, 10, 0, 10, 5)
+    h.begin()
+    _paint(h, t, 0, 10, 0, 10, 5)
     assert h.abort(t) == (0, 10, 0, 10)
     assert t[3, 3] == 7 and t.sum() == 7
 
@@ -83,7 +88,8 @@ def test_new_edit_clears_redo_and_abort_restores():
 def test_record_replace():
     t = np.zeros((10, 10), np.uint8)
     h = History()
-    new = t.copy(); new[2:4, 2:4] = 255
+    new = t.copy()
+    new[2:4, 2:4] = 255
     h.record_replace(t, new, "load")
     np.testing.assert_array_equal(t, new)
     h.undo(t)

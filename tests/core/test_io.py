@@ -19,8 +19,12 @@ GRAY8 = RNG.integers(0, 256, (12, 16), dtype=np.uint8)
 RGBA8 = RNG.integers(0, 256, (12, 16, 4), dtype=np.uint8)
 # 16-bit values whose low byte is never zero, so an 8-bit round trip cannot preserve them.
 GRAY16 = (RNG.integers(0, 256, (12, 16)) * 256 + RNG.integers(1, 256, (12, 16))).astype(np.uint16)
-RGB16 = (RNG.integers(0, 256, (12, 16, 3)) * 256 + RNG.integers(1, 256, (12, 16, 3))).astype(np.uint16)
-RGBA16 = (RNG.integers(0, 256, (12, 16, 4)) * 256 + RNG.integers(1, 256, (12, 16, 4))).astype(np.uint16)
+RGB16 = (RNG.integers(0, 256, (12, 16, 3)) * 256 + RNG.integers(1, 256, (12, 16, 3))).astype(
+    np.uint16
+)
+RGBA16 = (RNG.integers(0, 256, (12, 16, 4)) * 256 + RNG.integers(1, 256, (12, 16, 4))).astype(
+    np.uint16
+)
 
 LOSSLESS = {"png": {}, "tif": {}, "bmp": {}, "webp": {"lossless": True}}
 
@@ -28,11 +32,14 @@ LOSSLESS = {"png": {}, "tif": {}, "bmp": {}, "webp": {"lossless": True}}
 def _smooth_rgb(h=32, w=48) -> np.ndarray:
     """A smooth image that survives JPEG with small errors."""
     yy, xx = np.mgrid[0:h, 0:w]
-    return np.dstack([xx * 255 // (w - 1), yy * 255 // (h - 1), np.full((h, w), 128)]).astype(np.uint8)
+    return np.dstack([xx * 255 // (w - 1), yy * 255 // (h - 1), np.full((h, w), 128)]).astype(
+        np.uint8
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Formats, depths and modes
+
 
 @pytest.mark.parametrize("ext", sorted(LOSSLESS))
 def test_lossless_formats_rgb_roundtrip_exactly(tmp_path, ext):
@@ -205,11 +212,12 @@ def test_load_image_rejects_bad_array_shapes(shape):
 # ---------------------------------------------------------------------------------------------
 # EXIF orientation
 
+
 def _two_color(h=20, w=40) -> np.ndarray:
     """Left half red, right half blue, top-left corner green."""
     arr = np.zeros((h, w, 3), np.uint8)
     arr[:, : w // 2] = (255, 0, 0)
-    arr[:, w // 2:] = (0, 0, 255)
+    arr[:, w // 2 :] = (0, 0, 255)
     arr[:4, :4] = (0, 255, 0)
     return arr
 
@@ -280,6 +288,7 @@ def test_orientation_applied_exactly_once(tmp_path, ext, orientation, kind):
 
 # ---------------------------------------------------------------------------------------------
 # Bad input: the error is an ImageLoadError whose message names the file and the problem
+
 
 def _assert_load_error(path, *words):
     with pytest.raises(ImageLoadError) as info:
@@ -371,7 +380,9 @@ def test_pixel_limit_checked_before_decoding(tmp_path, monkeypatch):
     monkeypatch.setenv("MATTESTUDIO_MAX_PIXELS", "100")
     loaded = []
     orig_load = Image.Image.load
-    monkeypatch.setattr(Image.Image, "load", lambda self, *a, **k: loaded.append(1) or orig_load(self, *a, **k))
+    monkeypatch.setattr(
+        Image.Image, "load", lambda self, *a, **k: loaded.append(1) or orig_load(self, *a, **k)
+    )
     with pytest.raises(ImageLoadError, match="limit"):
         io.read_image_array(path)
     assert not loaded
@@ -386,6 +397,7 @@ def test_default_pixel_limit(monkeypatch):
 
 # ---------------------------------------------------------------------------------------------
 # Writing
+
 
 def test_save_alpha_16bit_roundtrip(tmp_path):
     alpha = (GRAY16 / 65535.0).astype(np.float32)
@@ -462,8 +474,10 @@ def test_output_onto_a_folder(tmp_path):
     assert _leftovers(target) == []
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
-                    reason="root ignores folder permissions, so chmod cannot make a folder read-only")
+@pytest.mark.skipif(
+    os.name != "posix" or os.geteuid() == 0,
+    reason="root ignores folder permissions, so chmod cannot make a folder read-only",
+)
 def test_output_into_read_only_folder(tmp_path):
     folder = tmp_path / "ro"
     folder.mkdir()
@@ -503,11 +517,16 @@ def test_unsupported_output_suffix(tmp_path):
 
 
 def test_errors_share_a_base_class():
-    assert issubclass(ImageLoadError, MattestudioError) and issubclass(OutputError, MattestudioError)
+    assert issubclass(ImageLoadError, MattestudioError) and issubclass(
+        OutputError, MattestudioError
+    )
 
 
-@pytest.mark.parametrize("arr", [np.zeros((4, 4, 2), np.float32), np.zeros((0, 4, 3), np.float32)],
-                         ids=["two-channels", "empty"])
+@pytest.mark.parametrize(
+    "arr",
+    [np.zeros((4, 4, 2), np.float32), np.zeros((0, 4, 3), np.float32)],
+    ids=["two-channels", "empty"],
+)
 def test_unencodable_array_is_an_output_error_naming_the_file(tmp_path, arr):
     target = tmp_path / "out.png"
     with pytest.raises(OutputError) as info:
@@ -523,7 +542,9 @@ def test_16bit_cutout_refuses_formats_without_16_bits(tmp_path):
     with pytest.raises(OutputError, match="bit depth"):
         io.save_rgba(tmp_path / "cut.png", rgb, alpha, bits=10)
     assert _leftovers(tmp_path) == []
-    back = io.read_image_array(io.save_rgba(tmp_path / "cut16.png", RGB16 / 65535.0, GRAY16 / 65535.0, bits=16))
+    back = io.read_image_array(
+        io.save_rgba(tmp_path / "cut16.png", RGB16 / 65535.0, GRAY16 / 65535.0, bits=16)
+    )
     assert back.dtype == np.uint16
     np.testing.assert_array_equal(back[:, :, :3], RGB16)
     np.testing.assert_array_equal(back[:, :, 3], GRAY16)

@@ -40,7 +40,9 @@ def check_layers(layers, image, fg, alpha, trimap):
     for arr in px.values():
         assert arr.shape[:2] == (H, W)
     assert np.array_equal(px["Original"][..., :3], to_uint(image))
-    assert np.array_equal(px["Background"][..., :3], to_uint(np.broadcast_to(np.float32(BG), (H, W, 3))))
+    assert np.array_equal(
+        px["Background"][..., :3], to_uint(np.broadcast_to(np.float32(BG), (H, W, 3)))
+    )
     assert np.array_equal(px["Trimap"][..., 0], trimap)
 
 
@@ -49,6 +51,7 @@ def leftovers(folder):
 
 
 # --- OpenRaster --------------------------------------------------------------------------------
+
 
 def test_ora_structure_and_layers(tmp_path, data):
     image, fg, alpha, trimap = data
@@ -65,7 +68,7 @@ def test_ora_structure_and_layers(tmp_path, data):
         assert [el.get("name") for el in root.iter("layer")] == ORDER[::-1]  # top first in XML
     layers = layered.read_ora(p)
     check_layers(layers, image, fg, alpha, trimap)
-    cut = dict((n, a) for n, _, a in layers)["Cutout"]
+    cut = {n: a for n, _, a in layers}["Cutout"]
     assert np.array_equal(cut[..., :3], to_uint(fg)) and np.array_equal(cut[..., 3], to_uint(alpha))
     merged = layered.read_ora_merged(p)
     assert merged.shape == (H, W, 4) and (merged[..., 3] == 255).all()
@@ -97,6 +100,7 @@ def test_read_ora_rejects_bad_files(tmp_path):
 
 # --- PSD ---------------------------------------------------------------------------------------
 
+
 def psd_layers(psd):
     out = []
     for layer in psd:  # psd-tools iterates bottom -> top
@@ -119,7 +123,7 @@ def test_psd_layers_and_mask(tmp_path, data):
     assert cut.mask.bbox == (0, 0, W, H)
     mask = np.asarray(cut.mask.topil())
     assert mask.dtype == np.uint8 and np.array_equal(mask, to_uint(alpha))
-    color = dict((n, a) for n, _, a in layers)["Cutout"]
+    color = {n: a for n, _, a in layers}["Cutout"]
     assert np.array_equal(color[..., :3], to_uint(fg))
     # merged image stored in the file (what viewers show) = the composite
     merged = np.asarray(psd.topil().convert("RGB")).astype(np.float32)
@@ -131,7 +135,7 @@ def test_psd_layers_and_mask(tmp_path, data):
 
 
 def test_psd_without_mask_uses_transparency(tmp_path, data):
-    image, fg, alpha, trimap = data
+    image, fg, alpha, _trimap = data
     p = layered.save_psd(tmp_path / "t.psd", image, fg, alpha, BG, None, mask=False)
     psd = PSDImage.open(p)
     assert [layer.name for layer in psd] == ORDER[:3]
@@ -145,8 +149,11 @@ def test_psd_without_mask_uses_transparency(tmp_path, data):
 
 # --- bad inputs --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("func,name", [(layered.save_ora, "x.psd"), (layered.save_psd, "x.ora"),
-                                       (layered.save_psd, "x.png")])
+
+@pytest.mark.parametrize(
+    "func,name",
+    [(layered.save_ora, "x.psd"), (layered.save_psd, "x.ora"), (layered.save_psd, "x.png")],
+)
 def test_wrong_extension(tmp_path, data, func, name):
     image, fg, alpha, trimap = data
     with pytest.raises(OutputError, match="unsupported file type") as info:

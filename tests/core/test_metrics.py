@@ -54,7 +54,9 @@ def test_uint8_inputs_are_divided_by_255():
     assert M.sad(pred, gt, tri) == pytest.approx(1.2 / 1000)
     assert M.mse(pred, gt, tri) == pytest.approx((1 + 0.04) / 2)
     # The same alpha as uint8 and as float scores the same.
-    assert M.sad(pred, np.zeros((1, 2), np.uint8), tri) == pytest.approx(M.sad(pred / 255.0, gt, tri))
+    assert M.sad(pred, np.zeros((1, 2), np.uint8), tri) == pytest.approx(
+        M.sad(pred / 255.0, gt, tri)
+    )
 
 
 def test_mse_empty_unknown_is_zero():
@@ -78,31 +80,31 @@ SIGMA = 1.4
 
 
 def _g(x):
-    return math.exp(-x * x / (2 * SIGMA ** 2)) / (SIGMA * math.sqrt(2 * math.pi))
+    return math.exp(-x * x / (2 * SIGMA**2)) / (SIGMA * math.sqrt(2 * math.pi))
 
 
 def _dg(x):
-    return -x * _g(x) / SIGMA ** 2
+    return -x * _g(x) / SIGMA**2
 
 
 def test_gradient_kernel_size_and_norm():
     hx = M.gaussian_gradient_kernel(SIGMA)
     # half size = ceil(1.4 * sqrt(-2 ln(sqrt(2 pi) * 1.4 * 0.01))) = ceil(3.62) = 4
     assert hx.shape == (9, 9)
-    assert np.sqrt((hx ** 2).sum()) == pytest.approx(1.0)
+    assert np.sqrt((hx**2).sum()) == pytest.approx(1.0)
 
 
 def test_gradient_kernel_values_by_hand():
     hx = M.gaussian_gradient_kernel(SIGMA)
     # hx(i, j) = g(u_i) g'(u_j), u = -4..4: Gaussian down the rows, derivative across the columns.
     raw = np.array([[_g(ui) * _dg(uj) for uj in range(-4, 5)] for ui in range(-4, 5)])
-    np.testing.assert_allclose(hx, raw / np.sqrt((raw ** 2).sum()), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(hx, raw / np.sqrt((raw**2).sum()), rtol=1e-12, atol=1e-15)
     assert np.all(hx[:, 4] == 0)  # g'(0) = 0
     np.testing.assert_allclose(hx, -hx[:, ::-1])  # odd across columns
     np.testing.assert_allclose(hx, hx[::-1, :])  # even down rows
     assert hx[4, 5] < 0 < hx[4, 3]
     # hx(0, 1) / hx(0, 2) = g(1) / (2 g(2)) = exp(3 / (2 sigma^2)) / 2
-    assert hx[4, 5] / hx[4, 6] == pytest.approx(math.exp(3 / (2 * SIGMA ** 2)) / 2)
+    assert hx[4, 5] / hx[4, 6] == pytest.approx(math.exp(3 / (2 * SIGMA**2)) / 2)
 
 
 def test_gradient_identical_is_zero(synthetic_matte):
@@ -140,7 +142,9 @@ def test_gradient_step_edge_vs_its_shift_by_hand():
     assert expected > 0
     assert M.gradient_error(pred, gt, tri) == pytest.approx(expected, rel=1e-9)
     # A horizontal edge (the transposed case) goes through hy = hx' and gives the same number.
-    assert M.gradient_error(pred.T.copy(), gt.T.copy(), tri.T.copy()) == pytest.approx(expected, rel=1e-9)
+    assert M.gradient_error(pred.T.copy(), gt.T.copy(), tri.T.copy()) == pytest.approx(
+        expected, rel=1e-9
+    )
 
 
 def test_gradient_sums_over_unknown_only():
@@ -158,9 +162,12 @@ def test_gradient_rescales_each_input_by_its_own_min_max():
     """MATLAB's mat2gray: a step from 0 to 0.5 has the same normalised gradient as 0 to 1."""
     h, w = 3, 20
     tri = _all_unknown((h, w))
-    assert M.gradient_error(_step(h, w, 10, top=0.5), _step(h, w, 10), tri) == pytest.approx(0.0, abs=1e-15)
+    assert M.gradient_error(_step(h, w, 10, top=0.5), _step(h, w, 10), tri) == pytest.approx(
+        0.0, abs=1e-15
+    )
     assert M.gradient_error(_step(h, w, 11, top=0.5), _step(h, w, 10), tri) == pytest.approx(
-        M.gradient_error(_step(h, w, 11), _step(h, w, 10), tri), rel=1e-9)
+        M.gradient_error(_step(h, w, 11), _step(h, w, 10), tri), rel=1e-9
+    )
 
 
 def test_gradient_constant_prediction():
@@ -173,6 +180,7 @@ def test_gradient_constant_prediction():
 
 # ---------------------------------------------------------------------------------------------
 # Connectivity (worked by hand following compute_connectivity_error.m)
+
 
 def test_connectivity_identical_is_zero(synthetic_matte):
     s = synthetic_matte
@@ -225,7 +233,9 @@ def test_connectivity_uint8_matches_float():
     pred = np.array([[255, 191, 0, 89, 89]], np.uint8)
     gt = np.array([[255, 140, 0, 89, 13]], np.uint8)
     tri = _all_unknown((1, 5))
-    assert M.connectivity_error(pred, gt, tri) == pytest.approx(M.connectivity_error(pred / 255.0, gt / 255.0, tri))
+    assert M.connectivity_error(pred, gt, tri) == pytest.approx(
+        M.connectivity_error(pred / 255.0, gt / 255.0, tri)
+    )
 
 
 def test_all_metrics_keys(synthetic_matte):

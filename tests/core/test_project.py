@@ -25,8 +25,13 @@ def make_state(high_depth=False, with_result=True):
     trimap = rng.choice(np.array([0, 128, 255], np.uint8), size=(H, W))
     alpha = rng.random((H, W), dtype=np.float32) if with_result else None
     fg = rng.random((H, W, 3), dtype=np.float32) if with_result else None
-    settings = {"engine": "closed-form", "params": {"eps": 1e-7, "levels": 2},
-                "background": [0.1, 0.2, 0.3], "view": {"zoom": 2.5, "mode": "composite"}, "brush_size": 24}
+    settings = {
+        "engine": "closed-form",
+        "params": {"eps": 1e-7, "levels": 2},
+        "background": [0.1, 0.2, 0.3],
+        "view": {"zoom": 2.5, "mode": "composite"},
+        "brush_size": 24,
+    }
     strokes = [{"value": 255, "radius": 12, "points": [[1, 2], [3.5, 4]]}]
     if high_depth:  # numpy values, as the editor may hand them over, are stored as plain JSON
         settings["params"]["eps"] = np.float32(0.5)
@@ -47,7 +52,10 @@ def test_round_trip(tmp_path, high_depth):
     assert back.image.dtype == np.float32 and back.image.shape == (H, W, 3)
     assert np.abs(back.image - state.image).max() <= tol
     assert back.trimap.dtype == np.uint8 and np.array_equal(back.trimap, state.trimap)
-    assert back.alpha.dtype == np.float32 and np.abs(back.alpha - state.alpha).max() <= 0.5 / 65535 + 1e-6
+    assert (
+        back.alpha.dtype == np.float32
+        and np.abs(back.alpha - state.alpha).max() <= 0.5 / 65535 + 1e-6
+    )
     assert np.abs(back.foreground - state.foreground).max() <= 0.5 / 65535 + 1e-6
     assert back.settings == json.loads(json.dumps(state.settings, default=float))
     assert back.strokes == [{"value": 255, "radius": 12, "points": [[1, 2], [3.5, 4]]}]
@@ -71,6 +79,7 @@ def test_round_trip_minimal_and_suffix_added(tmp_path):
 
 
 # --- bad inputs --------------------------------------------------------------------------------
+
 
 def test_save_bad_extension_and_folder(tmp_path):
     state = make_state()
@@ -142,7 +151,7 @@ def test_load_corrupt_member(tmp_path):
         info = zf.getinfo("image.png")
     # flip bytes inside the stored PNG: the CRC check (or the PNG decoder) must catch it
     start = info.header_offset + 30 + len(info.filename) + 40
-    data[start:start + 16] = bytes(16)
+    data[start : start + 16] = bytes(16)
     bad = tmp_path / "bad.mattestudio"
     bad.write_bytes(bytes(data))
     with pytest.raises(ProjectError, match="bad.mattestudio.*corrupt"):
@@ -177,32 +186,43 @@ def edit_manifest(**changes):
         m = json.loads(data)
         m.update(changes)
         return json.dumps(m).encode()
+
     return fn
 
 
 def test_load_newer_version(tmp_path):
     p = save_project(tmp_path / "x.mattestudio", make_state())
-    q = rewrite(p, tmp_path / "new.mattestudio",
-                replace={"manifest.json": edit_manifest(version=project.FORMAT_VERSION + 1)})
+    q = rewrite(
+        p,
+        tmp_path / "new.mattestudio",
+        replace={"manifest.json": edit_manifest(version=project.FORMAT_VERSION + 1)},
+    )
     with pytest.raises(MattestudioError, match="new.mattestudio.*newer mattestudio"):
         load_project(q)
 
 
 def test_load_mismatched_sizes(tmp_path):
     p = save_project(tmp_path / "x.mattestudio", make_state())
-    small = save_project(tmp_path / "small.mattestudio",
-                         ProjectState(np.zeros((4, 5, 3), np.float32), np.zeros((4, 5), np.uint8)))
+    small = save_project(
+        tmp_path / "small.mattestudio",
+        ProjectState(np.zeros((4, 5, 3), np.float32), np.zeros((4, 5), np.uint8)),
+    )
     with zipfile.ZipFile(small) as zf:
         small_trimap = zf.read("trimap.png")
     q = rewrite(p, tmp_path / "mix.mattestudio", replace={"trimap.png": lambda _: small_trimap})
     with pytest.raises(ProjectError, match="mix.mattestudio.*trimap.png.*5x4.*13x9"):
         load_project(q)
-    q = rewrite(p, tmp_path / "huge.mattestudio", replace={"manifest.json": edit_manifest(width=10**6, height=10**6)})
+    q = rewrite(
+        p,
+        tmp_path / "huge.mattestudio",
+        replace={"manifest.json": edit_manifest(width=10**6, height=10**6)},
+    )
     with pytest.raises(ProjectError, match="over the limit"):
         load_project(q)
 
 
 # --- autosave ----------------------------------------------------------------------------------
+
 
 @pytest.fixture()
 def autosave_env(tmp_path, monkeypatch):
@@ -223,7 +243,9 @@ def test_autosave_cycle(autosave_env, tmp_path):
     assert p.name == f"{key}.mattestudio" and " " not in key
     assert project.find_autosave(image_path) == p
     assert project.find_autosave(tmp_path / "other.jpg") is None
-    assert project.autosave_key(tmp_path / "a" / "x.jpg") != project.autosave_key(tmp_path / "b" / "x.jpg")
+    assert project.autosave_key(tmp_path / "a" / "x.jpg") != project.autosave_key(
+        tmp_path / "b" / "x.jpg"
+    )
     back = load_project(project.find_autosave(image_path))
     assert np.array_equal(back.trimap, state.trimap)
     project.autosave(state)  # overwriting is fine
@@ -252,20 +274,27 @@ def test_autosave_dir_default(monkeypatch):
 
 # --- strokes ------------------------------------------------------------------------------------
 
+
 def test_document_strokes_round_trip_and_replay(tmp_path):
     from mattestudio.core import strokes
     from mattestudio.core.document import Document
 
     image = np.random.default_rng(1).random((20, 30, 3), dtype=np.float32)
-    base = np.zeros((20, 30), np.uint8); base[:, 10:] = 128
+    base = np.zeros((20, 30), np.uint8)
+    base[:, 10:] = 128
     doc = Document(image, base)
     b = strokes.Brush(doc, 255, 4.5)
-    b.press(12.25, 3.5); b.move(25.75, 16.125); b.release()
+    b.press(12.25, 3.5)
+    b.move(25.75, 16.125)
+    b.release()
     e = strokes.Brush(doc, "erase", 3)
-    e.press(20, 10); e.release()
+    e.press(20, 10)
+    e.release()
     doc.fill(1, 1, 128)
-    p = save_project(tmp_path / "s.mattestudio",
-                     ProjectState(doc.image, doc.trimap.copy(), strokes=list(doc.strokes)))
+    p = save_project(
+        tmp_path / "s.mattestudio",
+        ProjectState(doc.image, doc.trimap.copy(), strokes=list(doc.strokes)),
+    )
     back = load_project(p)
     assert back.strokes == doc.strokes and len(back.strokes) == 3
     np.testing.assert_array_equal(back.trimap, doc.trimap)

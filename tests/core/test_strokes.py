@@ -28,8 +28,11 @@ def test_disc_paints_pixels_within_radius():
 def test_segment_has_no_gaps():
     t = np.zeros((50, 100), np.uint8)
     strokes.paint_segment(t, (5.0, 10.0), (90.0, 40.0), 4, 255)
-    np.testing.assert_array_equal(t == 255, _expected_capsule(t.shape, (5.0, 10.0), (90.0, 40.0), 4)
-                                  | _endpoints(t.shape, [(5.0, 10.0), (90.0, 40.0)]))
+    np.testing.assert_array_equal(
+        t == 255,
+        _expected_capsule(t.shape, (5.0, 10.0), (90.0, 40.0), 4)
+        | _endpoints(t.shape, [(5.0, 10.0), (90.0, 40.0)]),
+    )
     # every column between the end points is hit
     assert all((t[:, c] == 255).any() for c in range(5, 91))
 
@@ -84,9 +87,11 @@ def test_eraser_restores_base_trimap():
     base = np.full((20, 20), BACKGROUND, np.uint8)
     doc = Document(np.zeros((20, 20, 3), np.float32), base)
     b = strokes.Brush(doc, FOREGROUND, 6)
-    b.press(10, 10); b.release()
+    b.press(10, 10)
+    b.release()
     e = strokes.Brush(doc, "erase", 20)
-    e.press(10, 10); e.release()
+    e.press(10, 10)
+    e.release()
     assert (doc.trimap == BACKGROUND).all()
     assert len(doc.history) == 2
 
@@ -94,11 +99,14 @@ def test_eraser_restores_base_trimap():
 def test_brush_cancel_restores():
     doc = Document(np.zeros((20, 20, 3), np.float32))
     b = strokes.Brush(doc, BACKGROUND, 6)
-    b.press(10, 10); b.move(15, 15); b.cancel()
+    b.press(10, 10)
+    b.move(15, 15)
+    b.cancel()
     assert (doc.trimap == UNKNOWN).all() and len(doc.history) == 0
 
 
 # -- stroke records and replay -------------------------------------------------------------------------
+
 
 def test_brush_stroke_is_logged_as_one_vector_record():
     doc = Document(np.zeros((30, 30, 3), np.float32))
@@ -108,28 +116,44 @@ def test_brush_stroke_is_logged_as_one_vector_record():
     b.move(12.5, 7)
     b.move(20, 7)
     b.release()
-    assert doc.strokes == [{"tool": "brush", "value": 255, "size": 5.0,
-                            "points": [[5.0, 5.25], [12.5, 7.0], [20.0, 7.0]]}]
+    assert doc.strokes == [
+        {
+            "tool": "brush",
+            "value": 255,
+            "size": 5.0,
+            "points": [[5.0, 5.25], [12.5, 7.0], [20.0, 7.0]],
+        }
+    ]
     e = strokes.Brush(doc, "erase", 3)
-    e.press(1, 1); e.release()  # erasing unknown over unknown changes nothing: no step, no record
+    e.press(1, 1)
+    e.release()  # erasing unknown over unknown changes nothing: no step, no record
     assert len(doc.strokes) == 1 and len(doc.history) == 1
 
 
 def test_discontinuous_segments_start_new_records():
     records = []
     strokes.extend_brush_records(records, (1, 1), (4, 1), 3, 255)
-    strokes.extend_brush_records(records, (4, 1), (4, 6), 3, 255)   # continues
-    strokes.extend_brush_records(records, (9, 9), (9, 9), 3, 255)   # jumps
+    strokes.extend_brush_records(records, (4, 1), (4, 6), 3, 255)  # continues
+    strokes.extend_brush_records(records, (9, 9), (9, 9), 3, 255)  # jumps
     strokes.extend_brush_records(records, (9, 9), (12, 9), 5, 255)  # other size
     strokes.extend_brush_records(records, (12, 9), (12, 12), 5, "erase")
-    assert [r["points"] for r in records] == [[[1, 1], [4, 1], [4, 6]], [[9, 9]], [[9, 9], [12, 9]],
-                                              [[12, 9], [12, 12]]]
-    assert [(r["size"], r["value"]) for r in records] == [(3, 255), (3, 255), (5, 255), (5, "erase")]
+    assert [r["points"] for r in records] == [
+        [[1, 1], [4, 1], [4, 6]],
+        [[9, 9]],
+        [[9, 9], [12, 9]],
+        [[12, 9], [12, 12]],
+    ]
+    assert [(r["size"], r["value"]) for r in records] == [
+        (3, 255),
+        (3, 255),
+        (5, 255),
+        (5, "erase"),
+    ]
 
 
 def _random_session(doc, rng, n=40):
     h, w = doc.shape
-    for k in range(n):
+    for _k in range(n):
         kind = rng.integers(0, 6)
         if kind == 0:
             doc.fill(rng.uniform(-2, w + 2), rng.uniform(-2, h + 2), int(rng.choice([0, 128, 255])))

@@ -16,6 +16,7 @@ BG, UNK, FG = 0, 128, 255
 # ---------------------------------------------------------------------------------------------
 # normalize
 
+
 def test_uint8_values_between_0_and_255_are_unknown():
     arr = np.array([[0, 1, 102, 127, 128, 129, 200, 254, 255]], np.uint8)
     out = T.normalize(arr)
@@ -76,6 +77,7 @@ def test_bad_shape_refused():
 
 # ---------------------------------------------------------------------------------------------
 # check / load
+
 
 def test_check_size_mismatch_names_both_sizes():
     tri = np.full((5, 10), UNK, np.uint8)
@@ -157,6 +159,7 @@ def test_load_missing_file(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # helpers
 
+
 def test_to_float_and_split_and_force_known():
     tri = np.array([[BG, UNK, FG]], np.uint8)
     np.testing.assert_allclose(T.to_float(tri), [[0.0, 128 / 255, 1.0]])
@@ -173,6 +176,7 @@ def test_to_float_and_split_and_force_known():
 # ---------------------------------------------------------------------------------------------
 # from_mask / from_alpha
 
+
 @pytest.mark.parametrize("band", [1, 2, 7, 10])
 def test_from_mask_band_width_centred_on_edge(band):
     mask = np.zeros((20, 80), bool)
@@ -183,7 +187,7 @@ def test_from_mask_band_width_centred_on_edge(band):
     assert len(unknown_cols) == band
     assert np.all(np.diff(unknown_cols) == 1)  # one contiguous band
     assert unknown_cols[0] == 40 - band // 2 and unknown_cols[-1] == 39 + (band - band // 2)
-    assert np.all(row[: unknown_cols[0]] == FG) and np.all(row[unknown_cols[-1] + 1:] == BG)
+    assert np.all(row[: unknown_cols[0]] == FG) and np.all(row[unknown_cols[-1] + 1 :] == BG)
     assert np.all(tri == tri[10])  # same on every row
 
 
@@ -231,6 +235,7 @@ def test_from_alpha_marks_isolated_strand_unknown():
 
 # ---------------------------------------------------------------------------------------------
 # GrabCut
+
 
 def test_grabcut_from_rectangle(synthetic_matte):
     s = synthetic_matte

@@ -6,7 +6,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import helpers  # noqa: E402
+import helpers
 
 pytest.importorskip("torch")
 
@@ -39,7 +39,9 @@ def published(tmp_path_factory):
 def scene(h=64, w=64, seed=0):
     """A smooth image and a disc trimap with an unknown ring."""
     yy, xx = np.mgrid[:h, :w]
-    img = np.stack([np.sin(xx / 9.0) * .4 + .5, np.cos(yy / 13.0) * .4 + .5, ((xx + yy) % 32) / 32.0], 2)
+    img = np.stack(
+        [np.sin(xx / 9.0) * 0.4 + 0.5, np.cos(yy / 13.0) * 0.4 + 0.5, ((xx + yy) % 32) / 32.0], 2
+    )
     r = np.hypot(yy - h / 2, xx - w / 2)
     tri = np.zeros((h, w), np.uint8)
     rad = min(h, w) / 4

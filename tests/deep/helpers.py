@@ -14,8 +14,14 @@ from torch import nn
 
 DATA = Path(__file__).parent / "data"
 
-TSV = {"sim": "sim_model.tsv", "sim-classifier": "sim_classifier.tsv", "huo-stage1": "huo_stage1.tsv",
-       "huo-stage3": "huo_stage3.tsv", "mmagic-stage3": "mmagic_dim_stage3.tsv", "foam": "foam_dim.tsv"}
+TSV = {
+    "sim": "sim_model.tsv",
+    "sim-classifier": "sim_classifier.tsv",
+    "huo-stage1": "huo_stage1.tsv",
+    "huo-stage3": "huo_stage3.tsv",
+    "mmagic-stage3": "mmagic_dim_stage3.tsv",
+    "foam": "foam_dim.tsv",
+}
 
 
 def published_keys(kind: str) -> list[tuple[str, tuple, str]]:
@@ -55,7 +61,10 @@ def write_published(kind: str, path: Path, state=None, seed: int = 0) -> Path:
     if kind == "sim":
         obj = {"state_dict": sd}
     elif kind == "sim-classifier":
-        obj = {"state_dict": OrderedDict(("module." + k, v) for k, v in sd.items()), "best_acc": 0.9}
+        obj = {
+            "state_dict": OrderedDict(("module." + k, v) for k, v in sd.items()),
+            "best_acc": 0.9,
+        }
     elif kind.startswith("huo"):
         obj = {"epoch": 7, "state_dict": sd, "best_sad": 52.9}
     elif kind.startswith("mmagic"):
@@ -100,8 +109,16 @@ def _fake_foam_module() -> types.ModuleType:
         def __init__(self):
             super().__init__()
             self.down1, self.down2 = segnetDown2(4, 64), segnetDown2(64, 128)
-            self.down3, self.down4, self.down5 = segnetDown3(128, 256), segnetDown3(256, 512), segnetDown3(512, 512)
-            self.up5, self.up4, self.up3 = segnetUp1(512, 512), segnetUp1(512, 256), segnetUp1(256, 128)
+            self.down3, self.down4, self.down5 = (
+                segnetDown3(128, 256),
+                segnetDown3(256, 512),
+                segnetDown3(512, 512),
+            )
+            self.up5, self.up4, self.up3 = (
+                segnetUp1(512, 512),
+                segnetUp1(512, 256),
+                segnetUp1(256, 128),
+            )
             self.up2, self.up1 = segnetUp1(128, 64), segnetUp1(64, 1)
 
     for cls in (conv2DBatchNormRelu, segnetDown2, segnetDown3, segnetUp1, DIMModel):
@@ -120,9 +137,17 @@ def write_foam_pickle(path: Path, state, legacy: bool = False) -> Path:
         model.load_state_dict(state, strict=True)
         dp = nn.DataParallel(model)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        obj = {"epoch": 3, "epochs_since_improvement": 0, "loss": 0.05, "model": dp, "optimizer": opt}
+        obj = {
+            "epoch": 3,
+            "epochs_since_improvement": 0,
+            "loss": 0.05,
+            "model": dp,
+            "optimizer": opt,
+        }
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "couldn't retrieve source code" for the stand-in classes
+            warnings.simplefilter(
+                "ignore"
+            )  # "couldn't retrieve source code" for the stand-in classes
             torch.save(obj, path, _use_new_zipfile_serialization=not legacy)
     finally:
         del sys.modules["models"]
@@ -134,7 +159,7 @@ def tame_sim(state: OrderedDict) -> OrderedDict:
     its alpha head ends in a clamp, not a sigmoid: with random weights every pixel clamps to 0 or 1
     and comparisons mean nothing. Setting each following BatchNorm's running_var to the conv's
     fan-in (what training would learn) and using a small positive last layer keeps alpha in (0, 1)."""
-    from mattestudio.bench_deep import settle_sim_decoder
+    from mattestudio.engines.deep.random_weights import settle_sim_decoder
 
     settle_sim_decoder(state)
     g = torch.Generator().manual_seed(1)

@@ -3,16 +3,24 @@
 import os
 from collections import OrderedDict
 
+import helpers
 import pytest
 import torch
 
-import helpers
 from mattestudio.engines.deep import checkpoints as C
 from mattestudio.engines.deep import kinds as K
 from mattestudio.engines.deep.build import build_module, load_module
 from mattestudio.errors import CheckpointError
 
-ALL_KINDS = ["mmagic-stage3", "mmagic-stage1", "huo-stage1", "huo-stage3", "foam", "sim", "sim-classifier"]
+ALL_KINDS = [
+    "mmagic-stage3",
+    "mmagic-stage1",
+    "huo-stage1",
+    "huo-stage3",
+    "foam",
+    "sim",
+    "sim-classifier",
+]
 
 
 def _files(d):
@@ -26,7 +34,7 @@ def test_published_layout_imports_and_loads_strictly(kind, published, models_dir
     assert res.kind == kind  # recognised from keys and shapes, no --kind needed
     assert res.path == models_dir / f"{kind}.safetensors"
     assert K.read_safetensors_metadata(res.path)["mattestudio_kind"] == kind
-    state, meta = C.read_state(res.path)
+    state, _meta = C.read_state(res.path)
     expected = [k for k, _, _ in helpers.published_keys(kind)]
     assert sorted(state) == sorted(expected)  # safetensors stores keys sorted
     module = build_module(kind, state)
@@ -46,15 +54,23 @@ def test_missing_key_is_named(kind, tmp_path, models_dir):
     src = helpers.write_published(kind, tmp_path / "bad.pth", state=sd)
     with pytest.raises(CheckpointError) as err:
         C.import_checkpoint(src, kind=kind)
-    assert victim in str(err.value) and "missing keys" in str(err.value) and "bad.pth" in str(err.value)
+    assert (
+        victim in str(err.value)
+        and "missing keys" in str(err.value)
+        and "bad.pth" in str(err.value)
+    )
     assert _files(models_dir) == []
 
 
 def test_renamed_key_names_both_sides(tmp_path):
     sd = helpers.random_state("huo-stage3")
-    sd = OrderedDict(("refine_convX.weight" if k == "refine_conv2.weight" else k, v) for k, v in sd.items())
+    sd = OrderedDict(
+        ("refine_convX.weight" if k == "refine_conv2.weight" else k, v) for k, v in sd.items()
+    )
     src = helpers.write_published("huo-stage3", tmp_path / "renamed.pth", state=sd)
-    with pytest.raises(CheckpointError, match=r"missing keys: refine_conv2\.weight.*unexpected keys: refine_convX"):
+    with pytest.raises(
+        CheckpointError, match=r"missing keys: refine_conv2\.weight.*unexpected keys: refine_convX"
+    ):
         C.import_checkpoint(src)
 
 
@@ -62,7 +78,9 @@ def test_wrong_shape_is_named(tmp_path):
     sd = helpers.random_state("mmagic-stage3")
     sd["backbone.decoder.deconv1.weight"] = torch.zeros(2, 64, 5, 5)
     src = helpers.write_published("mmagic-stage3", tmp_path / "shape.pth", state=sd)
-    with pytest.raises(CheckpointError, match=r"deconv1\.weight is \(2, 64, 5, 5\), expected \(1, 64, 5, 5\)"):
+    with pytest.raises(
+        CheckpointError, match=r"deconv1\.weight is \(2, 64, 5, 5\), expected \(1, 64, 5, 5\)"
+    ):
         C.import_checkpoint(src)
 
 
@@ -94,7 +112,7 @@ def test_import_names_and_collisions(published, models_dir):
         C.import_checkpoint(published("huo-stage1"), name="mine")
     with pytest.raises(CheckpointError, match="must be letters"):
         C.import_checkpoint(published("huo-stage1"), name="../evil")
-    assert [m.name for m in K.installed("huo-stage1")][0] == "huo-stage1"  # oldest import first
+    assert next(m.name for m in K.installed("huo-stage1")) == "huo-stage1"  # oldest import first
     assert not [p for p in models_dir.iterdir() if p.name.startswith(".")]
 
 
@@ -120,7 +138,9 @@ class _Evil:
 def test_malicious_pickle_is_refused_without_running(legacy, tmp_path, models_dir):
     marker = tmp_path / "pwned"
     src = tmp_path / "evil.pth"
-    torch.save({"model": _Evil(marker), "state_dict": {}}, src, _use_new_zipfile_serialization=not legacy)
+    torch.save(
+        {"model": _Evil(marker), "state_dict": {}}, src, _use_new_zipfile_serialization=not legacy
+    )
     with pytest.raises(CheckpointError, match=r"refused: .*system.*never runs code"):
         C.import_checkpoint(src)
     with pytest.raises(CheckpointError, match="refused"):
@@ -149,7 +169,9 @@ def test_malicious_object_inside_foam_like_file_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "missing", "directory"])
-def test_corrupt_checkpoint_clear_error_and_nothing_written(damage, published, tmp_path, models_dir):
+def test_corrupt_checkpoint_clear_error_and_nothing_written(
+    damage, published, tmp_path, models_dir
+):
     src = tmp_path / "broken.pth"
     if damage == "truncate":
         data = published("mmagic-stage3").read_bytes()
@@ -191,7 +213,9 @@ def test_resolve_and_role_checks(published, models_dir):
 def test_dataparallel_prefix_is_stripped(tmp_path):
     """foam_dim_dp.tsv: the same model's keys as saved through nn.DataParallel (module. prefix)."""
     sd = helpers.random_state("foam")
-    dp_keys = [line.split("\t")[0] for line in (helpers.DATA / "foam_dim_dp.tsv").read_text().splitlines()]
+    dp_keys = [
+        line.split("\t")[0] for line in (helpers.DATA / "foam_dim_dp.tsv").read_text().splitlines()
+    ]
     assert dp_keys == ["module." + k for k in sd]
     torch.save(OrderedDict(zip(dp_keys, sd.values())), tmp_path / "dp.pth")
     state, _ = C.read_state(tmp_path / "dp.pth")

@@ -34,8 +34,15 @@ def test_auto_prefers_cuda_then_mps(monkeypatch):
     assert D.select_device("auto") == torch.device("mps")
 
 
-@pytest.mark.parametrize("spec,msg", [("cuda", "cuda.*requested but"), ("cuda:1", "requested but"),
-                                      ("mps", "MPS is not available"), ("tpu", "unknown device")])
+@pytest.mark.parametrize(
+    "spec,msg",
+    [
+        ("cuda", "cuda.*requested but"),
+        ("cuda:1", "requested but"),
+        ("mps", "MPS is not available"),
+        ("tpu", "unknown device"),
+    ],
+)
 def test_explicit_device_that_cannot_be_met(spec, msg, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     _no_mps(monkeypatch)
@@ -60,9 +67,18 @@ def test_windows_cover_box_and_respect_grid():
     for core, win in wins:
         assert win[0] % 32 == 0 and (win[1] - win[0]) % 32 == 0 and win[1] <= 320
         assert win[0] <= core[0] and core[1] <= win[1] and win[2] <= core[2] and core[3] <= win[3]
-        covered[core[0]:core[1], core[2]:core[3]] += 1
-    assert (covered[10:300, 5:200] == 1).all() and covered.sum() == 290 * 195  # cores partition the box
-    assert len(plan_windows((0, 100, 0, 100), (2048, 2048), tile=2048, context=192, multiple=32, align=32)) == 1
+        covered[core[0] : core[1], core[2] : core[3]] += 1
+    assert (
+        covered[10:300, 5:200] == 1
+    ).all() and covered.sum() == 290 * 195  # cores partition the box
+    assert (
+        len(
+            plan_windows(
+                (0, 100, 0, 100), (2048, 2048), tile=2048, context=192, multiple=32, align=32
+            )
+        )
+        == 1
+    )
 
 
 def _cli():

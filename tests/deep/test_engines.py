@@ -1,14 +1,15 @@
 """The dim and sim engines end to end on tiny images with random weights in the published layout."""
 
+import itertools
 import subprocess
 import sys
 
+import helpers
 import numpy as np
 import pytest
 import torch
-
-import helpers
 from conftest import scene
+
 from mattestudio.engines import registry
 from mattestudio.engines.deep import checkpoints as C
 from mattestudio.errors import Cancelled
@@ -19,11 +20,15 @@ DIM_KINDS = ["mmagic-stage3", "mmagic-stage1", "huo-stage1", "huo-stage3", "foam
 
 
 def test_listing_engines_does_not_import_torch(tmp_path):
-    code = ("import sys, mattestudio.engines.registry as r\n"
-            "print([r.unavailable_reason(n) for n in ('dim', 'sim')], [r.info(n).name for n in ('dim', 'sim')])\n"
-            "assert 'torch' not in sys.modules, 'torch imported'\n")
+    code = (
+        "import sys, mattestudio.engines.registry as r\n"
+        "print([r.unavailable_reason(n) for n in ('dim', 'sim')], [r.info(n).name for n in ('dim', 'sim')])\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
     env = {"MATTESTUDIO_MODELS": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
     assert out.returncode == 0, out.stderr
 
 
@@ -38,9 +43,17 @@ def test_unavailable_without_weights_then_available_after_import(published, mode
     # availability reads only the safetensors header, so small stand-ins are enough here
     from safetensors.torch import save_file
 
-    save_file({"x": torch.zeros(1)}, str(models_dir / "sim.safetensors"), metadata={"mattestudio_kind": "sim"})
+    save_file(
+        {"x": torch.zeros(1)},
+        str(models_dir / "sim.safetensors"),
+        metadata={"mattestudio_kind": "sim"},
+    )
     assert "classifier" in registry.unavailable_reason("sim")
-    save_file({"x": torch.zeros(1)}, str(models_dir / "c.safetensors"), metadata={"mattestudio_kind": "sim-classifier"})
+    save_file(
+        {"x": torch.zeros(1)},
+        str(models_dir / "c.safetensors"),
+        metadata={"mattestudio_kind": "sim-classifier"},
+    )
     assert registry.unavailable_reason("sim") is None
     # an explicit checkpoint path works without any import
     assert registry.unavailable_reason("dim", checkpoint=str(published("foam"))) is None
@@ -61,14 +74,23 @@ def test_dim_end_to_end(kind, published):
 
 def test_sim_end_to_end_with_fb_head(published):
     img, tri = scene(64, 56)
-    eng = registry.create("sim", checkpoint=str(published("sim")), classifier=str(published("sim-classifier")),
-                          precision="fp32", fb_head=True)
+    eng = registry.create(
+        "sim",
+        checkpoint=str(published("sim")),
+        classifier=str(published("sim-classifier")),
+        precision="fp32",
+        fb_head=True,
+    )
     steps = []
     res = run_matting(eng, img, tri, progress=lambda f, m: steps.append((f, m)))
     assert res.alpha.shape == (64, 56) and res.foreground.shape == (64, 56, 3)
-    assert 0 <= res.alpha.min() and res.alpha.max() <= 1 and 0 <= res.foreground.min() <= res.foreground.max() <= 1
+    assert (
+        res.alpha.min() >= 0
+        and res.alpha.max() <= 1
+        and 0 <= res.foreground.min() <= res.foreground.max() <= 1
+    )
     assert any("classifying patch" in m for _, m in steps)
-    assert all(b >= a for (a, _), (b, _) in zip(steps, steps[1:]))
+    assert all(b >= a for (a, _), (b, _) in itertools.pairwise(steps))
 
 
 def test_semantic_trimap_as_published():
@@ -78,11 +100,19 @@ def test_semantic_trimap_as_published():
     assert S.starts(1000, 320) == [0, 160, 320, 480, 640, 680] and S.starts(200, 320) == [0]
     _, tri = scene(48, 40)
     clk = S.clicks(tri)
-    assert clk.shape == (48, 40, 6) and np.allclose(clk[tri == 0, 0], 1) and np.allclose(clk[tri == 255, 3], 1)
+    assert (
+        clk.shape == (48, 40, 6)
+        and np.allclose(clk[tri == 0, 0], 1)
+        and np.allclose(clk[tri == 255, 3], 1)
+    )
     cls = SimClassifier().eval()
     with torch.inference_mode():
-        smap = S.semantic_trimap(cls, np.zeros((48, 40, 3), np.float32), tri,
-                                 lambda m, a: m(torch.from_numpy(a).permute(0, 3, 1, 2).contiguous()))
+        smap = S.semantic_trimap(
+            cls,
+            np.zeros((48, 40, 3), np.float32),
+            tri,
+            lambda m, a: m(torch.from_numpy(a).permute(0, 3, 1, 2).contiguous()),
+        )
     assert smap.shape == (48, 40, 20) and smap.min() >= 0 and smap.max() <= 1
     assert (smap[tri != 128] == 0).all()
 
@@ -136,18 +166,28 @@ def test_dim_tiles_agree_with_whole_image(published):
 
 
 def test_sim_roi_agrees_with_whole_image(published, tmp_path):
-    ck = helpers.write_published("sim", tmp_path / "tame.pth", state=helpers.tame_sim(helpers.random_state("sim")))
+    ck = helpers.write_published(
+        "sim", tmp_path / "tame.pth", state=helpers.tame_sim(helpers.random_state("sim"))
+    )
     img, tri = _corner_scene(136, 136)
     u = tri == 128
     out = {}
     for roi in (False, True):
-        eng = registry.create("sim", checkpoint=str(ck), classifier=str(published("sim-classifier")),
-                              precision="fp32", roi=roi, context=64)
+        eng = registry.create(
+            "sim",
+            checkpoint=str(ck),
+            classifier=str(published("sim-classifier")),
+            precision="fp32",
+            roi=roi,
+            context=64,
+        )
         eng.prepare(img)
         out[roi], _ = eng.predict(tri)
     assert 0.05 < out[False][u].mean() < 0.95 and out[False][u].std() > 0.02
     d = np.abs(out[True] - out[False])[u]
-    print(f"SIM roi vs whole: mean {d.mean():.4f} max {d.max():.4f} (alpha std {out[False][u].std():.3f})")
+    print(
+        f"SIM roi vs whole: mean {d.mean():.4f} max {d.max():.4f} (alpha std {out[False][u].std():.3f})"
+    )
     # ASPP's image-pooling branch sees the whole input, so a crop can never be exact for SIM.
     assert d.mean() < 0.04 and d.max() < 0.25
 

@@ -1,12 +1,12 @@
 """SIM's CPU speed-ups must not change results: batched classifier patches, the per-patch CAM cache,
 bf16 weights converted once, and convolutions fused with their residual add and activation."""
 
+import helpers
 import numpy as np
 import pytest
 import torch
-
-import helpers
 from conftest import scene
+
 from mattestudio.engines.deep import inference as inf
 from mattestudio.engines.deep.sim import network as N
 from mattestudio.engines.deep.sim import semantic as S
@@ -16,14 +16,21 @@ def _counting_run(calls):
     def run(module, x):
         calls.append(x.shape[0])
         return module(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous())
+
     return run
 
 
 def _per_patch_reference(cls, img_n, tri):
     """The published loop: one classifier call per patch."""
+
     def run(module, x):
-        return torch.cat([module(torch.from_numpy(x[n:n + 1]).permute(0, 3, 1, 2).contiguous())
-                          for n in range(x.shape[0])])
+        return torch.cat(
+            [
+                module(torch.from_numpy(x[n : n + 1]).permute(0, 3, 1, 2).contiguous())
+                for n in range(x.shape[0])
+            ]
+        )
+
     old = S.BATCH_PIXELS
     S.BATCH_PIXELS = 1  # every batch holds one patch
     try:
@@ -60,12 +67,23 @@ def test_batched_patches_and_cache_match_per_patch():
 def test_fused_convolutions_match_eager_bf16():
     from mattestudio.engines.deep.build import load_module
 
-    model = load_module("sim", helpers.tame_sim(helpers.random_state("sim")), "tame", torch.device("cpu"))
+    model = load_module(
+        "sim", helpers.tame_sim(helpers.random_state("sim")), "tame", torch.device("cpu")
+    )
     fast = inf.prepared(model, "bf16", torch.device("cpu"))
     assert inf.prepared(model, "bf16", torch.device("cpu")) is fast  # converted once
-    assert fast.encoder.conv1.weight.dtype == torch.bfloat16 and model.encoder.conv1.weight.dtype == torch.float32
+    assert (
+        fast.encoder.conv1.weight.dtype == torch.bfloat16
+        and model.encoder.conv1.weight.dtype == torch.float32
+    )
     img, tri = scene(64, 64)
-    ins = [img, S.two_channel(tri), inf.normalise(img), S.clicks(tri), np.random.rand(64, 64, 20).astype(np.float32)]
+    ins = [
+        img,
+        S.two_channel(tri),
+        inf.normalise(img),
+        S.clicks(tri),
+        np.random.rand(64, 64, 20).astype(np.float32),
+    ]
     ts = [inf.to_tensor(a, torch.device("cpu"), torch.channels_last, torch.bfloat16) for a in ins]
     with torch.inference_mode():
         fused, _ = fast(*ts)

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from mattestudio.core import metrics
 from mattestudio.engines import registry
 from mattestudio.engines.base import EngineInfo, Param
-from mattestudio.errors import Cancelled, EngineUnavailable, MattestudioError, TrimapError, UnknownEngine
+from mattestudio.errors import (
+    Cancelled,
+    EngineUnavailable,
+    MattestudioError,
+    TrimapError,
+    UnknownEngine,
+)
 from mattestudio.pipeline import run_matting
 from mattestudio.types import CancelToken
 
@@ -92,9 +100,11 @@ def test_known_regions_exactly_0_and_1(name, engine_run, synthetic_matte):
 def test_sad_under_stored_bound(name, engine_run, synthetic_matte):
     result, _ = engine_run(name)
     if name not in SAD_BOUNDS:
-        pytest.fail(f"engine {name!r} has no stored SAD bound: measure it on the synthetic composite "
-                    f"and add it to SAD_BOUNDS (measured now: "
-                    f"{metrics.sad(result.alpha, synthetic_matte.alpha, synthetic_matte.trimap):.5f})")
+        pytest.fail(
+            f"engine {name!r} has no stored SAD bound: measure it on the synthetic composite "
+            f"and add it to SAD_BOUNDS (measured now: "
+            f"{metrics.sad(result.alpha, synthetic_matte.alpha, synthetic_matte.trimap):.5f})"
+        )
     s = synthetic_matte
     value = metrics.sad(result.alpha, s.alpha, s.trimap)
     assert value < SAD_BOUNDS[name], f"{name}: SAD {value:.5f} over its bound {SAD_BOUNDS[name]}"
@@ -109,7 +119,7 @@ def test_progress_fractions_increase_to_one(name, engine_run):
     fractions = rec.fractions
     assert len(fractions) >= 2
     assert all(0.0 <= f <= 1.0 for f in fractions)
-    assert all(b >= a for a, b in zip(fractions, fractions[1:])), fractions
+    assert all(b >= a for a, b in itertools.pairwise(fractions)), fractions
     assert fractions[-1] == 1.0
     assert fractions[0] < 1.0
 
@@ -136,8 +146,13 @@ def test_cancel_during_run(name, synthetic_matte):
         token.cancel()
 
     with pytest.raises(Cancelled):
-        run_matting(registry.create(name), synthetic_matte.image, synthetic_matte.trimap,
-                    progress=progress, cancel=token)
+        run_matting(
+            registry.create(name),
+            synthetic_matte.image,
+            synthetic_matte.trimap,
+            progress=progress,
+            cancel=token,
+        )
     assert rec.calls  # it had started
     assert 1.0 not in rec.fractions  # and never finished
 
@@ -156,12 +171,21 @@ def test_cancel_stops_the_iterative_solver(name, synthetic_matte):
 
     engine = registry.create(name)
     with pytest.raises(Cancelled):
-        run_matting(engine, synthetic_matte.image, synthetic_matte.trimap, progress=progress, cancel=token)
+        run_matting(
+            engine, synthetic_matte.image, synthetic_matte.trimap, progress=progress, cancel=token
+        )
     assert len(iterations) == 1
 
 
 def test_registry_lists_the_classical_engines():
-    for name in ("closed-form", "knn", "large-kernel", "random-walk", "learning-based", "shared-sampling"):
+    for name in (
+        "closed-form",
+        "knn",
+        "large-kernel",
+        "random-walk",
+        "learning-based",
+        "shared-sampling",
+    ):
         assert name in ALL_NAMES
         assert registry.unavailable_reason(name) is None
         assert registry.info(name).name == name
@@ -169,8 +193,11 @@ def test_registry_lists_the_classical_engines():
 
 
 def test_unknown_engine_lists_names(synthetic_matte):
-    for call in (lambda: registry.create("nope"), lambda: registry.engine_class("nope"),
-                 lambda: registry.unavailable_reason("nope")):
+    for call in (
+        lambda: registry.create("nope"),
+        lambda: registry.engine_class("nope"),
+        lambda: registry.unavailable_reason("nope"),
+    ):
         with pytest.raises(UnknownEngine) as info:
             call()
         msg = str(info.value)
@@ -180,9 +207,15 @@ def test_unknown_engine_lists_names(synthetic_matte):
 
 
 def test_unavailable_engine_says_why(monkeypatch):
-    monkeypatch.setitem(registry.ENTRIES, "needs-missing",
-                        registry.Entry("needs-missing", "mattestudio.engines.classical:KnnEngine",
-                                       ("a_package_that_is_not_installed_xyz",)))
+    monkeypatch.setitem(
+        registry.ENTRIES,
+        "needs-missing",
+        registry.Entry(
+            "needs-missing",
+            "mattestudio.engines.classical:KnnEngine",
+            ("a_package_that_is_not_installed_xyz",),
+        ),
+    )
     reason = registry.unavailable_reason("needs-missing")
     assert "a_package_that_is_not_installed_xyz" in reason and "pip install" in reason
     with pytest.raises(EngineUnavailable, match="needs-missing.*not installed"):
@@ -194,12 +227,15 @@ def test_alias_keeps_the_chosen_name(synthetic_matte):
     assert engine.info.name == "closed-form"
 
 
-@pytest.mark.parametrize("params, words", [
-    ({"radius": "abc"}, ["radius", "'abc'", "not a valid int"]),
-    ({"radius": 99}, ["radius", "above the maximum"]),
-    ({"epsilon": 0.0}, ["epsilon", "below the minimum"]),
-    ({"colour": 1}, ["no parameter 'colour'", "epsilon", "radius"]),
-])
+@pytest.mark.parametrize(
+    "params, words",
+    [
+        ({"radius": "abc"}, ["radius", "'abc'", "not a valid int"]),
+        ({"radius": 99}, ["radius", "above the maximum"]),
+        ({"epsilon": 0.0}, ["epsilon", "below the minimum"]),
+        ({"colour": 1}, ["no parameter 'colour'", "epsilon", "radius"]),
+    ],
+)
 def test_bad_param_clear_error(params, words):
     # Pinned to the pymatting implementation, whose parameters are known here ("closed-form" may
     # point at another implementation with other parameters).
@@ -229,8 +265,12 @@ def test_param_coerce_bool_and_choices():
 def test_random_walk_sigma_changes_the_result(synthetic_matte):
     """sigma is a real parameter (pymatting's own rw_laplacian ignores it)."""
     s = synthetic_matte
-    a = run_matting(registry.create("random-walk", sigma=0.05), s.image, s.trimap, estimate_foreground=False).alpha
-    b = run_matting(registry.create("random-walk", sigma=0.2), s.image, s.trimap, estimate_foreground=False).alpha
+    a = run_matting(
+        registry.create("random-walk", sigma=0.05), s.image, s.trimap, estimate_foreground=False
+    ).alpha
+    b = run_matting(
+        registry.create("random-walk", sigma=0.2), s.image, s.trimap, estimate_foreground=False
+    ).alpha
     assert np.abs(a - b).max() > 0.05
 
 
@@ -277,7 +317,9 @@ def test_prepared_engine_is_reused(synthetic_matte):
 
 def test_without_foreground_estimation_the_image_is_the_foreground(synthetic_matte):
     s = synthetic_matte
-    result = run_matting(registry.create("closed-form"), s.image, s.trimap, estimate_foreground=False)
+    result = run_matting(
+        registry.create("closed-form"), s.image, s.trimap, estimate_foreground=False
+    )
     np.testing.assert_array_equal(result.foreground, s.image)
 
 
@@ -311,7 +353,9 @@ def test_random_walk_laplacian_by_hand():
     img = np.zeros((1, 2, 3))
     img[0, 1, 0] = 0.1
     w = np.exp(-1.0)
-    np.testing.assert_allclose(_rw_laplacian(img, 0.1, regularization=0.0).toarray(), [[w, -w], [-w, w]])
+    np.testing.assert_allclose(
+        _rw_laplacian(img, 0.1, regularization=0.0).toarray(), [[w, -w], [-w, w]]
+    )
     # 2 x 2: every pixel is an 8-neighbour of the others; equal colors give weight 1.
     L = _rw_laplacian(np.zeros((2, 2, 3)), 0.1, regularization=0.0).toarray()
     np.testing.assert_allclose(L, 4 * np.eye(4) - np.ones((4, 4)))

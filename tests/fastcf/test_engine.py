@@ -23,7 +23,7 @@ def big():
 
 def _disc(trimap, y, x, r, value, where):
     out = trimap.copy()
-    yy, xx = np.ogrid[:trimap.shape[0], :trimap.shape[1]]
+    yy, xx = np.ogrid[: trimap.shape[0], : trimap.shape[1]]
     mask = ((yy - y) ** 2 + (xx - x) ** 2 <= r * r) & where(trimap)
     out[mask] = value
     return out
@@ -145,5 +145,7 @@ def test_pipeline_runs_the_engine(synthetic_matte):
     from mattestudio.pipeline import run_matting
 
     m = synthetic_matte
-    result = run_matting(registry.create("closed-form"), m.image, m.trimap, estimate_foreground=False)
+    result = run_matting(
+        registry.create("closed-form"), m.image, m.trimap, estimate_foreground=False
+    )
     assert result.alpha.shape == m.trimap.shape and result.engine == "closed-form"

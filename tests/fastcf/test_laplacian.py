@@ -12,7 +12,7 @@ def _random_case(h=30, w=36, seed=0):
     rng = np.random.default_rng(seed)
     image = rng.random((h, w, 3))
     tri = np.zeros((h, w))
-    tri[:, w // 2:] = 1.0
+    tri[:, w // 2 :] = 1.0
     tri[5:25, 10:28] = 0.5
     tri[0:3, :] = 0.5  # unknown pixels on the image border
     return image, tri
@@ -83,7 +83,9 @@ def test_direct_factor_with_large_fronts_matches_small_front_path(monkeypatch):
     both give the same solution."""
     image, tri = _random_case(60, 64, seed=4)
     tri[10:50, 5:60] = 0.5
-    system = laplacian.assemble(laplacian.WindowStats.lazy(), image, tri == 0.5, (tri == 1.0).astype(float))
+    system = laplacian.assemble(
+        laplacian.WindowStats.lazy(), image, tri == 0.5, (tri == 1.0).astype(float)
+    )
     x_small = direct.factorize(system.matrix, system.coords).solve(system.rhs)
     monkeypatch.setattr(direct, "SMALL_FRONT", 40)
     x_big = direct.factorize(system.matrix, system.coords).solve(system.rhs)
@@ -97,8 +99,10 @@ def test_engine_module_imports_no_solver():
     import subprocess
     import sys
 
-    code = ("import sys, mattestudio.engines.fastcf.engine; "
-            "print([m for m in ('numba', 'scipy', 'mattestudio.engines.fastcf.direct') if m in sys.modules])")
+    code = (
+        "import sys, mattestudio.engines.fastcf.engine; "
+        "print([m for m in ('numba', 'scipy', 'mattestudio.engines.fastcf.direct') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -7,14 +7,14 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import pytest  # noqa: E402
+import pytest
 
 pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
 
-from PySide6.QtCore import QEvent, QPointF, QSettings, Qt  # noqa: E402
-from PySide6.QtGui import QMouseEvent  # noqa: E402
-from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
+from PySide6.QtCore import QEvent, QPointF, QSettings, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 
 @pytest.fixture(autouse=True)
@@ -52,6 +52,7 @@ def dialogs(monkeypatch) -> Dialogs:
             if kind == "question":
                 return rec.answer
             return QMessageBox.StandardButton.Ok
+
         return staticmethod(fake)
 
     for kind in ("warning", "information", "critical", "question"):
@@ -75,8 +76,9 @@ def make_window(qtbot, synthetic_files):
         win.show()
         qtbot.waitExposed(win)
         if open_files:
-            assert win.files.open_image(str(synthetic_files["image"]),
-                                        str(synthetic_files["trimap"]) if trimap else None)
+            assert win.files.open_image(
+                str(synthetic_files["image"]), str(synthetic_files["trimap"]) if trimap else None
+            )
         windows.append(win)
         return win
 
@@ -93,8 +95,11 @@ def window(make_window):
 
 def mouse(widget, kind: str, pos, button=Qt.MouseButton.LeftButton, buttons=None) -> None:
     """Send one synthetic mouse event to ``widget`` (a canvas viewport)."""
-    types = {"press": QEvent.Type.MouseButtonPress, "move": QEvent.Type.MouseMove,
-             "release": QEvent.Type.MouseButtonRelease}
+    types = {
+        "press": QEvent.Type.MouseButtonPress,
+        "move": QEvent.Type.MouseMove,
+        "release": QEvent.Type.MouseButtonRelease,
+    }
     if buttons is None:
         buttons = Qt.MouseButton.NoButton if kind == "release" else button
     if kind == "move":
@@ -102,7 +107,9 @@ def mouse(widget, kind: str, pos, button=Qt.MouseButton.LeftButton, buttons=None
     else:
         btn = button
     p = QPointF(pos)
-    ev = QMouseEvent(types[kind], p, widget.mapToGlobal(p), btn, buttons, Qt.KeyboardModifier.NoModifier)
+    ev = QMouseEvent(
+        types[kind], p, widget.mapToGlobal(p), btn, buttons, Qt.KeyboardModifier.NoModifier
+    )
     QApplication.sendEvent(widget, ev)
 
 

@@ -11,7 +11,9 @@ from mattestudio.types import FOREGROUND, UNKNOWN, MattingResult
 def solved(window, synthetic_matte):
     """The window with a known result set (no engine run needed for file tests)."""
     m = synthetic_matte
-    window.document.set_result(MattingResult(alpha=m.alpha.copy(), foreground=m.foreground.copy(), engine="test"))
+    window.document.set_result(
+        MattingResult(alpha=m.alpha.copy(), foreground=m.foreground.copy(), engine="test")
+    )
     return window
 
 

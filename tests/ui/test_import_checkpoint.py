@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("torch")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deep"))
 
-import helpers  # noqa: E402  (tests/deep/helpers.py: published key lists with random values)
+import helpers
 
 
 @pytest.fixture
@@ -25,7 +25,9 @@ def _import(qtbot, window, monkeypatch, path):
     window.import_checkpoint("dim")
 
 
-def test_import_checkpoint_makes_dim_available(qtbot, window, monkeypatch, models_dir, tmp_path, dialogs):
+def test_import_checkpoint_makes_dim_available(
+    qtbot, window, monkeypatch, models_dir, tmp_path, dialogs
+):
     assert window.engine_panel.reasons.get("dim") is not None  # no weights yet
     ckpt = helpers.write_published("huo-stage1", tmp_path / "stage1_skip_sad_52.9.pth")
     _import(qtbot, window, monkeypatch, ckpt)
@@ -34,7 +36,9 @@ def test_import_checkpoint_makes_dim_available(qtbot, window, monkeypatch, model
     assert dialogs.kinds() == []
 
 
-def test_import_corrupt_checkpoint_shows_reason(qtbot, window, monkeypatch, models_dir, tmp_path, dialogs):
+def test_import_corrupt_checkpoint_shows_reason(
+    qtbot, window, monkeypatch, models_dir, tmp_path, dialogs
+):
     bad = tmp_path / "broken.pth"
     bad.write_bytes(b"PK\x03\x04 this is not a checkpoint")
     _import(qtbot, window, monkeypatch, bad)

@@ -1,5 +1,7 @@
 """Painting with real (synthetic) Qt mouse events changes exactly the expected trimap pixels."""
 
+import itertools
+
 import numpy as np
 from PySide6.QtCore import QPoint, Qt
 
@@ -22,7 +24,7 @@ def _stroke(win, send_mouse, qtbot, points):
 def _expected(trimap, seen, size, value):
     exp = trimap.copy()
     pts = [seen[0]] + seen
-    for a, b in zip(pts[:-1], pts[1:]):
+    for a, b in itertools.pairwise(pts):
         strokes.paint_segment(exp, a, b, size, value)
     return exp
 
@@ -114,7 +116,12 @@ def test_many_strokes_undo_at_least_100(window):
     doc = window.document
     for k in range(110):
         doc.begin_stroke()
-        doc.paint_segment((k % 70 + 0.5, 2.0), (k % 70 + 0.5, 60.0), 1, FOREGROUND if (k // 70) % 2 == 0 else BACKGROUND)
+        doc.paint_segment(
+            (k % 70 + 0.5, 2.0),
+            (k % 70 + 0.5, 60.0),
+            1,
+            FOREGROUND if (k // 70) % 2 == 0 else BACKGROUND,
+        )
         doc.end_stroke()
     n = 0
     while window.document.can_undo:
@@ -123,7 +130,9 @@ def test_many_strokes_undo_at_least_100(window):
     assert n >= 100
 
 
-def test_painted_strokes_survive_project_save_and_reopen(window, make_window, send_mouse, qtbot, tmp_path):
+def test_painted_strokes_survive_project_save_and_reopen(
+    window, make_window, send_mouse, qtbot, tmp_path
+):
     doc, c = window.document, window.canvas
     base = doc.trimap.copy()
     window.tools.set_tool("brush")

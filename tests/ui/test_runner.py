@@ -38,7 +38,9 @@ def test_run_gives_result_signal(window, qtbot, idle):
     assert doc.result is result and not doc.result_is_stale
     alpha = doc.alpha()
     assert alpha.shape == doc.shape and alpha.dtype == np.float32
-    assert (alpha[doc.trimap == FOREGROUND] == 1).all() and (alpha[doc.trimap == BACKGROUND] == 0).all()
+    assert (alpha[doc.trimap == FOREGROUND] == 1).all() and (
+        alpha[doc.trimap == BACKGROUND] == 0
+    ).all()
     assert window.last_error is None
     assert not window.progress.isVisible()
 
@@ -112,7 +114,9 @@ def test_bad_parameter_and_no_unknown_are_reported(window):
 def test_live_mode_coarse_then_full_after_stroke(window, qtbot, idle, monkeypatch):
     from mattestudio.ui import main_window
 
-    monkeypatch.setattr(main_window, "COARSE_ABOVE", 1000)  # the 64 x 80 test image gets a coarse pass
+    monkeypatch.setattr(
+        main_window, "COARSE_ABOVE", 1000
+    )  # the 64 x 80 test image gets a coarse pass
     window.engine_panel.set_engine("knn")
     scales = []
     window.runner.result_ready.connect(lambda r, v: scales.append(r.scale))

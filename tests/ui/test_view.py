@@ -11,7 +11,9 @@ from mattestudio.types import MattingResult
 @pytest.fixture
 def solved(window, synthetic_matte):
     m = synthetic_matte
-    window.document.set_result(MattingResult(alpha=m.alpha.copy(), foreground=m.foreground.copy(), engine="test"))
+    window.document.set_result(
+        MattingResult(alpha=m.alpha.copy(), foreground=m.foreground.copy(), engine="test")
+    )
     return window
 
 
@@ -32,7 +34,9 @@ def test_view_modes_and_backgrounds_never_rerun(solved, qtbot, monkeypatch):
         solved.choose_background(key)
         _wait_preview(qtbot, c)
         np.testing.assert_array_equal(c.preview_shown, io.to_uint(doc.composite()))
-    monkeypatch.setattr("PySide6.QtWidgets.QColorDialog.getColor", lambda *a, **k: QColor(0, 255, 0))
+    monkeypatch.setattr(
+        "PySide6.QtWidgets.QColorDialog.getColor", lambda *a, **k: QColor(0, 255, 0)
+    )
     solved.choose_background("color")
     _wait_preview(qtbot, c)
     assert c.preview_shown[0, 0].tolist() == [0, 255, 0]  # alpha is 0 in the corner
@@ -68,7 +72,7 @@ def test_overlay_opacity_changes_lut_only(window):
 def test_histogram_updates(solved, qtbot):
     vp = solved.view_panel
     qtbot.waitUntil(lambda: "partly transparent" in vp.stats.text(), timeout=5000)
-    x, y = vp.curve.getData()
+    _x, y = vp.curve.getData()
     assert y.sum() > 0
 
 
@@ -106,13 +110,18 @@ def test_engine_panel_describes_engines():
 
     panel = EnginePanel()
     assert panel.available() and panel.device_label.text() == "Device: CPU"
-    labels = [panel.form.itemAt(i, panel.form.ItemRole.LabelRole).widget().text()
-              for i in range(panel.form.rowCount())]
+    labels = [
+        panel.form.itemAt(i, panel.form.ItemRole.LabelRole).widget().text()
+        for i in range(panel.form.rowCount())
+    ]
     assert "Smoothness (epsilon)" in labels
     assert all(f.widget.toolTip() for f in panel.fields)
     for name, reason in panel.reasons.items():
         idx = panel.combo.findData(name)
-        enabled = bool(panel.combo.model().item(idx).flags() & panel.combo.model().item(idx).flags().ItemIsEnabled)
+        enabled = bool(
+            panel.combo.model().item(idx).flags()
+            & panel.combo.model().item(idx).flags().ItemIsEnabled
+        )
         assert enabled == (reason is None)
 
 
@@ -122,7 +131,9 @@ def test_open_window_with_argv(qtbot, synthetic_files):
     win = open_window([str(synthetic_files["image"]), "--trimap", str(synthetic_files["trimap"])])
     qtbot.addWidget(win)
     assert win.document.image_path == synthetic_files["image"]
-    np.testing.assert_array_equal(win.document.trimap, io.read_image_array(synthetic_files["trimap"]))
+    np.testing.assert_array_equal(
+        win.document.trimap, io.read_image_array(synthetic_files["trimap"])
+    )
     win.close()
 
 
@@ -143,7 +154,9 @@ def test_side_by_side_result_pane_paints_and_follows(solved, qtbot, send_mouse):
     win.side_action.trigger()
     assert win.result_view.isVisible() and win.result_view.mode == "composite"
     qtbot.waitUntil(lambda: not win.result_view.preview_pending, timeout=10000)
-    np.testing.assert_array_equal(win.result_view.preview_shown, io.to_uint(win.document.composite()))
+    np.testing.assert_array_equal(
+        win.result_view.preview_shown, io.to_uint(win.document.composite())
+    )
     win.view_panel.set_mode("composite")
     assert win.result_view.mode == "alpha"
     # the panes are linked: same visible range
@@ -172,8 +185,12 @@ def test_layers_cover_exactly_the_image(solved, qtbot, make_window):
     win.view_panel.set_mode("alpha")
     qtbot.waitUntil(lambda: not win.canvas.preview_pending, timeout=10000)
     for item in (win.canvas.image_item, win.canvas.overlay_item, win.canvas.preview_item):
-        assert win.canvas.vb.childGroup.mapRectFromItem(item, item.boundingRect()) == QRectF(0, 0, w, h)
+        assert win.canvas.vb.childGroup.mapRectFromItem(item, item.boundingRect()) == QRectF(
+            0, 0, w, h
+        )
     # and again after a second image of another size replaced the first
     win.document.set_image(np.zeros((30, 50, 3), np.float32))
     for item in (win.canvas.image_item, win.canvas.overlay_item):
-        assert win.canvas.vb.childGroup.mapRectFromItem(item, item.boundingRect()) == QRectF(0, 0, 50, 30)
+        assert win.canvas.vb.childGroup.mapRectFromItem(item, item.boundingRect()) == QRectF(
+            0, 0, 50, 30
+        )

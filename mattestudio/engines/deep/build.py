@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import torch
 from torch import nn
@@ -12,7 +11,7 @@ from mattestudio.engines.deep.kinds import KINDS
 from mattestudio.errors import CheckpointError
 
 
-def build_module(kind: str, state: Optional[dict] = None) -> nn.Module:
+def build_module(kind: str, state: dict | None = None) -> nn.Module:
     """A randomly initialised module of ``kind``; ``state`` picks layout variants (HUO's conv6)."""
     from mattestudio.engines.deep.dim.network import FoamDIM, HuoDIM, MMagicDIM
     from mattestudio.engines.deep.sim.network import SimClassifier, SimMatting
@@ -34,7 +33,9 @@ def build_module(kind: str, state: Optional[dict] = None) -> nn.Module:
     if kind == "sim-classifier":
         return SimClassifier()
     if kind == "fba":
-        raise CheckpointError("this is an FBA Matting checkpoint; the FBA engine is not available in this version")
+        raise CheckpointError(
+            "this is an FBA Matting checkpoint; the FBA engine is not available in this version"
+        )
     raise CheckpointError(f"unknown checkpoint kind {kind!r}; known kinds: {', '.join(KINDS)}")
 
 
@@ -50,8 +51,11 @@ def check_state(kind: str, state: dict, source) -> None:
         expected = {k: tuple(v.shape) for k, v in build_module(kind, state).state_dict().items()}
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    shapes = [f"{k} is {tuple(state[k].shape)}, expected {expected[k]}" for k in expected
-              if k in state and tuple(state[k].shape) != expected[k]]
+    shapes = [
+        f"{k} is {tuple(state[k].shape)}, expected {expected[k]}"
+        for k in expected
+        if k in state and tuple(state[k].shape) != expected[k]
+    ]
     problems = []
     if missing:
         problems.append(f"missing keys: {_short(missing)}")
@@ -68,8 +72,11 @@ def load_module(kind: str, state: dict, source, device: torch.device) -> nn.Modu
     with torch.device("meta"):  # no random initialisation: the weights are assigned from ``state``
         module = build_module(kind, state)
     # copies: finalize_ rewrites weights in place and must not alter the caller's state dict
-    module.load_state_dict({k: v.float().clone() if v.is_floating_point() else v.clone() for k, v in state.items()},
-                           strict=True, assign=True)
+    module.load_state_dict(
+        {k: v.float().clone() if v.is_floating_point() else v.clone() for k, v in state.items()},
+        strict=True,
+        assign=True,
+    )
     if hasattr(module, "finalize_"):
         module.finalize_()
     return module.eval().to(device)

@@ -14,7 +14,6 @@ import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import torch
 
@@ -45,12 +44,14 @@ def _unwrap(obj, path: Path) -> OrderedDict:
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not obj:
-        raise CheckpointError("holds no state dict (expected a dict of tensors or a 'state_dict' entry)", path)
+        raise CheckpointError(
+            "holds no state dict (expected a dict of tensors or a 'state_dict' entry)", path
+        )
     tensors = OrderedDict((k, v) for k, v in obj.items() if isinstance(v, torch.Tensor))
     if not tensors:
         raise CheckpointError("holds no tensors", path)
     if all(k.startswith("module.") for k in tensors):
-        tensors = OrderedDict((k[len("module."):], v) for k, v in tensors.items())
+        tensors = OrderedDict((k[len("module.") :], v) for k, v in tensors.items())
     return tensors
 
 
@@ -71,11 +72,11 @@ def read_state(path) -> tuple[OrderedDict, dict]:
 
             with safe_open(str(path), framework="pt", device="cpu") as f:
                 meta = dict(f.metadata() or {})
-                state = OrderedDict((k, f.get_tensor(k)) for k in f.keys())
+                state = OrderedDict((k, f.get_tensor(k)) for k in f.keys())  # noqa: SIM118 (safe_open is not iterable)
             return _unwrap(state, path), meta
         try:
             obj = _torch_load(path)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if not any(s in str(exc) for s in _REFUSED):
                 raise
             from mattestudio.engines.deep.unpickle import convert_full_model
@@ -86,20 +87,36 @@ def read_state(path) -> tuple[OrderedDict, dict]:
         raise
     except MemoryError:
         raise CheckpointError("not enough memory to read the checkpoint", path) from None
-    except (zipfile.BadZipFile, EOFError, OSError, RuntimeError, ValueError, TypeError, KeyError,
-            AttributeError, IndexError, Exception) as exc:  # noqa: BLE001 - any parse failure is "corrupt"
+    except (
+        zipfile.BadZipFile,
+        EOFError,
+        OSError,
+        RuntimeError,
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        IndexError,
+        Exception,
+    ) as exc:
         detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot read checkpoint: the file is truncated, corrupt or not a PyTorch/"
-                              f"safetensors checkpoint ({detail})", path) from None
+        raise CheckpointError(
+            f"cannot read checkpoint: the file is truncated, corrupt or not a PyTorch/"
+            f"safetensors checkpoint ({detail})",
+            path,
+        ) from None
 
 
-def identify(state: dict, path, kind: Optional[str] = None) -> str:
+def identify(state: dict, path, kind: str | None = None) -> str:
     """The checkpoint's kind: the one given (checked) or the one recognised from its keys."""
     found = K.recognise(state)
     if kind is None:
         if found is None:
-            raise CheckpointError("cannot tell which network this checkpoint belongs to; pass --kind "
-                                  f"({', '.join(K.KINDS)})", path)
+            raise CheckpointError(
+                "cannot tell which network this checkpoint belongs to; pass --kind "
+                f"({', '.join(K.KINDS)})",
+                path,
+            )
         kind = found
     elif kind not in K.KINDS:
         raise CheckpointError(f"unknown kind {kind!r}; known kinds: {', '.join(K.KINDS)}")
@@ -118,7 +135,7 @@ class Imported:
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
 
 
-def import_checkpoint(src, kind: Optional[str] = None, name: Optional[str] = None) -> Imported:
+def import_checkpoint(src, kind: str | None = None, name: str | None = None) -> Imported:
     """Validate ``src`` strictly and store it as NAME.safetensors in the models directory."""
     from safetensors.torch import save_file
 
@@ -137,13 +154,21 @@ def import_checkpoint(src, kind: Optional[str] = None, name: Optional[str] = Non
             name, n = f"{kind}-{n}", n + 1
     dest = dest_dir / (name + K.SUFFIX)
     if dest.exists():
-        raise CheckpointError(f"a model named {name!r} already exists in {dest_dir}; choose another --name")
+        raise CheckpointError(
+            f"a model named {name!r} already exists in {dest_dir}; choose another --name"
+        )
     try:
         dest_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise CheckpointError(f"cannot create the models directory: {exc.strerror or exc}", dest_dir) from None
-    meta = {"mattestudio_kind": kind, "source": src.name, "sha256": digest,
-            "imported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        raise CheckpointError(
+            f"cannot create the models directory: {exc.strerror or exc}", dest_dir
+        ) from None
+    meta = {
+        "mattestudio_kind": kind,
+        "source": src.name,
+        "sha256": digest,
+        "imported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
     tensors = {k: v.detach().contiguous().clone() for k, v in state.items()}
     write_with_atomic(dest, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
     return Imported(name, kind, dest, digest)
@@ -159,8 +184,10 @@ def resolve(engine: str, checkpoint=None, role: str = "matting") -> Path:
         named = K.models_dir() / (str(checkpoint) + K.SUFFIX)
         if named.is_file():
             return named
-        raise CheckpointError(f"{label} {checkpoint!r} is neither a file nor an imported model name "
-                              f"(models directory: {K.models_dir()}); {K.IMPORT_HINT}")
+        raise CheckpointError(
+            f"{label} {checkpoint!r} is neither a file nor an imported model name "
+            f"(models directory: {K.models_dir()}); {K.IMPORT_HINT}"
+        )
     found = K.installed(K.kinds_for(engine, role))
     if not found:
         raise CheckpointError(f"no {label} found in {K.models_dir()}; {K.IMPORT_HINT}")
@@ -173,6 +200,10 @@ def load_for(engine: str, path: Path, role: str = "matting") -> tuple[str, Order
     kind = identify(state, path, meta.get("mattestudio_kind") or None)
     info = K.KINDS[kind]
     if info.engine != engine or info.role != role:
-        want = "SIM semantic classifier" if role == "classifier" else f"{engine.upper()} matting network"
+        want = (
+            "SIM semantic classifier"
+            if role == "classifier"
+            else f"{engine.upper()} matting network"
+        )
         raise CheckpointError(f"is a {kind} checkpoint ({info.description}), not a {want}", path)
     return kind, state

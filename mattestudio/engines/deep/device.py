@@ -28,19 +28,31 @@ def select_device(spec: str = "auto") -> torch.device:
         return torch.device("cpu")
     if spec.startswith("cuda"):
         if not torch.cuda.is_available():
-            why = "this torch build has no CUDA support" if torch.version.cuda is None else "no CUDA GPU is visible"
-            raise DeviceError(f"device {spec!r} requested but {why}; use --device cpu or --device auto")
+            why = (
+                "this torch build has no CUDA support"
+                if torch.version.cuda is None
+                else "no CUDA GPU is visible"
+            )
+            raise DeviceError(
+                f"device {spec!r} requested but {why}; use --device cpu or --device auto"
+            )
         try:
             dev = torch.device(spec)
         except RuntimeError:
-            raise DeviceError(f"device {spec!r} is not a valid CUDA device name (cuda, cuda:0, ...)") from None
+            raise DeviceError(
+                f"device {spec!r} is not a valid CUDA device name (cuda, cuda:0, ...)"
+            ) from None
         index = dev.index if dev.index is not None else torch.cuda.current_device()
         if index >= torch.cuda.device_count():
-            raise DeviceError(f"device {spec!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+            raise DeviceError(
+                f"device {spec!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist"
+            )
         return torch.device("cuda", index)
     if spec == "mps":
         if not _mps_ok():
-            raise DeviceError("device 'mps' requested but Apple MPS is not available; use --device cpu or auto")
+            raise DeviceError(
+                "device 'mps' requested but Apple MPS is not available; use --device cpu or auto"
+            )
         return torch.device("mps")
     raise DeviceError(f"unknown device {spec!r}; use auto, cpu, cuda, cuda:N or mps")
 

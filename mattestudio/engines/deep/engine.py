@@ -7,26 +7,58 @@ box plus ``context`` pixels (in overlapping tiles when larger than ``tile``) and
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from mattestudio.engines.base import EngineBase, Param
 from mattestudio.types import CancelToken, ProgressFn
 
+
 def common_params(context: int) -> tuple:
     """Parameters every deep engine takes; ``context`` is the engine's receptive-field margin."""
     return (
-        Param("checkpoint", None, "Checkpoint file or imported model name (default: the first imported one).",
-              "Checkpoint"),
-        Param("device", "auto", "Torch device: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.", "Device"),
-        Param("precision", "auto", "Arithmetic: auto (fp16 on CUDA, bf16 + channels-last on CPUs with bf16 "
-              "support), or force fp32/bf16/fp16.", "Precision", choices=("auto", "fp32", "bf16", "fp16")),
-        Param("roi", True, "Run only on the unknown region's bounding box plus context.", "Crop to unknown region"),
-        Param("context", context, "Pixels of context around the unknown region and around each tile.",
-              "Context (px)", 0, 2048),
-        Param("tile", 2048, "Largest side of one network pass; larger regions run in overlapping tiles "
-              "(0 = never tile). Lower it when memory runs out.", "Tile size (px)", 0, 16384),
+        Param(
+            "checkpoint",
+            None,
+            "Checkpoint file or imported model name (default: the first imported one).",
+            "Checkpoint",
+        ),
+        Param(
+            "device",
+            "auto",
+            "Torch device: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.",
+            "Device",
+        ),
+        Param(
+            "precision",
+            "auto",
+            "Arithmetic: auto (fp16 on CUDA, bf16 + channels-last on CPUs with bf16 "
+            "support), or force fp32/bf16/fp16.",
+            "Precision",
+            choices=("auto", "fp32", "bf16", "fp16"),
+        ),
+        Param(
+            "roi",
+            True,
+            "Run only on the unknown region's bounding box plus context.",
+            "Crop to unknown region",
+        ),
+        Param(
+            "context",
+            context,
+            "Pixels of context around the unknown region and around each tile.",
+            "Context (px)",
+            0,
+            2048,
+        ),
+        Param(
+            "tile",
+            2048,
+            "Largest side of one network pass; larger regions run in overlapping tiles "
+            "(0 = never tile). Lower it when memory runs out.",
+            "Tile size (px)",
+            0,
+            16384,
+        ),
     )
 
 
@@ -37,11 +69,11 @@ class DeepEngine(EngineBase):
     def __init__(self, **params):
         super().__init__(**params)
         self._device = None
-        self._image_n: Optional[np.ndarray] = None
+        self._image_n: np.ndarray | None = None
 
     # ---------------------------------------------------------------- availability (no torch)
     @classmethod
-    def unavailable_reason(cls, checkpoint=None, **_ignored) -> Optional[str]:
+    def unavailable_reason(cls, checkpoint=None, **_ignored) -> str | None:
         from mattestudio.engines.deep.kinds import availability
 
         return availability(cls.engine_name, checkpoint)
@@ -85,8 +117,13 @@ class DeepEngine(EngineBase):
     def canvas_pad(self, h: int, w: int) -> tuple[int, int, str]:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def predict(self, trimap: np.ndarray, *, progress: Optional[ProgressFn] = None,
-                cancel: Optional[CancelToken] = None):
+    def predict(
+        self,
+        trimap: np.ndarray,
+        *,
+        progress: ProgressFn | None = None,
+        cancel: CancelToken | None = None,
+    ):
         import torch
 
         from mattestudio.engines.deep import inference as inf
@@ -98,7 +135,9 @@ class DeepEngine(EngineBase):
         if (h, w) != image.shape[:2]:
             from mattestudio.errors import TrimapError
 
-            raise TrimapError(f"trimap is {w}x{h} but the image is {image.shape[1]}x{image.shape[0]}")
+            raise TrimapError(
+                f"trimap is {w}x{h} but the image is {image.shape[1]}x{image.shape[0]}"
+            )
         box = inf.unknown_box(tri)
         if box is None:  # nothing to solve
             return (tri > 128).astype(np.float32), None
@@ -112,18 +151,26 @@ class DeepEngine(EngineBase):
         with torch.inference_mode():
             feeds = self.whole_inputs(img, img_n, tri_c, progress, cancel)
             context = int(self.params.get("context", 0))
-            windows = inf.plan_windows(box, canvas, int(self.params.get("tile", 0)), context, self.multiple,
-                                       self.align)
-            out = inf.run_windows(windows, canvas, self.out_channels, lambda win: self.run_window(feeds, win),
-                                  self._sub(progress, 0.3 if self.has_whole_stage else 0.0), cancel, self.label,
-                                  band=context // 4)
+            windows = inf.plan_windows(
+                box, canvas, int(self.params.get("tile", 0)), context, self.multiple, self.align
+            )
+            out = inf.run_windows(
+                windows,
+                canvas,
+                self.out_channels,
+                lambda win: self.run_window(feeds, win),
+                self._sub(progress, 0.3 if self.has_whole_stage else 0.0),
+                cancel,
+                self.label,
+                band=context // 4,
+            )
         out = out[:h, :w]
         alpha = np.where(tri == 128, np.clip(out[..., 0], 0, 1), tri / 255.0).astype(np.float32)
         fg = None
         if self.out_channels > 1:
             fg = np.clip(out[..., 1:4], 0, 1)
             inside = np.zeros((h, w), bool)
-            inside[box[0]:box[1], box[2]:box[3]] = True
+            inside[box[0] : box[1], box[2] : box[3]] = True
             fg = np.where(inside[..., None], fg, image).astype(np.float32)
         return alpha, fg
 

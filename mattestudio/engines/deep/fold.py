@@ -39,7 +39,11 @@ def fold_batchnorm_(root: nn.Module) -> nn.Module:
         for conv_name, bn_name in pairs:
             conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
             if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-                convs = [conv, module.conv1_side] if isinstance(module, SimEncoder) and conv_name == "conv1" else [conv]
+                convs = (
+                    [conv, module.conv1_side]
+                    if isinstance(module, SimEncoder) and conv_name == "conv1"
+                    else [conv]
+                )
                 _fold(convs, bn)
                 setattr(module, bn_name, nn.Identity())
     return root

@@ -9,8 +9,8 @@ import math
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -45,7 +45,7 @@ def pad_to(arr: np.ndarray, ph: int, pw: int, mode: str) -> np.ndarray:
 Box = tuple[int, int, int, int]  # y0, y1, x0, x1 (half-open)
 
 
-def unknown_box(trimap: np.ndarray) -> Optional[Box]:
+def unknown_box(trimap: np.ndarray) -> Box | None:
     ys = np.flatnonzero((trimap == 128).any(axis=1))
     if ys.size == 0:
         return None
@@ -66,8 +66,9 @@ def _fit(lo: int, hi: int, limit: int, multiple: int, align: int) -> tuple[int, 
     return lo, lo + size
 
 
-def plan_windows(box: Box, canvas: tuple[int, int], tile: int, context: int, multiple: int,
-                 align: int = 1) -> list[tuple[Box, Box]]:
+def plan_windows(
+    box: Box, canvas: tuple[int, int], tile: int, context: int, multiple: int, align: int = 1
+) -> list[tuple[Box, Box]]:
     """(core, window) pairs. Cores partition ``box``; each window is its core plus ``context`` px
     each side (clipped to the canvas, grown to the network's size multiple). ``tile`` bounds the
     window side (0 = one window)."""
@@ -98,17 +99,25 @@ def _ramp(lo: int, hi: int, clo: int, chi: int, band: int) -> np.ndarray:
     the window edge than that get no weight: their context is cut off, so they are the least
     accurate (with band 0 the cores simply abut)."""
     r = np.zeros(hi - lo, np.float32)
-    r[clo - lo:chi - lo] = 1
+    r[clo - lo : chi - lo] = 1
     ramp = np.arange(band, 0, -1, dtype=np.float32) / (band + 1)
     left = ramp[: clo - lo]
-    r[clo - lo - len(left):clo - lo] = left[::-1]
+    r[clo - lo - len(left) : clo - lo] = left[::-1]
     right = ramp[: hi - chi]
-    r[chi - lo:chi - lo + len(right)] = right
+    r[chi - lo : chi - lo + len(right)] = right
     return r
 
 
-def run_windows(windows, canvas, channels: int, fn: Callable, progress=None, cancel=None, label="",
-                band: int = 0) -> np.ndarray:
+def run_windows(
+    windows,
+    canvas,
+    channels: int,
+    fn: Callable,
+    progress=None,
+    cancel=None,
+    label="",
+    band: int = 0,
+) -> np.ndarray:
     """Run ``fn(window) -> H x W x channels`` on each window; blend neighbours over ``band`` px."""
     acc = np.zeros((*canvas, channels), np.float32)
     wsum = np.zeros(canvas, np.float32)
@@ -117,7 +126,9 @@ def run_windows(windows, canvas, channels: int, fn: Callable, progress=None, can
         if cancel is not None:
             cancel.raise_if_cancelled()
         if progress is not None:
-            progress(i / n, f"{label}: tile {i + 1} of {n}" if n > 1 else f"{label}: running the network")
+            progress(
+                i / n, f"{label}: tile {i + 1} of {n}" if n > 1 else f"{label}: running the network"
+            )
         y0, y1, x0, x1 = win
         out = fn(win)
         wgt = np.outer(_ramp(y0, y1, core[0], core[1], band), _ramp(x0, x1, core[2], core[3], band))
@@ -132,7 +143,7 @@ def run_windows(windows, canvas, channels: int, fn: Callable, progress=None, can
 def bf16_supported() -> bool:
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except Exception:  # noqa: BLE001 - older builds lack the probe
+    except Exception:
         return False
 
 
@@ -165,7 +176,9 @@ def memory_format(precision: str):
     return torch.preserve_format if precision == "fp32" else torch.channels_last
 
 
-def to_tensor(arr: np.ndarray, device: torch.device, fmt=torch.preserve_format, dtype=None) -> torch.Tensor:
+def to_tensor(
+    arr: np.ndarray, device: torch.device, fmt=torch.preserve_format, dtype=None
+) -> torch.Tensor:
     """H x W x C (or N x H x W x C) numpy -> N x C x H x W tensor on ``device``.
 
     For channels-last the HWC buffer already is the wanted layout, so it is viewed, not transposed
@@ -182,7 +195,7 @@ def input_dtype(precision: str, device: torch.device):
     return torch.bfloat16 if precision == "bf16" and device.type == "cpu" else torch.float32
 
 
-_PREPARED: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
+_PREPARED: weakref.WeakKeyDictionary[torch.nn.Module, dict] = weakref.WeakKeyDictionary()
 
 
 def prepared(module: torch.nn.Module, precision: str, device: torch.device) -> torch.nn.Module:
@@ -212,22 +225,32 @@ def oom_guard(device: torch.device, size: str):
         yield
     except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
         msg = str(exc).lower()
-        if isinstance(exc, RuntimeError) and not isinstance(exc, torch.OutOfMemoryError) and \
-                "out of memory" not in msg and "can't allocate memory" not in msg:
+        if (
+            isinstance(exc, RuntimeError)
+            and not isinstance(exc, torch.OutOfMemoryError)
+            and "out of memory" not in msg
+            and "can't allocate memory" not in msg
+        ):
             raise
         if device.type == "cuda":
             torch.cuda.empty_cache()
-        hint = "use --param tile=1024 (or smaller)" + (" or --device cpu" if device.type != "cpu" else "")
-        raise MattestudioError(f"out of memory running the network on a {size} region on {device}; {hint}") from None
+        hint = "use --param tile=1024 (or smaller)" + (
+            " or --device cpu" if device.type != "cpu" else ""
+        )
+        raise MattestudioError(
+            f"out of memory running the network on a {size} region on {device}; {hint}"
+        ) from None
 
 
 # ------------------------------------------------------------------ model cache
-_CACHE: "OrderedDict[tuple, torch.nn.Module]" = OrderedDict()
+_CACHE: OrderedDict[tuple, torch.nn.Module] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 CACHE_SIZE = 3
 
 
-def cached_model(kind_hint: str, path: Path, device: torch.device, loader: Callable[[], torch.nn.Module]):
+def cached_model(
+    kind_hint: str, path: Path, device: torch.device, loader: Callable[[], torch.nn.Module]
+):
     """One loaded module per (kind, checkpoint file, device), least recently used evicted."""
     st = path.stat()
     key = (kind_hint, str(path.resolve()), st.st_mtime_ns, st.st_size, str(device))

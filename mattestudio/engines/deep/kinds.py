@@ -8,7 +8,6 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 IMPORT_HINT = "import a checkpoint with `mattestudio models import PATH`, or pass --checkpoint"
 SUFFIX = ".safetensors"
@@ -22,18 +21,39 @@ class Kind:
     description: str
 
 
-KINDS: dict[str, Kind] = {k.name: k for k in (
-    Kind("mmagic-stage3", "dim", "matting", "DIM, OpenMMLab (mmediting) stage 3 with refinement"),
-    Kind("mmagic-stage1", "dim", "matting", "DIM, OpenMMLab (mmediting) stage 1, no refinement"),
-    Kind("huo-stage1", "dim", "matting", "DIM, huochaitiantang port, stage 1 (V1.5 'skip' model)"),
-    Kind("huo-stage3", "dim", "matting", "DIM, huochaitiantang port, stage 2/3 with refinement"),
-    Kind("foam", "dim", "matting", "DIM, foamliu port (converted from the pickled full-model release)"),
-    Kind("sim", "sim", "matting", "SIM matting network (Composition-1K or SIMD model)"),
-    Kind("sim-classifier", "sim", "classifier", "SIM semantic-trimap classifier (ResNet-50, 20 classes)"),
-)}
+KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in (
+        Kind(
+            "mmagic-stage3", "dim", "matting", "DIM, OpenMMLab (mmediting) stage 3 with refinement"
+        ),
+        Kind(
+            "mmagic-stage1", "dim", "matting", "DIM, OpenMMLab (mmediting) stage 1, no refinement"
+        ),
+        Kind(
+            "huo-stage1", "dim", "matting", "DIM, huochaitiantang port, stage 1 (V1.5 'skip' model)"
+        ),
+        Kind(
+            "huo-stage3", "dim", "matting", "DIM, huochaitiantang port, stage 2/3 with refinement"
+        ),
+        Kind(
+            "foam",
+            "dim",
+            "matting",
+            "DIM, foamliu port (converted from the pickled full-model release)",
+        ),
+        Kind("sim", "sim", "matting", "SIM matting network (Composition-1K or SIMD model)"),
+        Kind(
+            "sim-classifier",
+            "sim",
+            "classifier",
+            "SIM semantic-trimap classifier (ResNet-50, 20 classes)",
+        ),
+    )
+}
 
 
-def recognise(keys) -> Optional[str]:
+def recognise(keys) -> str | None:
     """The kind whose signature keys are present, or None. Shapes are checked later, strictly."""
     keys = set(keys)
     if "backbone.encoder.layer1.0.weight" in keys:
@@ -108,7 +128,9 @@ def kinds_for(engine: str, role: str = "matting") -> set[str]:
     return {k.name for k in KINDS.values() if k.engine == engine and k.role == role}
 
 
-def availability(engine: str, checkpoint=None, role: str = "matting", label: str = "") -> Optional[str]:
+def availability(
+    engine: str, checkpoint=None, role: str = "matting", label: str = ""
+) -> str | None:
     """None when a usable checkpoint is named or imported; else the reason and the fix."""
     label = label or f"{engine.upper()} checkpoint"
     if checkpoint:

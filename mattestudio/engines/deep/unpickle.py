@@ -26,9 +26,27 @@ import torch
 
 from mattestudio.errors import CheckpointError
 
-_INERT_PREFIXES = ("models.", "torch.nn.modules.", "torch.nn.parallel.", "torch.nn.backends.", "torch.optim.")
-_BUILTINS = {"dict": dict, "list": list, "tuple": tuple, "set": set, "frozenset": frozenset, "int": int,
-             "float": float, "bool": bool, "str": str, "bytes": bytes, "complex": complex, "object": object}
+_INERT_PREFIXES = (
+    "models.",
+    "torch.nn.modules.",
+    "torch.nn.parallel.",
+    "torch.nn.backends.",
+    "torch.optim.",
+)
+_BUILTINS = {
+    "dict": dict,
+    "list": list,
+    "tuple": tuple,
+    "set": set,
+    "frozenset": frozenset,
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "str": str,
+    "bytes": bytes,
+    "complex": complex,
+    "object": object,
+}
 
 
 class _Inert:
@@ -59,8 +77,12 @@ def _reconstructor(cls, base, state=None):
 
 def _allowed(module: str, name: str):
     full = f"{module}.{name}"
-    if module == "torch._utils" and name in ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_parameter",
-                                             "_rebuild_parameter_with_state"):
+    if module == "torch._utils" and name in (
+        "_rebuild_tensor",
+        "_rebuild_tensor_v2",
+        "_rebuild_parameter",
+        "_rebuild_parameter_with_state",
+    ):
         return getattr(torch._utils, name)
     if module == "torch" and (name.endswith("Storage") or name in ("device", "Size")):
         obj = getattr(torch, name, None)
@@ -110,13 +132,20 @@ class _PickleModule:
 def _restricted_load(path: Path):
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # SourceChangeWarning for the stand-in classes, FutureWarning
+            warnings.simplefilter(
+                "ignore"
+            )  # SourceChangeWarning for the stand-in classes, FutureWarning
             # weights_only=False only selects the pickle_module path; that module's find_class
             # above decides what may be constructed, so nothing from the file can run.
-            return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_PickleModule)
+            return torch.load(
+                path, map_location="cpu", weights_only=False, pickle_module=_PickleModule
+            )
     except _Refused as exc:
-        raise CheckpointError(f"refused: the file would need to run code ({exc.name}) to load; mattestudio never "
-                              "runs code from checkpoint files", path) from None
+        raise CheckpointError(
+            f"refused: the file would need to run code ({exc.name}) to load; mattestudio never "
+            "runs code from checkpoint files",
+            path,
+        ) from None
 
 
 def _tensors(obj, prefix: str, out: OrderedDict) -> None:

@@ -19,9 +19,11 @@ from functools import lru_cache
 @lru_cache(maxsize=1)
 def _openblas():
     try:
-        import scipy.linalg  # noqa: F401 - loads scipy's OpenBLAS
+        import scipy.linalg
 
-        libs = os.path.join(os.path.dirname(os.path.dirname(scipy.linalg.__file__)), os.pardir, "scipy.libs")
+        libs = os.path.join(
+            os.path.dirname(os.path.dirname(scipy.linalg.__file__)), os.pardir, "scipy.libs"
+        )
         for path in glob.glob(os.path.join(os.path.normpath(libs), "libscipy_openblas*.so*")):
             return ctypes.CDLL(path)
     except OSError:

@@ -13,8 +13,8 @@ the boundary are done with LAPACK/BLAS. Cancel and progress are checked between 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import numpy as np
 import scipy.sparse
@@ -141,9 +141,31 @@ def _solve(perm_v, vstart, vend, bptr, bidx, fptr, factors, x):
             x[perm_v[vs + a]] = yv[a]
 
 
-@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # reassoc lets LLVM vectorise the dot products
-def _factor_run(k0, k1, indptr, indices, data, perm, rank, vstart, vend, bptr, bidx, cptr, parent, fptr,
-                factors, loc, work, sbuf, s_off, s_top):
+@njit(
+    cache=True, nogil=True, fastmath={"reassoc", "contract"}
+)  # reassoc lets LLVM vectorise the dot products
+def _factor_run(
+    k0,
+    k1,
+    indptr,
+    indices,
+    data,
+    perm,
+    rank,
+    vstart,
+    vend,
+    bptr,
+    bidx,
+    cptr,
+    parent,
+    fptr,
+    factors,
+    loc,
+    work,
+    sbuf,
+    s_off,
+    s_top,
+):
     """Factor nodes k0..k1-1 (small fronts) in plain loops: no Python call per node.
 
     Children's updates are taken from the top of the flat stack ``sbuf`` (entry e starts at s_off[e],
@@ -155,18 +177,18 @@ def _factor_run(k0, k1, indptr, indices, data, perm, rank, vstart, vend, bptr, b
         b0 = bptr[k]
         nb = bptr[k + 1] - b0
         m = nv + nb
-        F = work[:m * m].reshape(m, m)
+        F = work[: m * m].reshape(m, m)
         for i in range(m):  # only the lower triangle is written and read
-            F[i, :i + 1] = 0.0
-        V = perm[vs:vs + nv]
-        B = bidx[b0:b0 + nb]
+            F[i, : i + 1] = 0.0
+        V = perm[vs : vs + nv]
+        B = bidx[b0 : b0 + nb]
         _assemble_front(indptr, indices, data, rank, vs, V, B, loc, F, True)
         nk = cptr[k + 1] - cptr[k]
         for e in range(s_top[0] - nk, s_top[0]):
             c = int(sbuf[s_off[e]])
             nbc = bptr[c + 1] - bptr[c]
-            U = sbuf[s_off[e] + 1:s_off[e] + 1 + nbc * nbc].reshape(nbc, nbc)
-            _extend_add_lower(F, U, bidx[bptr[c]:bptr[c + 1]], loc)
+            U = sbuf[s_off[e] + 1 : s_off[e] + 1 + nbc * nbc].reshape(nbc, nbc)
+            _extend_add_lower(F, U, bidx[bptr[c] : bptr[c + 1]], loc)
         s_top[0] -= nk
         # Left-looking Cholesky of the front's first nv columns in loops: the leading block gives
         # L11, the rows below it L21 = F_BV L11^-T (a triangular solve's flops, no inverse); then the
@@ -199,7 +221,7 @@ def _factor_run(k0, k1, indptr, indices, data, perm, rank, vstart, vend, bptr, b
         if parent[k] >= 0:
             top = s_off[s_top[0]]
             sbuf[top] = k
-            U = sbuf[top + 1:top + 1 + nb * nb].reshape(nb, nb)
+            U = sbuf[top + 1 : top + 1 + nb * nb].reshape(nb, nb)
             if nv > 0 and nb > 0:
                 # Only the lower triangle of Y Y^T is needed: row blocks times the columns up to
                 # the block's end, about 0.6 of a full product's flops.
@@ -246,8 +268,14 @@ BIG_THREADS = int(os.environ.get("MATTESTUDIO_BLAS_THREADS", "1"))
 SMALL_FRONT = 1000  # fronts up to this size run inside one numba call (no Python per node); larger ones via scipy's LAPACK/BLAS
 
 
-def factorize(matrix: scipy.sparse.csr_matrix, coords: np.ndarray, *, sep: int = 2, leaf: int = LEAF,
-              check: Optional[Callable[[float], None]] = None) -> Factor:
+def factorize(
+    matrix: scipy.sparse.csr_matrix,
+    coords: np.ndarray,
+    *,
+    sep: int = 2,
+    leaf: int = LEAF,
+    check: Callable[[float], None] | None = None,
+) -> Factor:
     """Cholesky factor of the SPD matrix on the unknown pixels at ``coords`` (row-major y, x).
 
     ``check(fraction)`` is called about 50 times during the work (progress and cancellation; it may raise).
@@ -258,8 +286,9 @@ def factorize(matrix: scipy.sparse.csr_matrix, coords: np.ndarray, *, sep: int =
 
 def _factorize(matrix, coords, sep, leaf, check) -> Factor:
     p = plan(matrix, coords, sep, leaf)
-    perm, rank, vstart, vend, bptr, bidx, fptr = (p[k] for k in ("perm", "rank", "vstart", "vend", "bptr",
-                                                                 "bidx", "fptr"))
+    perm, rank, vstart, vend, bptr, bidx, fptr = (
+        p[k] for k in ("perm", "rank", "vstart", "vend", "bptr", "bidx", "fptr")
+    )
     cptr, parent = p["cptr"], p["parent"]
     indptr = matrix.indptr
     indices = matrix.indices
@@ -281,41 +310,101 @@ def _factorize(matrix, coords, sep, leaf, check) -> Factor:
     while k < nn:
         if front[k] <= SMALL_FRONT:
             # A run of small fronts, cut where a progress/cancel check is due.
-            k1 = min(int(np.searchsorted(fptr, fptr[k] + step, "left")), nn)  # first node with fptr >= limit
+            k1 = min(
+                int(np.searchsorted(fptr, fptr[k] + step, "left")), nn
+            )  # first node with fptr >= limit
             nxt = np.searchsorted(big, k)
             if nxt < len(big):
                 k1 = min(k1, int(big[nxt]))
             k1 = max(k1, k + 1)
-            bad = _factor_run(k, k1, indptr, indices, data, perm, rank, vstart, vend, bptr, bidx, cptr, parent,
-                              fptr, factors, loc, work, sbuf, s_off, s_top)
+            bad = _factor_run(
+                k,
+                k1,
+                indptr,
+                indices,
+                data,
+                perm,
+                rank,
+                vstart,
+                vend,
+                bptr,
+                bidx,
+                cptr,
+                parent,
+                fptr,
+                factors,
+                loc,
+                work,
+                sbuf,
+                s_off,
+                s_top,
+            )
             if bad >= 0:
                 raise NotPositiveDefinite(f"front {bad} is not positive definite")
             k = k1
         else:
-            _factor_big(k, indptr, indices, data, perm, rank, vstart, vend, bptr, bidx, cptr, parent, fptr,
-                        factors, loc, sbuf, s_off, s_top)
+            _factor_big(
+                k,
+                indptr,
+                indices,
+                data,
+                perm,
+                rank,
+                vstart,
+                vend,
+                bptr,
+                bidx,
+                cptr,
+                parent,
+                fptr,
+                factors,
+                loc,
+                sbuf,
+                s_off,
+                s_top,
+            )
             k += 1
         if check is not None:
             check(fptr[k] / total)
     return Factor(perm, vstart, vend, bptr, bidx, fptr, factors)
 
 
-def _factor_big(k, indptr, indices, data, perm, rank, vstart, vend, bptr, bidx, cptr, parent, fptr,
-                factors, loc, sbuf, s_off, s_top) -> None:
+def _factor_big(
+    k,
+    indptr,
+    indices,
+    data,
+    perm,
+    rank,
+    vstart,
+    vend,
+    bptr,
+    bidx,
+    cptr,
+    parent,
+    fptr,
+    factors,
+    loc,
+    sbuf,
+    s_off,
+    s_top,
+) -> None:
     """One large front with LAPACK/BLAS, same stack protocol as _factor_run."""
     vs, ve = int(vstart[k]), int(vend[k])
     V = perm[vs:ve]
-    B = bidx[bptr[k]:bptr[k + 1]]
+    B = bidx[bptr[k] : bptr[k + 1]]
     nv, nb = ve - vs, len(B)
-    F = np.zeros((nv + nb, nv + nb), order="F")  # Fortran order: LAPACK/BLAS take slices without transposes
+    F = np.zeros(
+        (nv + nb, nv + nb), order="F"
+    )  # Fortran order: LAPACK/BLAS take slices without transposes
     _assemble_front(indptr, indices, data, rank, vs, V, B, loc, F, False)
     nk = int(cptr[k + 1] - cptr[k])
     top = int(s_top[0])
     for e in range(top - nk, top):
         c = int(sbuf[s_off[e]])
         nbc = int(bptr[c + 1] - bptr[c])
-        U = sbuf[s_off[e] + 1:s_off[e] + 1 + nbc * nbc].reshape(nbc, nbc)
-        _extend_add(F, U, bidx[bptr[c]:bptr[c + 1]], loc)
+        U = sbuf[s_off[e] + 1 : s_off[e] + 1 + nbc * nbc].reshape(nbc, nbc)
+        _extend_add(F, U, bidx[bptr[c] : bptr[c + 1]], loc)
     s_top[0] = top - nk
     off = int(fptr[k])
     U = F[nv:, nv:]
@@ -326,10 +415,10 @@ def _factor_big(k, indptr, indices, data, perm, rank, vstart, vend, bptr, bidx, 
         L11, info = lapack.dpotrf(F[:nv, :nv], lower=1, clean=1, overwrite_a=0)
         if info != 0:
             raise NotPositiveDefinite(f"front {k}: leading minor {info} is not positive")
-        factors[off:off + nv * nv].reshape(nv, nv)[...] = L11
+        factors[off : off + nv * nv].reshape(nv, nv)[...] = L11
         if nb:
             X = blas.dtrsm(1.0, L11, F[:nv, nv:], lower=1)  # L11^-1 F_VB = L21^T
-            factors[off + nv * nv:off + nv * nv + nv * nb].reshape(nv, nb)[...] = X
+            factors[off + nv * nv : off + nv * nv + nv * nb].reshape(nv, nb)[...] = X
             # Schur complement on the boundary (lower triangle only; _extend_add reads just that).
             U = blas.dsyrk(-1.0, X, beta=1.0, c=U, trans=1, lower=1)
     if many:
@@ -337,6 +426,6 @@ def _factor_big(k, indptr, indices, data, perm, rank, vstart, vend, bptr, bidx, 
     if parent[k] >= 0:
         pos = int(s_off[s_top[0]])
         sbuf[pos] = k
-        sbuf[pos + 1:pos + 1 + nb * nb].reshape(nb, nb)[...] = U
+        sbuf[pos + 1 : pos + 1 + nb * nb].reshape(nb, nb)[...] = U
         s_top[0] += 1
         s_off[s_top[0]] = pos + 1 + nb * nb

@@ -20,8 +20,6 @@ can read ``info`` (``mattestudio engines``) without loading them.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from mattestudio.core import trimap as trimap_ops
@@ -30,7 +28,9 @@ from mattestudio.errors import TrimapError
 from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN, CancelToken, ProgressFn
 
 
-def _checker(progress: Optional[ProgressFn], cancel: Optional[CancelToken], lo: float, hi: float, label: str):
+def _checker(
+    progress: ProgressFn | None, cancel: CancelToken | None, lo: float, hi: float, label: str
+):
     def check(frac: float) -> None:
         if cancel is not None:
             cancel.raise_if_cancelled()
@@ -46,18 +46,48 @@ class FastClosedFormEngine(EngineBase):
         display_name="Closed-form (fast)",
         kind="classical",
         description="Levin et al. 2008 matting Laplacian, solved exactly by a nested-dissection sparse Cholesky; "
-                    "re-solves only around a brush stroke.",
+        "re-solves only around a brush stroke.",
         params=(
-            Param("epsilon", 1e-7, "Regularisation of the local color model; larger gives smoother mattes.",
-                  "Smoothness (epsilon)", 1e-10, 1e-1),
-            Param("radius", 1, "Window radius of the local color model (1 = 3x3 windows).", "Window radius", 1, 3),
-            Param("incremental", True, "After a local trimap change, re-solve only the region it can reach.",
-                  "Incremental re-solve"),
-            Param("tolerance", 2e-3, "Incremental re-solves grow until alpha moves less than this at the "
-                  "region's edge; the result then matches a full solve to about this much.",
-                  "Incremental tolerance", 1e-6, 0.1),
-            Param("memory_gb", 2.0, "Memory for the direct solver's factor; larger problems are solved "
-                  "coarse-to-fine in overlapping tiles.", "Solver memory (GB)", 0.05, 64.0),
+            Param(
+                "epsilon",
+                1e-7,
+                "Regularisation of the local color model; larger gives smoother mattes.",
+                "Smoothness (epsilon)",
+                1e-10,
+                1e-1,
+            ),
+            Param(
+                "radius",
+                1,
+                "Window radius of the local color model (1 = 3x3 windows).",
+                "Window radius",
+                1,
+                3,
+            ),
+            Param(
+                "incremental",
+                True,
+                "After a local trimap change, re-solve only the region it can reach.",
+                "Incremental re-solve",
+            ),
+            Param(
+                "tolerance",
+                2e-3,
+                "Incremental re-solves grow until alpha moves less than this at the "
+                "region's edge; the result then matches a full solve to about this much.",
+                "Incremental tolerance",
+                1e-6,
+                0.1,
+            ),
+            Param(
+                "memory_gb",
+                2.0,
+                "Memory for the direct solver's factor; larger problems are solved "
+                "coarse-to-fine in overlapping tiles.",
+                "Solver memory (GB)",
+                0.05,
+                64.0,
+            ),
         ),
         progressive=True,
     )
@@ -68,8 +98,10 @@ class FastClosedFormEngine(EngineBase):
 
         self._image64 = np.ascontiguousarray(image, np.float64)
         self._stats = WindowStats.lazy(self.params["radius"], self.params["epsilon"])
-        self._last: Optional[tuple[np.ndarray, np.ndarray]] = None  # (trimap, alpha float64) of the last solve
-        self._coarse: dict[float, "FastClosedFormEngine"] = {}
+        self._last: tuple[np.ndarray, np.ndarray] | None = (
+            None  # (trimap, alpha float64) of the last solve
+        )
+        self._coarse: dict[float, FastClosedFormEngine] = {}
         self.last_mode = ""  # "full", "incremental", "tiled", "unchanged": for benchmarks and tests
         self._margin_hint = 0
 
@@ -84,15 +116,24 @@ class FastClosedFormEngine(EngineBase):
         """Make the next predict() a full solve (e.g. a "refine" after many incremental strokes)."""
         self._last = None
 
-    def predict(self, trimap: np.ndarray, *, progress: Optional[ProgressFn] = None,
-                cancel: Optional[CancelToken] = None):
+    def predict(
+        self,
+        trimap: np.ndarray,
+        *,
+        progress: ProgressFn | None = None,
+        cancel: CancelToken | None = None,
+    ):
         image = self._require_image()
         trimap = np.asarray(trimap)
         if trimap.shape != image.shape[:2]:
-            raise TrimapError(f"trimap is {trimap.shape[1]}x{trimap.shape[0]} but the prepared image is "
-                              f"{image.shape[1]}x{image.shape[0]}")
+            raise TrimapError(
+                f"trimap is {trimap.shape[1]}x{trimap.shape[0]} but the prepared image is "
+                f"{image.shape[1]}x{image.shape[0]}"
+            )
         if not ((trimap == FOREGROUND).any() or (trimap == BACKGROUND).any()):
-            raise TrimapError(f"{self.info.display_name} needs some foreground or background in the trimap")
+            raise TrimapError(
+                f"{self.info.display_name} needs some foreground or background in the trimap"
+            )
         if cancel is not None:
             cancel.raise_if_cancelled()
         alpha = None
@@ -105,8 +146,14 @@ class FastClosedFormEngine(EngineBase):
             progress(1.0, "done")
         return np.clip(alpha, 0, 1).astype(np.float32), None
 
-    def predict_coarse(self, trimap: np.ndarray, scale: float = 0.5, *, progress: Optional[ProgressFn] = None,
-                       cancel: Optional[CancelToken] = None):
+    def predict_coarse(
+        self,
+        trimap: np.ndarray,
+        scale: float = 0.5,
+        *,
+        progress: ProgressFn | None = None,
+        cancel: CancelToken | None = None,
+    ):
         """Live-mode preview: solve at ``scale`` (0 < scale <= 1) and upsample to the full size.
 
         The coarse session is kept per scale, so repeated previews are incremental too. Does not
@@ -126,7 +173,9 @@ class FastClosedFormEngine(EngineBase):
             sub = type(self)(**self.params)
             sub.prepare(small)
             self._coarse[key] = sub
-        if (tri_s == UNKNOWN).any() and ((tri_s == FOREGROUND).any() or (tri_s == BACKGROUND).any()):
+        if (tri_s == UNKNOWN).any() and (
+            (tri_s == FOREGROUND).any() or (tri_s == BACKGROUND).any()
+        ):
             a_s, _ = sub.predict(tri_s, progress=progress, cancel=cancel)
         else:
             a_s = (tri_s == FOREGROUND).astype(np.float32)
@@ -137,7 +186,7 @@ class FastClosedFormEngine(EngineBase):
 
     # -- solves -------------------------------------------------------------------------------
 
-    def _fixed(self, trimap: np.ndarray, guess: Optional[np.ndarray]) -> np.ndarray:
+    def _fixed(self, trimap: np.ndarray, guess: np.ndarray | None) -> np.ndarray:
         fixed = (trimap == FOREGROUND).astype(np.float64)
         if guess is not None:
             unknown = trimap == UNKNOWN
@@ -145,7 +194,9 @@ class FastClosedFormEngine(EngineBase):
         return fixed
 
     def _budget_entries(self) -> float:
-        return self.params["memory_gb"] * 1e9 / 8 / 1.5  # the factor plus the fronts being worked on
+        return (
+            self.params["memory_gb"] * 1e9 / 8 / 1.5
+        )  # the factor plus the fronts being worked on
 
     def _full(self, trimap, progress, cancel) -> np.ndarray:
         from mattestudio.engines.fastcf import regional
@@ -165,7 +216,7 @@ class FastClosedFormEngine(EngineBase):
         self.last_mode = "full"
         return fixed
 
-    def _incremental(self, trimap, progress, cancel) -> Optional[np.ndarray]:
+    def _incremental(self, trimap, progress, cancel) -> np.ndarray | None:
         """Re-solve around the change from the previous trimap; None when a full solve is better."""
         from mattestudio.engines.fastcf import regional
 
@@ -190,13 +241,18 @@ class FastClosedFormEngine(EngineBase):
             area = (box[1] - box[0]) * (box[3] - box[2])
             if area > 0.5 * h * w:
                 return None
-            check = _checker(progress, cancel, 0.05, 0.95, f"{self.info.display_name}: re-solving the stroke")
+            check = _checker(
+                progress, cancel, 0.05, 0.95, f"{self.info.display_name}: re-solving the stroke"
+            )
             values = regional.solve_box(self._stats, self._image64, unknown, fixed, box, check)
             if values is None:
                 break
             # Where the box cuts through the image the solution must already have stopped moving
             # (checked over a band that widens with the box, since wide boxes mean smooth changes).
-            if regional.ring_change(values, before, box, trimap.shape, depth=max(4, margin // 4)) <= tol / 4:
+            if (
+                regional.ring_change(values, before, box, trimap.shape, depth=max(4, margin // 4))
+                <= tol / 4
+            ):
                 regional.paste(fixed, values, box)
                 break
             margin *= 2
@@ -222,8 +278,17 @@ class FastClosedFormEngine(EngineBase):
         side = int(min(max(h, w), max(256, (budget / 4 / 200.0 / max(density, 1e-3)) ** 0.5)))
         boxes = regional.tiles(trimap.shape, side, max(48, side // 4))
         for k, box in enumerate(boxes):
-            check = _checker(progress, cancel, 0.3 + 0.65 * k / len(boxes), 0.3 + 0.65 * (k + 1) / len(boxes),
-                             f"{self.info.display_name}: tile {k + 1} of {len(boxes)}")
-            regional.paste(fixed, regional.solve_box(self._stats, self._image64, unknown, fixed, box, check), box)
+            check = _checker(
+                progress,
+                cancel,
+                0.3 + 0.65 * k / len(boxes),
+                0.3 + 0.65 * (k + 1) / len(boxes),
+                f"{self.info.display_name}: tile {k + 1} of {len(boxes)}",
+            )
+            regional.paste(
+                fixed,
+                regional.solve_box(self._stats, self._image64, unknown, fixed, box, check),
+                box,
+            )
         self.last_mode = "tiled"
         return fixed

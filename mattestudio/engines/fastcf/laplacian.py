@@ -15,7 +15,6 @@ Split in two so the editor pays only for what a stroke changes:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import scipy.sparse
@@ -34,11 +33,11 @@ class WindowStats:
 
     radius: int
     epsilon: float
-    mean: Optional[np.ndarray] = None  # h x w x 3 (valid for interior centres only)
-    inv: Optional[np.ndarray] = None  # h x w x 6: m00 m01 m02 m11 m12 m22
+    mean: np.ndarray | None = None  # h x w x 3 (valid for interior centres only)
+    inv: np.ndarray | None = None  # h x w x 6: m00 m01 m02 m11 m12 m22
 
     @classmethod
-    def lazy(cls, radius: int = 1, epsilon: float = 1e-7) -> "WindowStats":
+    def lazy(cls, radius: int = 1, epsilon: float = 1e-7) -> WindowStats:
         return cls(int(radius), float(epsilon))
 
     @property
@@ -81,8 +80,17 @@ def _stats_at(image, y, x, r, epsilon):
     c02 = a01 * a12 - a02 * a11
     det = a00 * c00 + a01 * c01 + a02 * c02
     inv_det = 1.0 / det
-    return (m0, m1, m2, c00 * inv_det, c01 * inv_det, c02 * inv_det, (a00 * a22 - a02 * a02) * inv_det,
-            (a01 * a02 - a00 * a12) * inv_det, (a00 * a11 - a01 * a01) * inv_det)
+    return (
+        m0,
+        m1,
+        m2,
+        c00 * inv_det,
+        c01 * inv_det,
+        c02 * inv_det,
+        (a00 * a22 - a02 * a02) * inv_det,
+        (a01 * a02 - a00 * a12) * inv_det,
+        (a00 * a11 - a01 * a01) * inv_det,
+    )
 
 
 @njit(cache=True, nogil=True)
@@ -188,7 +196,10 @@ def _assemble(image, mean, inv, have_stats, r, epsilon, centres, index, known, v
             row = flat[ia]
             for q in range(p, nu):  # symmetric: each pair once, written to both rows
                 bb = ua[q]
-                v = -(1.0 + mc[a, 0] * c[bb, 0] + mc[a, 1] * c[bb, 1] + mc[a, 2] * c[bb, 2]) * inv_area
+                v = (
+                    -(1.0 + mc[a, 0] * c[bb, 0] + mc[a, 1] * c[bb, 1] + mc[a, 2] * c[bb, 2])
+                    * inv_area
+                )
                 if a == bb:
                     row[2 * r * span + 2 * r] += v + 1.0
                 else:
@@ -199,7 +210,10 @@ def _assemble(image, mean, inv, have_stats, r, epsilon, centres, index, known, v
             acc = 0.0
             for q in range(nk):
                 bb = ka[q]
-                v = -(1.0 + mc[a, 0] * c[bb, 0] + mc[a, 1] * c[bb, 1] + mc[a, 2] * c[bb, 2]) * inv_area
+                v = (
+                    -(1.0 + mc[a, 0] * c[bb, 0] + mc[a, 1] * c[bb, 1] + mc[a, 2] * c[bb, 2])
+                    * inv_area
+                )
                 acc += v * kv[bb]
             rhs[ia] -= acc
 
@@ -247,13 +261,15 @@ def window_centres(unknown: np.ndarray, r: int) -> np.ndarray:
     h, w = unknown.shape
     touch = cv2.dilate(unknown.astype(np.uint8), np.ones((2 * r + 1, 2 * r + 1), np.uint8)) > 0
     touch[:r, :] = False
-    touch[h - r:, :] = False
+    touch[h - r :, :] = False
     touch[:, :r] = False
-    touch[:, w - r:] = False
+    touch[:, w - r :] = False
     return np.argwhere(touch).astype(np.int64)
 
 
-def assemble(stats: WindowStats, image: np.ndarray, unknown: np.ndarray, known: np.ndarray) -> System:
+def assemble(
+    stats: WindowStats, image: np.ndarray, unknown: np.ndarray, known: np.ndarray
+) -> System:
     """The linear system for the pixels where ``unknown`` (H x W bool) holds.
 
     ``known`` (H x W float) gives the fixed alpha of every other pixel: the trimap's 0 / 1 for a
@@ -271,10 +287,21 @@ def assemble(stats: WindowStats, image: np.ndarray, unknown: np.ndarray, known: 
     rhs = np.zeros(n)
     have = stats.mean is not None
     dummy = np.zeros((1, 1, 6))
-    _assemble(img, stats.mean if have else dummy, stats.inv if have else dummy, have, r, float(stats.epsilon),
-              window_centres(unknown, r), index, np.ascontiguousarray(known, np.float64), values, rhs)
+    _assemble(
+        img,
+        stats.mean if have else dummy,
+        stats.inv if have else dummy,
+        have,
+        r,
+        float(stats.epsilon),
+        window_centres(unknown, r),
+        index,
+        np.ascontiguousarray(known, np.float64),
+        values,
+        rhs,
+    )
     # int32 indices halve the matrix's memory; int64 only past 2^31 entries.
-    itype = np.int32 if n * span * span < 2 ** 31 else np.int64
+    itype = np.int32 if n * span * span < 2**31 else np.int64
     indptr = np.zeros(n + 1, itype)
     indices = np.empty(n * span * span, itype)
     data = np.empty(n * span * span)
@@ -289,4 +316,6 @@ def crop_stats(stats: WindowStats, y0: int, y1: int, x0: int, x1: int) -> Window
     all a local solve uses when the crop extends 2r beyond its variables or ends at the image border."""
     if stats.mean is None:
         return stats
-    return WindowStats(stats.radius, stats.epsilon, stats.mean[y0:y1, x0:x1], stats.inv[y0:y1, x0:x1])
+    return WindowStats(
+        stats.radius, stats.epsilon, stats.mean[y0:y1, x0:x1], stats.inv[y0:y1, x0:x1]
+    )

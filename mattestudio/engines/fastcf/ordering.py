@@ -106,7 +106,10 @@ def _dissect(coords, sep, leaf):
                 ids[lo:hi] = tmp[lo:hi]
                 state[f] = 1
                 f_mid[f] = lo + nl + nr
-                for clo, chi in ((lo + nl, lo + nl + nr), (lo, lo + nl)):  # left ends on top: done first
+                for clo, chi in (
+                    (lo + nl, lo + nl + nr),
+                    (lo, lo + nl),
+                ):  # left ends on top: done first
                     if chi > clo:
                         f_lo[nf], f_hi[nf], f_parent[nf] = clo, chi, f
                         stack[top] = nf
@@ -178,7 +181,7 @@ def _symbolic(indptr, indices, perm, rank, vstart, vend, cptr, cidx, mark):
         for t in range(cnt):
             bidx[start + t] = perm[ranks[t]]
         bptr[k + 1] = start + cnt
-    return bptr, bidx[:bptr[nn]].copy()
+    return bptr, bidx[: bptr[nn]].copy()
 
 
 def plan(matrix: scipy.sparse.csr_matrix, coords: np.ndarray, sep: int = 2, leaf: int = LEAF):
@@ -193,14 +196,34 @@ def plan(matrix: scipy.sparse.csr_matrix, coords: np.ndarray, sep: int = 2, leaf
     cptr = np.zeros(nn + 1, np.int64)
     np.add.at(cptr, parent[kids] + 1, 1)
     cptr = np.cumsum(cptr)
-    bptr, bidx = _symbolic(matrix.indptr, matrix.indices, perm, rank,
-                           vstart, vend, cptr, kids.astype(np.int64), np.full(n, -1, np.int64))
+    bptr, bidx = _symbolic(
+        matrix.indptr,
+        matrix.indices,
+        perm,
+        rank,
+        vstart,
+        vend,
+        cptr,
+        kids.astype(np.int64),
+        np.full(n, -1, np.int64),
+    )
     nv = vend - vstart
     nb = np.diff(bptr)
     fptr = np.zeros(nn + 1, np.int64)
     fptr[1:] = np.cumsum(nv * nv + nv * nb)
-    return dict(perm=perm, rank=rank, parent=parent, vstart=vstart, vend=vend, cptr=cptr, kids=kids, bptr=bptr, bidx=bidx,
-                fptr=fptr, front=int((nv + nb).max()) if nn else 0)
+    return {
+        "perm": perm,
+        "rank": rank,
+        "parent": parent,
+        "vstart": vstart,
+        "vend": vend,
+        "cptr": cptr,
+        "kids": kids,
+        "bptr": bptr,
+        "bidx": bidx,
+        "fptr": fptr,
+        "front": int((nv + nb).max()) if nn else 0,
+    }
 
 
 @njit(cache=True, nogil=True)
@@ -223,5 +246,10 @@ def _stack_size_kernel(parent, cptr, nb):
 
 def _stack_size(parent, cptr, nb) -> int:
     """Peak size of the flat update stack (each entry: node id + nb x nb update)."""
-    return int(_stack_size_kernel(np.ascontiguousarray(parent, np.int64), np.ascontiguousarray(cptr, np.int64),
-                                  np.ascontiguousarray(nb, np.int64)))
+    return int(
+        _stack_size_kernel(
+            np.ascontiguousarray(parent, np.int64),
+            np.ascontiguousarray(cptr, np.int64),
+            np.ascontiguousarray(nb, np.int64),
+        )
+    )

@@ -8,7 +8,7 @@ change gives the full solution again; that is what the incremental and tiled pat
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 
@@ -35,8 +35,14 @@ def factor_entries(n_unknown: int) -> float:
     return 150.0 * n_unknown * max(1.0, 1.0 + 0.35 * np.log2(max(n_unknown, 1) / 1e5))
 
 
-def solve_box(stats: WindowStats, image: np.ndarray, unknown: np.ndarray, fixed: np.ndarray, box: Box,
-              check: Optional[Callable[[float], None]] = None) -> Optional[np.ndarray]:
+def solve_box(
+    stats: WindowStats,
+    image: np.ndarray,
+    unknown: np.ndarray,
+    fixed: np.ndarray,
+    box: Box,
+    check: Callable[[float], None] | None = None,
+) -> np.ndarray | None:
     """Alpha of the unknown pixels inside ``box`` (a box-shaped float64 array, NaN elsewhere), or
     None if the box holds no unknown pixel.
 
@@ -44,13 +50,19 @@ def solve_box(stats: WindowStats, image: np.ndarray, unknown: np.ndarray, fixed:
     """
     r = stats.radius
     y0, y1, x0, x1 = box
-    cy0, cy1, cx0, cx1 = grow(box, 2 * r, unknown.shape)  # every window touching a variable lies inside
+    cy0, cy1, cx0, cx1 = grow(
+        box, 2 * r, unknown.shape
+    )  # every window touching a variable lies inside
     variables = np.zeros((cy1 - cy0, cx1 - cx0), bool)
-    variables[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0] = unknown[y0:y1, x0:x1]
+    variables[y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0] = unknown[y0:y1, x0:x1]
     if not variables.any():
         return None
-    system = assemble(crop_stats(stats, cy0, cy1, cx0, cx1), image[cy0:cy1, cx0:cx1], variables,
-                      fixed[cy0:cy1, cx0:cx1])
+    system = assemble(
+        crop_stats(stats, cy0, cy1, cx0, cx1),
+        image[cy0:cy1, cx0:cx1],
+        variables,
+        fixed[cy0:cy1, cx0:cx1],
+    )
     factor = direct.factorize(system.matrix, system.coords, sep=2 * r, check=check)
     x = factor.solve(system.rhs)
     out = np.full((y1 - y0, x1 - x0), np.nan)
@@ -58,7 +70,7 @@ def solve_box(stats: WindowStats, image: np.ndarray, unknown: np.ndarray, fixed:
     return out
 
 
-def paste(alpha: np.ndarray, values: Optional[np.ndarray], box: Box) -> None:
+def paste(alpha: np.ndarray, values: np.ndarray | None, box: Box) -> None:
     if values is None:
         return
     y0, y1, x0, x1 = box

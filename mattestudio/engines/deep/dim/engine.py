@@ -23,7 +23,7 @@ class DimEngine(DeepEngine):
         display_name="Deep Image Matting",
         kind="deep",
         description="Deep Image Matting (Xu et al. 2017): a VGG-16 encoder-decoder with refinement, using the "
-                    "published community weights (OpenMMLab stage 3, huochaitiantang V1.5, foamliu).",
+        "published community weights (OpenMMLab stage 3, huochaitiantang V1.5, foamliu).",
         params=common_params(192),
         produces_foreground=False,
         needs_checkpoint=True,
@@ -65,8 +65,13 @@ class DimEngine(DeepEngine):
         y0, y1, x0, x1 = win
         prec = self.precision
         fmt = inf.memory_format(prec)
-        model = self._model.to(memory_format=fmt) if fmt is not torch.preserve_format else self._model
+        model = (
+            self._model.to(memory_format=fmt) if fmt is not torch.preserve_format else self._model
+        )
         x = inf.to_tensor(feeds["x"][y0:y1, x0:x1], self.torch_device, fmt)
-        with inf.oom_guard(self.torch_device, f"{x1 - x0}x{y1 - y0}"), inf.autocast(self.torch_device, prec):
+        with (
+            inf.oom_guard(self.torch_device, f"{x1 - x0}x{y1 - y0}"),
+            inf.autocast(self.torch_device, prec),
+        ):
             alpha = model(x)
         return alpha[0].permute(1, 2, 0).float().cpu().numpy()

@@ -55,7 +55,9 @@ class HuoDIM(nn.Module):
                 cin = w
         self.conv6_1 = nn.Conv2d(512, 512, conv6_k, padding=conv6_k // 2)
         self.deconv6_1 = nn.Conv2d(512, 512, 1)
-        for s, (cin, cout) in zip((5, 4, 3, 2, 1), ((512, 512), (512, 256), (256, 128), (128, 64), (64, 64))):
+        for s, (cin, cout) in zip(
+            (5, 4, 3, 2, 1), ((512, 512), (512, 256), (256, 128), (128, 64), (64, 64))
+        ):
             setattr(self, f"deconv{s}_1", nn.Conv2d(cin, cout, 5, padding=2))
         self.deconv1 = nn.Conv2d(64, 1, 5, padding=2)
         self.skip = skip
@@ -107,7 +109,9 @@ class _MMDecoder(nn.Module):
     def __init__(self):
         super().__init__()
         self.deconv6_1 = nn.Conv2d(512, 512, 1)
-        for s, (cin, cout) in zip((5, 4, 3, 2, 1), ((512, 512), (512, 256), (256, 128), (128, 64), (64, 64))):
+        for s, (cin, cout) in zip(
+            (5, 4, 3, 2, 1), ((512, 512), (512, 256), (256, 128), (128, 64), (64, 64))
+        ):
             setattr(self, f"deconv{s}_1", nn.Conv2d(cin, cout, 5, padding=2))
         self.deconv1 = nn.Conv2d(64, 1, 5, padding=2)
 
@@ -189,12 +193,16 @@ class FoamDIM(nn.Module):
 
     def __init__(self):
         super().__init__()
-        for i, (n, cin, cout) in enumerate(((2, 4, 64), (2, 64, 128), (3, 128, 256), (3, 256, 512), (3, 512, 512)), 1):
+        for i, (n, cin, cout) in enumerate(
+            ((2, 4, 64), (2, 64, 128), (3, 128, 256), (3, 256, 512), (3, 512, 512)), 1
+        ):
             setattr(self, f"down{i}", _Down(n, cin, cout))
-        for i, (cin, cout) in zip((5, 4, 3, 2, 1), ((512, 512), (512, 256), (256, 128), (128, 64), (64, 1))):
+        for i, (cin, cout) in zip(
+            (5, 4, 3, 2, 1), ((512, 512), (512, 256), (256, 128), (128, 64), (64, 1))
+        ):
             setattr(self, f"up{i}", _Up(cin, cout))
 
-    def finalize_(self) -> "FoamDIM":
+    def finalize_(self) -> FoamDIM:
         from mattestudio.engines.deep.fold import fold_batchnorm_
 
         return fold_batchnorm_(self)

@@ -23,12 +23,23 @@ class SimEngine(DeepEngine):
         display_name="Semantic Image Matting",
         kind="deep",
         description="Semantic Image Matting (Sun, Tang, Tai, CVPR 2021): a semantic classifier picks the "
-                    "matte type per region (hair, fur, glass, smoke, ...) and guides a ResNet-50 matting network.",
-        params=common_params(128) + (
-            Param("classifier", None, "Semantic classifier checkpoint file or imported name "
-                  "(default: the first imported sim-classifier).", "Classifier"),
-            Param("fb_head", False, "Also take foreground colours from SIM's F/B head (whether the released "
-                  "models trained it is unverified; off = estimate colours from the matte).", "Use F/B head"),
+        "matte type per region (hair, fur, glass, smoke, ...) and guides a ResNet-50 matting network.",
+        params=common_params(128)
+        + (
+            Param(
+                "classifier",
+                None,
+                "Semantic classifier checkpoint file or imported name "
+                "(default: the first imported sim-classifier).",
+                "Classifier",
+            ),
+            Param(
+                "fb_head",
+                False,
+                "Also take foreground colours from SIM's F/B head (whether the released "
+                "models trained it is unverified; off = estimate colours from the matte).",
+                "Use F/B head",
+            ),
         ),
         produces_foreground=False,
         needs_checkpoint=True,
@@ -55,8 +66,10 @@ class SimEngine(DeepEngine):
         from mattestudio.engines.deep.build import load_module
         from mattestudio.engines.deep.inference import cached_model
 
-        paths = (C.resolve("sim", self.params.get("checkpoint")),
-                 C.resolve("sim", self.params.get("classifier"), role="classifier"))
+        paths = (
+            C.resolve("sim", self.params.get("checkpoint")),
+            C.resolve("sim", self.params.get("classifier"), role="classifier"),
+        )
         if getattr(self, "_paths", None) == paths:
             return
         dev = self.torch_device
@@ -65,10 +78,13 @@ class SimEngine(DeepEngine):
             def load():
                 kind, state = C.load_for("sim", path, role)
                 return load_module(kind, state, path, dev)
+
             return load
 
         self._model = cached_model("sim", paths[0], dev, loader(paths[0], "matting"))
-        self._classifier = cached_model("sim-classifier", paths[1], dev, loader(paths[1], "classifier"))
+        self._classifier = cached_model(
+            "sim-classifier", paths[1], dev, loader(paths[1], "classifier")
+        )
         self._paths = paths
 
     def canvas_pad(self, h, w):
@@ -102,7 +118,13 @@ class SimEngine(DeepEngine):
         if cams is None or cams.get("key") != key:
             cams = self._cams = {"key": key}
         smap = S.semantic_trimap(self._classifier, img_n, tri, self._run, sub, cancel, cache=cams)
-        return {"img": img, "img_n": img_n, "two": S.two_channel(tri), "clicks": S.clicks(tri), "smap": smap}
+        return {
+            "img": img,
+            "img_n": img_n,
+            "two": S.two_channel(tri),
+            "clicks": S.clicks(tri),
+            "smap": smap,
+        }
 
     def run_window(self, feeds, win):
         import numpy as np

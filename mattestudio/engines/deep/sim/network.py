@@ -46,18 +46,34 @@ def _pointwise_op():
 _POINTWISE = _pointwise_op()
 
 
-def conv_act(x, conv: nn.Conv2d, norm: nn.Module, act: str | None = None, residual=None, slope: float = 0.01):
+def conv_act(
+    x, conv: nn.Conv2d, norm: nn.Module, act: str | None = None, residual=None, slope: float = 0.01
+):
     """``act(norm(conv(x)) + residual)``, with residual and activation fused into the oneDNN convolution
     when BN is folded (``norm`` is Identity) and the tensors are bf16 channels-last on CPU.
 
     Fusing saves one or two passes over each activation map per conv (the separate add and ReLU
     took about a fifth of SIM's time at 1 MP). fp32 keeps the plain reference ops."""
-    if (_POINTWISE is not None and x.device.type == "cpu" and x.dtype == torch.bfloat16
-            and conv.weight.dtype == torch.bfloat16 and isinstance(norm, nn.Identity) and conv.groups == 1
-            and not isinstance(conv.padding, str) and x.is_contiguous(memory_format=torch.channels_last)):
+    if (
+        _POINTWISE is not None
+        and x.device.type == "cpu"
+        and x.dtype == torch.bfloat16
+        and conv.weight.dtype == torch.bfloat16
+        and isinstance(norm, nn.Identity)
+        and conv.groups == 1
+        and not isinstance(conv.padding, str)
+        and x.is_contiguous(memory_format=torch.channels_last)
+    ):
         unary = {"relu": "relu", "lrelu": "leaky_relu"}.get(act) if act else None
         scalars = [slope] if act == "lrelu" else []
-        args = (conv.weight, conv.bias, list(conv.padding), list(conv.stride), list(conv.dilation), 1)
+        args = (
+            conv.weight,
+            conv.bias,
+            list(conv.padding),
+            list(conv.stride),
+            list(conv.dilation),
+            1,
+        )
         if residual is None:
             return _POINTWISE(x, *args, unary or "none", scalars, "")
         other = residual.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
@@ -101,7 +117,9 @@ class Bottleneck(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = nn.Conv2d(width, width, 3, stride, padding=dilation, dilation=dilation, bias=False)
+        self.conv2 = nn.Conv2d(
+            width, width, 3, stride, padding=dilation, dilation=dilation, bias=False
+        )
         self.bn2 = nn.BatchNorm2d(width)
         self.conv3 = nn.Conv2d(width, width * 4, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(width * 4)
@@ -119,7 +137,9 @@ def make_layer(cin, width, blocks, stride=1, dilations=None):
     dilations = dilations or [1] * blocks
     down = None
     if stride != 1 or cin != width * 4:
-        down = nn.Sequential(nn.Conv2d(cin, width * 4, 1, stride, bias=False), nn.BatchNorm2d(width * 4))
+        down = nn.Sequential(
+            nn.Conv2d(cin, width * 4, 1, stride, bias=False), nn.BatchNorm2d(width * 4)
+        )
     layers = [Bottleneck(cin, width, stride, dilations[0], down)]
     layers += [Bottleneck(width * 4, width, 1, d) for d in dilations[1:]]
     return nn.Sequential(*layers)
@@ -158,8 +178,11 @@ class SimEncoder(nn.Module):
 
 
 def _ws_bn_relu(cin, cout, k, dil=1):
-    return nn.Sequential(WSConv2d(cin, cout, k, padding=dil if k == 3 else 0, dilation=dil, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        WSConv2d(cin, cout, k, padding=dil if k == 3 else 0, dilation=dil, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
 
 
 def dilated_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
@@ -170,24 +193,38 @@ def dilated_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     w = conv.weight
     o = w.shape[0]
     h, wd = x.shape[-2:]
-    taps = [(i, j) for i in range(3) for j in range(3) if abs(i - 1) * d < h and abs(j - 1) * d < wd]
+    taps = [
+        (i, j) for i in range(3) for j in range(3) if abs(i - 1) * d < h and abs(j - 1) * d < wd
+    ]
     stacked = getattr(conv, "_taps", None)  # (9*O, I, 1, 1), cached: weights are fixed at inference
-    if stacked is None or stacked.device != w.device or stacked.dtype != w.dtype or stacked.shape[1] != w.shape[1]:
-        stacked = torch.cat([w[:, :, i, j] for i in range(3) for j in range(3)], 0)[:, :, None, None].detach()
+    if (
+        stacked is None
+        or stacked.device != w.device
+        or stacked.dtype != w.dtype
+        or stacked.shape[1] != w.shape[1]
+    ):
+        stacked = torch.cat([w[:, :, i, j] for i in range(3) for j in range(3)], 0)[
+            :, :, None, None
+        ].detach()
         conv._taps = stacked
     if len(taps) < 9:
         keep = torch.cat([torch.arange(o) + (3 * i + j) * o for i, j in taps])
         stacked = stacked.index_select(0, keep.to(stacked.device))
-    if x.dtype == torch.bfloat16 and x.device.type == "cpu" and x.is_contiguous(memory_format=torch.channels_last):
+    if (
+        x.dtype == torch.bfloat16
+        and x.device.type == "cpu"
+        and x.is_contiguous(memory_format=torch.channels_last)
+    ):
         return _dilated_taps_mm(x, stacked, taps, d, o, conv.bias)
     y = F.conv2d(x, stacked)
-    out = y[:, taps.index((1, 1)) * o:(taps.index((1, 1)) + 1) * o].clone()
+    out = y[:, taps.index((1, 1)) * o : (taps.index((1, 1)) + 1) * o].clone()
     for t, (i, j) in enumerate(taps):
         dy, dx = (i - 1) * d, (j - 1) * d
         if dy == 0 and dx == 0:
             continue
-        out[:, :, max(0, -dy):h - max(0, dy), max(0, -dx):wd - max(0, dx)] += \
-            y[:, t * o:(t + 1) * o, max(0, dy):h - max(0, -dy), max(0, dx):wd - max(0, -dx)]
+        out[:, :, max(0, -dy) : h - max(0, dy), max(0, -dx) : wd - max(0, dx)] += y[
+            :, t * o : (t + 1) * o, max(0, dy) : h - max(0, -dy), max(0, dx) : wd - max(0, -dx)
+        ]
     if conv.bias is not None:
         out = out + conv.bias.to(out.dtype).reshape(1, -1, 1, 1)
     return out
@@ -205,8 +242,9 @@ def _dilated_taps_mm(x, stacked, taps, d, o, bias):
         dy, dx = (i - 1) * d, (j - 1) * d
         if dy == 0 and dx == 0:
             continue
-        out[:, max(0, -dy):h - max(0, dy), max(0, -dx):wd - max(0, dx)] += \
-            y[:, max(0, dy):h - max(0, -dy), max(0, dx):wd - max(0, -dx), t]
+        out[:, max(0, -dy) : h - max(0, dy), max(0, -dx) : wd - max(0, dx)] += y[
+            :, max(0, dy) : h - max(0, -dy), max(0, dx) : wd - max(0, -dx), t
+        ]
     if bias is not None:
         out += bias.to(out.dtype)
     return out.permute(0, 3, 1, 2)  # channels-last N x O x H x W view
@@ -216,11 +254,21 @@ class ASPP(nn.Module):
     def __init__(self, cin=2048, width=256, rates=(12, 24, 36)):
         super().__init__()
         branches = [_ws_bn_relu(cin, width, 1)] + [_ws_bn_relu(cin, width, 3, r) for r in rates]
-        branches.append(nn.Sequential(nn.AdaptiveAvgPool2d(1), WSConv2d(cin, width, 1, bias=False),
-                                      nn.BatchNorm2d(width), nn.ReLU(inplace=True)))
+        branches.append(
+            nn.Sequential(
+                nn.AdaptiveAvgPool2d(1),
+                WSConv2d(cin, width, 1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+            )
+        )
         self.convs = nn.ModuleList(branches)
-        self.project = nn.Sequential(WSConv2d(width * 5, width, 1, bias=False), nn.BatchNorm2d(width),
-                                     nn.ReLU(inplace=True), nn.Dropout(0.5))
+        self.project = nn.Sequential(
+            WSConv2d(width * 5, width, 1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.Dropout(0.5),
+        )
 
     def forward(self, x):
         outs = [run_sequential(self.convs[0], x)]
@@ -235,8 +283,13 @@ def _ws_bn_lrelu(cin, cout):
 
 
 def _head(cin, cout):
-    return nn.Sequential(nn.Conv2d(cin, 32, 3, padding=1), nn.LeakyReLU(), nn.Conv2d(32, 16, 3, padding=1),
-                         nn.LeakyReLU(), nn.Conv2d(16, cout, 1, bias=False))
+    return nn.Sequential(
+        nn.Conv2d(cin, 32, 3, padding=1),
+        nn.LeakyReLU(),
+        nn.Conv2d(32, 16, 3, padding=1),
+        nn.LeakyReLU(),
+        nn.Conv2d(16, cout, 1, bias=False),
+    )
 
 
 def _up2(x):
@@ -261,7 +314,9 @@ class SimDecoder(nn.Module):
         x = _up2(run_sequential(self.conv_up3, torch.cat([x, stem.to(x.dtype)], 1)))
         dt = x.dtype
         y = torch.cat([x, image_n.to(dt), image.to(dt), two_chan.to(dt)], 1)
-        alpha = torch.clamp(run_sequential(self.conv_up4_alpha, y).float(), 0, 1)  # no sigmoid, as published
+        alpha = torch.clamp(
+            run_sequential(self.conv_up4_alpha, y).float(), 0, 1
+        )  # no sigmoid, as published
         if not want_fb:
             return alpha, None
         fb = torch.sigmoid(run_sequential(self.conv_up4_fb, y).float())
@@ -281,7 +336,7 @@ class SimMatting(nn.Module):
         stem, l1, l4 = self.encoder(x11, smap)
         return self.decoder(stem, l1, l4, image_n, image, two_chan, want_fb)
 
-    def finalize_(self) -> "SimMatting":
+    def finalize_(self) -> SimMatting:
         from mattestudio.engines.deep.fold import fold_batchnorm_
 
         standardise_all_(self)  # before folding: standardisation applies to the raw weights
@@ -301,7 +356,7 @@ class SimClassifier(nn.Module):
         self.layer4 = make_layer(1024, 512, 3, stride=2)
         self.fc = nn.Linear(2048, classes)
 
-    def finalize_(self) -> "SimClassifier":
+    def finalize_(self) -> SimClassifier:
         from mattestudio.engines.deep.fold import fold_batchnorm_
 
         return fold_batchnorm_(self)

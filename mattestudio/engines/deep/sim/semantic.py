@@ -28,7 +28,9 @@ def clicks(tri: np.ndarray) -> np.ndarray:
         mask = tri == value
         if not mask.any():
             continue
-        d = cv2.distanceTransform((~mask).astype(np.uint8) * 255, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        d = cv2.distanceTransform(
+            (~mask).astype(np.uint8) * 255, cv2.DIST_L2, cv2.DIST_MASK_PRECISE
+        )
         d2 = d.astype(np.float32) ** 2
         for j, s in enumerate(SIGMAS):
             out[..., 3 * k + j] = np.exp(-d2 / (2 * s * s))
@@ -52,12 +54,20 @@ def _patch_key(tri: np.ndarray, y: int, x: int, ph: int, pw: int) -> tuple:
     """A patch's classifier input is the fixed image plus this trimap crop: equal crops, equal CAMs."""
     import hashlib
 
-    return (y, x, ph, pw), hashlib.blake2b(np.ascontiguousarray(tri[y:y + ph, x:x + pw]).tobytes(),
-                                           digest_size=16).digest()
+    return (y, x, ph, pw), hashlib.blake2b(
+        np.ascontiguousarray(tri[y : y + ph, x : x + pw]).tobytes(), digest_size=16
+    ).digest()
 
 
-def semantic_trimap(classifier, img_n: np.ndarray, tri: np.ndarray, run, progress=None, cancel=None,
-                    cache: dict | None = None) -> np.ndarray:
+def semantic_trimap(
+    classifier,
+    img_n: np.ndarray,
+    tri: np.ndarray,
+    run,
+    progress=None,
+    cancel=None,
+    cache: dict | None = None,
+) -> np.ndarray:
     """H x W x 20 smap. ``run(module, n_h_w_4_array) -> N x 20 x h x w CAM tensor`` applies device,
     precision and layout.
 
@@ -74,7 +84,7 @@ def semantic_trimap(classifier, img_n: np.ndarray, tri: np.ndarray, run, progres
         ph, pw = min(size, H), min(size, W)
         for y in starts(H, size):
             for xx in starts(W, size):
-                if unknown[y:y + ph, xx:xx + pw].any():
+                if unknown[y : y + ph, xx : xx + pw].any():
                     jobs.append((y, xx, ph, pw))
     keys = [_patch_key(tri, *job) for job in jobs]
     cams: dict[int, torch.Tensor] = {}
@@ -87,7 +97,10 @@ def semantic_trimap(classifier, img_n: np.ndarray, tri: np.ndarray, run, progres
     # batches of same-size patches, in job order
     batches, cur = [], []
     for i in todo:
-        if cur and (jobs[i][2:] != jobs[cur[0]][2:] or (len(cur) + 1) * jobs[i][2] * jobs[i][3] > BATCH_PIXELS):
+        if cur and (
+            jobs[i][2:] != jobs[cur[0]][2:]
+            or (len(cur) + 1) * jobs[i][2] * jobs[i][3] > BATCH_PIXELS
+        ):
             batches.append(cur)
             cur = []
         cur.append(i)
@@ -100,18 +113,21 @@ def semantic_trimap(classifier, img_n: np.ndarray, tri: np.ndarray, run, progres
             if cancel is not None:
                 cancel.raise_if_cancelled()
             if progress is not None:
-                progress(done / len(todo), f"SIM: classifying patch {done + 1} of {len(todo)}"
-                         + (f" (+{len(jobs) - len(todo)} unchanged)" if len(todo) < len(jobs) else ""))
+                progress(
+                    done / len(todo),
+                    f"SIM: classifying patch {done + 1} of {len(todo)}"
+                    + (f" (+{len(jobs) - len(todo)} unchanged)" if len(todo) < len(jobs) else ""),
+                )
             _, _, ph, pw = jobs[batch[0]]
             x = np.empty((len(batch), ph, pw, 4), np.float32)
             for n, i in enumerate(batch):
                 y, xx = jobs[i][:2]
-                x[n, ..., :3] = img_n[y:y + ph, xx:xx + pw]
-                x[n, ..., 3] = tri_f[y:y + ph, xx:xx + pw]
+                x[n, ..., :3] = img_n[y : y + ph, xx : xx + pw]
+                x[n, ..., 3] = tri_f[y : y + ph, xx : xx + pw]
             out = run(classifier, x).float().cpu()
             for n, i in enumerate(batch):
                 # channels-last: the resized CAM is then already H x W x 20, the stitching layout
-                cams[i] = out[n:n + 1].contiguous(memory_format=torch.channels_last)
+                cams[i] = out[n : n + 1].contiguous(memory_format=torch.channels_last)
                 if cache is not None:
                     cache[keys[i][0]] = (keys[i][1], cams[i])
             done += len(batch)
@@ -120,8 +136,8 @@ def semantic_trimap(classifier, img_n: np.ndarray, tri: np.ndarray, run, progres
     cover = torch.zeros(H, W, 1)
     for i, (y, xx, ph, pw) in enumerate(jobs):
         up = F.interpolate(cams[i], size=(ph, pw), mode="bilinear", align_corners=False)
-        acc[y:y + ph, xx:xx + pw] += up[0].permute(1, 2, 0)
-        cover[y:y + ph, xx:xx + pw] += 1
+        acc[y : y + ph, xx : xx + pw] += up[0].permute(1, 2, 0)
+        cover[y : y + ph, xx : xx + pw] += 1
     acc /= cover.clamp_(min=1)
     lo, hi = acc.min(), acc.max()
     if hi > lo:

@@ -1,7 +1,7 @@
 """Benchmark the deep engines on CPU: seconds and peak memory at 1 and 4 megapixels, fp32 versus
 channels-last + bf16 autocast, with the largest alpha difference between the two.
 
-    python -m mattestudio.bench_deep [--sizes 1024,2048] [--nets dim,sim] [--out docs/benchmarks-deep.md]
+    python benchmarks/bench_deep.py [--sizes 1024,2048] [--nets dim,sim] [--out docs/benchmarks-deep.md]
 
 Weights are random (speed does not depend on them); each measurement runs in a fresh process so
 its peak resident memory is its own. SIM's random decoder is given BatchNorm statistics that keep
@@ -25,7 +25,9 @@ import numpy as np
 
 def _scene(size: int, band: int = 12, radius_frac: float = 0.3):
     yy, xx = np.mgrid[:size, :size].astype(np.float32)
-    img = np.stack([np.sin(xx / 9.0) * .4 + .5, np.cos(yy / 13.0) * .4 + .5, ((xx + yy) % 64) / 64.0], 2)
+    img = np.stack(
+        [np.sin(xx / 9.0) * 0.4 + 0.5, np.cos(yy / 13.0) * 0.4 + 0.5, ((xx + yy) % 64) / 64.0], 2
+    )
     r = np.hypot(yy - size / 2, xx - size / 2)
     rad = size * radius_frac
     tri = np.zeros((size, size), np.uint8)
@@ -34,24 +36,12 @@ def _scene(size: int, band: int = 12, radius_frac: float = 0.3):
     return img.astype(np.float32), tri
 
 
-def settle_sim_decoder(state) -> None:
-    """Set each decoder BatchNorm's running_var to the preceding weight-standardised conv's fan-in
-    (what training would learn), so random-weight SIM gives alpha inside (0, 1), not clamped."""
-    import torch
-
-    for key in list(state):
-        if key.startswith("decoder.") and key.endswith(".running_var"):
-            prefix, idx = key[: -len(".running_var")].rsplit(".", 1)
-            conv = state.get(f"{prefix}.{int(idx) - 1}.weight")
-            if conv is not None:
-                state[key] = torch.full_like(state[key], float(conv[0].numel()))
-
-
 def _write_weights(kind: str, path: Path) -> None:
     import torch
     from safetensors.torch import save_file
 
     from mattestudio.engines.deep.build import build_module
+    from mattestudio.engines.deep.random_weights import settle_sim_decoder
 
     torch.manual_seed(0)
     m = build_module(kind)
@@ -59,7 +49,9 @@ def _write_weights(kind: str, path: Path) -> None:
     if kind == "sim":  # see the module docstring
         settle_sim_decoder(sd)
         sd["decoder.conv_up4_alpha.4.weight"] = torch.rand(1, 16, 1, 1) * 1.7  # alpha mean ~0.5
-    save_file({k: v.contiguous() for k, v in sd.items()}, str(path), metadata={"mattestudio_kind": kind})
+    save_file(
+        {k: v.contiguous() for k, v in sd.items()}, str(path), metadata={"mattestudio_kind": kind}
+    )
 
 
 def _one(args) -> None:
@@ -69,11 +61,20 @@ def _one(args) -> None:
 
     wdir = Path(args.weights)
     img, tri = _scene(args.size, radius_frac=args.radius)
-    common = dict(precision=args.precision, device="cpu", roi=args.roi, tile=0 if not args.roi else 2048)
+    common = {
+        "precision": args.precision,
+        "device": "cpu",
+        "roi": args.roi,
+        "tile": 0 if not args.roi else 2048,
+    }
     if args.net == "dim":
         eng = DimEngine(checkpoint=str(wdir / "dim.safetensors"), **common)
     else:
-        eng = SimEngine(checkpoint=str(wdir / "sim.safetensors"), classifier=str(wdir / "cls.safetensors"), **common)
+        eng = SimEngine(
+            checkpoint=str(wdir / "sim.safetensors"),
+            classifier=str(wdir / "cls.safetensors"),
+            **common,
+        )
     warm_img, warm_tri = _scene(96)
     eng.prepare(warm_img)  # one-time costs (weight layout, thread pool) are not part of a run
     eng.predict(warm_tri)
@@ -87,13 +88,36 @@ def _one(args) -> None:
     if args.save:
         np.save(args.save, alpha)
     # the 1-minute load average before and after: other processes on the 2 cores inflate wall time
-    print(json.dumps({"wall": wall, "cpu": cpu, "peak_mb": peak / 1024, "prepared_mb": base_rss / 1024,
-                      "precision": eng.precision, "load": [load0, os.getloadavg()[0]]}))
+    print(
+        json.dumps(
+            {
+                "wall": wall,
+                "cpu": cpu,
+                "peak_mb": peak / 1024,
+                "prepared_mb": base_rss / 1024,
+                "precision": eng.precision,
+                "load": [load0, os.getloadavg()[0]],
+            }
+        )
+    )
 
 
 def _measure(net, size, precision, wdir, roi=False, radius=0.3, save=None) -> dict:
-    cmd = [sys.executable, "-m", "mattestudio.bench_deep", "--one", "--net", net, "--size", str(size),
-           "--precision", precision, "--weights", str(wdir), "--radius", str(radius)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--one",
+        "--net",
+        net,
+        "--size",
+        str(size),
+        "--precision",
+        precision,
+        "--weights",
+        str(wdir),
+        "--radius",
+        str(radius),
+    ]
     if roi:
         cmd.append("--roi")
     if save:
@@ -110,11 +134,15 @@ def _machine() -> str:
     from mattestudio.machine import summary
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"{summary('torch')} ({torch.get_num_threads()} threads), load average at start {load:.1f}"
+    return (
+        f"{summary('torch')} ({torch.get_num_threads()} threads), load average at start {load:.1f}"
+    )
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m mattestudio.bench_deep", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        prog="python benchmarks/bench_deep.py", description=__doc__.splitlines()[0]
+    )
     ap.add_argument("--sizes", default="1024,2048")
     ap.add_argument("--nets", default="dim,sim")
     ap.add_argument("--out", default=None, help="write the Markdown table here as well")
@@ -143,7 +171,9 @@ def main(argv=None) -> int:
             for size in (int(s) for s in args.sizes.split(",")):
                 res = {}
                 for prec in ("fp32", "bf16"):
-                    res[prec] = _measure(net, size, prec, wdir, save=wdir / f"{net}{size}{prec}.npy")
+                    res[prec] = _measure(
+                        net, size, prec, wdir, save=wdir / f"{net}{size}{prec}.npy"
+                    )
                     print(net, size, prec, res[prec], flush=True)
                 diff = float("nan")
                 if all("error" not in r for r in res.values()):
@@ -171,20 +201,25 @@ def _load(r) -> str:
 
 
 def _table(rows, machine) -> str:
-    lines = [f"Machine: {machine}", "",
-             "| network | image | fp32 wall s | fp32 CPU s | fp32 peak MB | bf16+CL wall s | bf16+CL CPU s | "
-             "bf16+CL peak MB | speed-up (wall) | memory ratio | max abs alpha diff | typical-trimap crop, bf16 wall s | "
-             "load avg (fp32 / bf16 / crop runs) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Machine: {machine}",
+        "",
+        "| network | image | fp32 wall s | fp32 CPU s | fp32 peak MB | bf16+CL wall s | bf16+CL CPU s | "
+        "bf16+CL peak MB | speed-up (wall) | memory ratio | max abs alpha diff | typical-trimap crop, bf16 wall s | "
+        "load avg (fp32 / bf16 / crop runs) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for net, size, res, diff, roi in rows:
         f, b = res["fp32"], res["bf16"]
         ok = "error" not in f and "error" not in b
         ratio = f"{f['wall'] / b['wall']:.2f}x" if ok else "-"
         mem = f"{b['peak_mb'] / f['peak_mb']:.2f}" if ok else "-"
-        lines.append(f"| {net.upper()} | {size}x{size} ({size * size / 1e6:.1f} MP) | {_fmt(f, 'wall')} | "
-                     f"{_fmt(f, 'cpu')} | {_fmt(f, 'peak_mb', '{:.0f}')} | {_fmt(b, 'wall')} | {_fmt(b, 'cpu')} | "
-                     f"{_fmt(b, 'peak_mb', '{:.0f}')} | {ratio} | {mem} | {diff:.4f} | {_fmt(roi, 'wall')} | "
-                     f"{' / '.join(_load(r) for r in (f, b, roi))} |")
+        lines.append(
+            f"| {net.upper()} | {size}x{size} ({size * size / 1e6:.1f} MP) | {_fmt(f, 'wall')} | "
+            f"{_fmt(f, 'cpu')} | {_fmt(f, 'peak_mb', '{:.0f}')} | {_fmt(b, 'wall')} | {_fmt(b, 'cpu')} | "
+            f"{_fmt(b, 'peak_mb', '{:.0f}')} | {ratio} | {mem} | {diff:.4f} | {_fmt(roi, 'wall')} | "
+            f"{' / '.join(_load(r) for r in (f, b, roi))} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -1,6 +1,6 @@
 """Side-by-side quality and speed of every available classical engine on a dataset, in one run.
 
-    python -m mattestudio.bench_engines ../shared/data/alphamatting-dev [--trimap trimap1] [--out FILE.md]
+    python benchmarks/bench_engines.py ../shared/data/alphamatting-dev [--trimap trimap1] [--out FILE.md]
 
 Writes a Markdown table (mean SAD, MSE, Grad, Conn, seconds per image, and speed relative to
 pymatting's closed-form) with the machine described.
@@ -16,10 +16,12 @@ from pathlib import Path
 
 def main(argv=None) -> int:
     from mattestudio.cli.evaluate import evaluate
-    from mattestudio.machine import summary
     from mattestudio.engines import registry
+    from mattestudio.machine import summary
 
-    ap = argparse.ArgumentParser(prog="python -m mattestudio.bench_engines", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python benchmarks/bench_engines.py", description=__doc__.split("\n")[0]
+    )
     ap.add_argument("dataset")
     ap.add_argument("--trimap", default="trimap1")
     ap.add_argument("--engines", help="comma-separated (default: every available classical engine)")
@@ -28,22 +30,34 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="write all per-image scores here")
     args = ap.parse_args(argv)
 
-    names = args.engines.split(",") if args.engines else [
-        n for n in registry.names() if registry.info(n).kind == "classical" and registry.unavailable_reason(n) is None]
+    names = (
+        args.engines.split(",")
+        if args.engines
+        else [
+            n
+            for n in registry.names()
+            if registry.info(n).kind == "classical" and registry.unavailable_reason(n) is None
+        ]
+    )
     reports = {}
     for name in names:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         reports[name] = evaluate(registry.create(name), Path(args.dataset), args.trimap, args.limit)
     ref = reports.get("closed-form-pymatting")
-    lines = [f"Dataset `{Path(args.dataset).name}`, trimaps `{args.trimap}`, "
-             f"{len(next(iter(reports.values()))['images'])} images. Machine: {summary('numpy', 'scipy', 'pymatting')}.", "",
-             "| engine | SAD | MSE (x1e3) | Grad | Conn | s / image | time vs pymatting cf |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Dataset `{Path(args.dataset).name}`, trimaps `{args.trimap}`, "
+        f"{len(next(iter(reports.values()))['images'])} images. Machine: {summary('numpy', 'scipy', 'pymatting')}.",
+        "",
+        "| engine | SAD | MSE (x1e3) | Grad | Conn | s / image | time vs pymatting cf |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, rep in reports.items():
         m = rep["mean"]
         ratio = f"{m['seconds'] / ref['mean']['seconds']:.2f}x" if ref else "-"
-        lines.append(f"| {name} | {m['sad']:.2f} | {m['mse'] * 1000:.2f} | {m['grad']:.2f} | {m['conn']:.2f} | "
-                     f"{m['seconds']:.2f} | {ratio} |")
+        lines.append(
+            f"| {name} | {m['sad']:.2f} | {m['mse'] * 1000:.2f} | {m['grad']:.2f} | {m['conn']:.2f} | "
+            f"{m['seconds']:.2f} | {ratio} |"
+        )
     table = "\n".join(lines) + "\n"
     print(table)
     if args.out:
