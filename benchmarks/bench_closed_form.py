@@ -13,6 +13,7 @@ Not a test: numbers depend on the machine and its load (the load average is reco
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -166,10 +167,9 @@ def _probe(args) -> None:
     params = dict(kv.split("=", 1) for kv in args.param)
     engine = registry.create(args.probe, **params)
     _warm_up_one(args.probe)
-    try:  # restart the high-water mark so the peak is the solve's, not the upscaling's
+    # restart the high-water mark so the peak is the solve's, not the upscaling's
+    with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
     base = _hwm_mb()
     t = time.perf_counter()
     run_matting(engine, image, trimap, estimate_foreground=False)
@@ -393,7 +393,7 @@ def render(report: dict, args) -> str:
         f"{' --out ' + str(args.out) if args.out else ''}`",
         "",
         f"## Full solves, {report['trimap']} (prepare + predict, wall seconds; CPU seconds in brackets"
-        f"{'; best of %d, KNN once' % report.get('repeat', 1) if report.get('repeat', 1) > 1 else ''})",
+        f"{'; best of ' + str(report.get('repeat', 1)) + ', KNN once' if report.get('repeat', 1) > 1 else ''})",
         "",
         "| image | unknown px | fast s | pymatting cf s | KNN s | speed-up vs cf | SAD fast | SAD cf | SAD KNN "
         "| MSE fast | MSE cf | MSE KNN | max abs diff fast-cf |",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 
@@ -13,7 +12,7 @@ from mattestudio.engines import registry
 from mattestudio.pipeline import run_matting
 from mattestudio.types import CancelToken, MattingResult, ProgressFn
 
-ImageLike = Union[str, Path, np.ndarray]
+ImageLike = str | Path | np.ndarray
 
 
 def matte(

@@ -10,18 +10,14 @@ import time
 import numpy as np
 
 from mattestudio.core import trimap as trimap_ops
+from mattestudio.engines.base import MattingEngine
 from mattestudio.errors import TrimapError
+from mattestudio.progress import scaled
 from mattestudio.types import CancelToken, MattingResult, ProgressFn
 
 
-def _scaled_progress(progress: ProgressFn | None, lo: float, hi: float) -> ProgressFn | None:
-    if progress is None:
-        return None
-    return lambda f, msg: progress(lo + (hi - lo) * min(max(f, 0.0), 1.0), msg)
-
-
 def run_matting(
-    engine,
+    engine: MattingEngine,
     image: np.ndarray,
     trimap: np.ndarray,
     *,
@@ -52,7 +48,7 @@ def run_matting(
         engine.prepare(image)
     alpha, fg = engine.predict(
         trimap,
-        progress=_scaled_progress(progress, 0.0, 0.9 if estimate_foreground else 1.0),
+        progress=scaled(progress, 0.0, 0.9 if estimate_foreground else 1.0),
         cancel=cancel,
     )
     alpha = np.clip(np.asarray(alpha, np.float32), 0.0, 1.0)
@@ -75,7 +71,7 @@ def run_matting(
         alpha=alpha,
         foreground=fg,
         engine=engine.info.name,
-        params=dict(getattr(engine, "params", {})),
+        params=dict(engine.params),
         seconds=time.perf_counter() - start,
         request_id=request_id,
         scale=scale,

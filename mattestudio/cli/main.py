@@ -62,7 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or bool(os.environ.get("MATTESTUDIO_DEBUG"))
     parser = build_parser()
-    commands = set(parser._subparsers._group_actions[0].choices) if parser._subparsers else set()
+    commands = (
+        set(parser._subparsers._group_actions[0].choices or ()) if parser._subparsers else set()
+    )
     rest = [a for a in argv if a != "--debug"]
     # `mattestudio` alone or `mattestudio IMAGE [--trimap T]` opens the editor.
     if not rest or (rest[0] not in commands and not rest[0].startswith("-")):

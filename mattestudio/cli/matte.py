@@ -79,7 +79,8 @@ def run(args) -> int:
     image, tri = _inputs(args)
     background = None
     if args.composite:
-        background = compositing.background_array(args.background, *image.shape[:2], original=image)
+        h, w = image.shape[:2]
+        background = compositing.background_array(args.background, h, w, original=image)
     engine = make_engine(args)
     result = run_matting(
         engine,
@@ -100,7 +101,7 @@ def run(args) -> int:
             else result.foreground
         )
         written.append(io.save_rgba(args.cutout, rgb, result.alpha))
-    if args.composite:
+    if args.composite and background is not None:
         comp = compositing.composite(result.foreground, result.alpha, background)
         written.append(io.save_rgb(args.composite, comp))
     if not args.quiet:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 
 from mattestudio.errors import MattestudioError
 
-Background = Union[str, tuple, np.ndarray]
+Background = str | tuple | np.ndarray
 
 NAMED_COLORS = {
     "white": (1.0, 1.0, 1.0),
@@ -31,13 +30,15 @@ def parse_color(spec: str) -> tuple[float, float, float] | None:
     m = re.fullmatch(r"#?([0-9a-f]{6})", s)
     if m:
         v = m.group(1)
-        return tuple(int(v[i : i + 2], 16) / 255.0 for i in (0, 2, 4))
+        return (int(v[0:2], 16) / 255.0, int(v[2:4], 16) / 255.0, int(v[4:6], 16) / 255.0)
     m = re.fullmatch(r"#([0-9a-f]{3})", s)
     if m:
-        return tuple(int(c * 2, 16) / 255.0 for c in m.group(1))
+        r, g, b = (int(c * 2, 16) / 255.0 for c in m.group(1))
+        return (r, g, b)
     m = re.fullmatch(r"(\d{1,3})\s*,\s*(\d{1,3})\s*,\s*(\d{1,3})", s)
     if m and all(int(g) <= 255 for g in m.groups()):
-        return tuple(int(g) / 255.0 for g in m.groups())
+        r, g, b = (int(v) / 255.0 for v in m.groups())
+        return (r, g, b)
     return None
 
 
@@ -96,9 +97,9 @@ def background_array(
             if original is None:
                 raise MattestudioError("a blurred background needs the original image")
             return blurred(original)
-        color = parse_color(s)
-        if color is not None:
-            return background_array(color, h, w)
+        rgb = parse_color(s)
+        if rgb is not None:
+            return background_array(rgb, h, w)
         from mattestudio.core.io import load_image
 
         return cover(load_image(Path(s)), h, w)

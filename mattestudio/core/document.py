@@ -11,7 +11,6 @@ kept in step with undo and redo: each undo step carries the records of its edit.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from psygnal import Signal
@@ -20,7 +19,7 @@ from mattestudio.core import strokes as stroke_ops
 from mattestudio.core.history import BBox, History
 from mattestudio.types import FOREGROUND, UNKNOWN, MattingResult
 
-Background = Union[str, tuple, np.ndarray]
+Background = str | tuple | np.ndarray
 
 
 class Document:
@@ -93,7 +92,8 @@ class Document:
         self.strokes = list(strokes or [])
         self._open_records = []
         self.result = None
-        self._alpha_cache = None
+        self._alpha_cache: tuple | None = None
+        self._bg_cache: tuple | None = None
         self.result_trimap_version = -1
         self.image_version += 1
         self.trimap_version += 1
@@ -286,11 +286,11 @@ class Document:
         """alpha F + (1 - alpha) B over the document's (or the given) background, or None."""
         from mattestudio.core.compositing import composite
 
-        alpha = self.alpha()
-        if alpha is None:
+        alpha, fg = self.alpha(), self.foreground()
+        if alpha is None or fg is None:
             return None
         bg = self.background_array() if background is None else background
-        return composite(self.foreground(), alpha, bg, original=self.image)
+        return composite(fg, alpha, bg, original=self.image)
 
     def preview_job(self, mode: str):
         """A function computing the preview for ``mode`` ("alpha" or "composite") from a snapshot of

@@ -123,9 +123,10 @@ class History:
         self._open = None
         if not saved:
             return None
-        bbox = None
+        bbox: BBox | None = None
         for b, _ in saved:
             bbox = union(bbox, b)
+        assert bbox is not None  # saved is not empty
         y0, y1, x0, x1 = bbox
         after = target[y0:y1, x0:x1].copy()
         before = after.copy()

@@ -12,14 +12,13 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 
 from mattestudio.core.atomic import write_bytes_atomic
 from mattestudio.errors import ImageLoadError, OutputError
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 #: Largest image accepted, in pixels (default 200 MP); override with MATTESTUDIO_MAX_PIXELS.
 DEFAULT_MAX_PIXELS = 200_000_000
@@ -167,13 +166,14 @@ def read_image_array(path: PathLike) -> np.ndarray:
             return arr  # OpenCV's TIFF decoder applied the orientation tag already
         return _orient(arr, orientation)
 
+    pixels: Image.Image = im
     if im.mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        pixels = im.convert("RGBA" if "transparency" in im.info else "RGB")
     elif im.mode in ("LA", "PA", "RGBa", "La"):
-        im = im.convert("RGBA")
+        pixels = im.convert("RGBA")
     elif im.mode not in ("L", "RGB", "RGBA"):
-        im = im.convert("RGB")
-    return _orient(np.asarray(im), orientation)
+        pixels = im.convert("RGB")
+    return _orient(np.asarray(pixels), orientation)
 
 
 def _to_unit_float(arr: np.ndarray) -> np.ndarray:
@@ -264,7 +264,8 @@ def encode(arr: np.ndarray, suffix: str, quality: int = 95, path: PathLike | Non
         ok = False
     if not ok:
         raise OutputError(
-            f"cannot encode a {suffix} file from an image of shape {arr.shape} ({arr.dtype})", path
+            f"cannot encode a {suffix} file from an image of shape {arr.shape} ({arr.dtype})",
+            None if path is None else Path(path),
         )
     return buf.tobytes()
 

@@ -214,10 +214,10 @@ def read_ora(path: PathLike) -> list[tuple[str, bool, np.ndarray]]:
                     "not an OpenRaster file (no image/openraster mimetype first)", path
                 )
             root = ET.fromstring(zf.read("stack.xml"))
-            w, h = int(root.get("w")), int(root.get("h"))
+            w, h = int(root.get("w", "")), int(root.get("h", ""))
             out = []
             for el in root.iter("layer"):  # document order = top first
-                rgba = _decode_png(zf.read(el.get("src")))
+                rgba = _decode_png(zf.read(el.get("src", "")))
                 x, y = int(float(el.get("x", 0))), int(float(el.get("y", 0)))
                 canvas = np.zeros((h, w, 4), np.uint8)
                 ys, xs = max(0, y), max(0, x)

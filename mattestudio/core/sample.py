@@ -51,9 +51,9 @@ def _alpha(h: int, w: int, rng: np.random.Generator, ss: int = 4) -> np.ndarray:
             a = ang + curl * t * t
             rad = r * 0.92 + length * t
             pts.append((cx + rad * np.cos(a), cy + rad * np.sin(a)))
-        pts = np.asarray(pts, np.int32).reshape(-1, 1, 2)
+        poly = np.asarray(pts, np.int32).reshape(-1, 1, 2)
         thickness = int(rng.integers(1, 3))  # 1-2 px at 4x = a quarter to half a pixel
-        cv2.polylines(canvas, [pts], False, 255, thickness, cv2.LINE_AA)
+        cv2.polylines(canvas, [poly], False, 255, thickness, cv2.LINE_AA)
     alpha = cv2.resize(canvas.astype(np.float32) / 255.0, (w, h), interpolation=cv2.INTER_AREA)
     return np.clip(alpha, 0, 1)
 

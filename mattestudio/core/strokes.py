@@ -22,7 +22,7 @@ trimap can be re-rendered from vectors with :func:`replay`:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from mattestudio.core.document import Document
 
 Point = tuple[float, float]  # (x, y)
-Value = Union[int, np.ndarray]
+Value = int | np.ndarray
 
 
 def segment_bbox(p0: Point, p1: Point, radius: float, shape: tuple[int, int]) -> BBox | None:
@@ -64,7 +64,7 @@ def capsule_mask(p0: Point, p1: Point, radius: float, bbox: BBox) -> np.ndarray:
     if seg2 > 0:
         t = np.clip(((cx - ax) * dx + (cy - ay) * dy) / seg2, 0.0, 1.0)
     else:
-        t = 0.0
+        t = np.zeros_like(cx)
     ex = cx - (ax + t * dx)
     ey = cy - (ay + t * dy)
     mask = ex * ex + ey * ey <= radius * radius
@@ -140,8 +140,8 @@ def fill_at(trimap: np.ndarray, x: float, y: float, value: int, before_change=No
 # -- stroke records ---------------------------------------------------------------------------------
 
 
-def _xy(p) -> list[float]:
-    return [float(p[0]), float(p[1])]
+def _xy(p) -> tuple[float, float]:
+    return (float(p[0]), float(p[1]))
 
 
 def extend_brush_records(

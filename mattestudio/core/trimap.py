@@ -42,6 +42,8 @@ def normalize(arr: np.ndarray, source: str | Path | None = None) -> np.ndarray:
         raise TrimapError(f"trimap must be a 2-D grayscale image, got shape {arr.shape}", source)
     if arr.dtype == bool:
         return np.where(arr, FOREGROUND, BACKGROUND).astype(np.uint8)
+    lo: float
+    hi: float
     if arr.dtype == np.uint8:
         lo, hi = 0, 255
     elif arr.dtype == np.uint16:

@@ -97,7 +97,20 @@ class EngineInfo:
 
 @runtime_checkable
 class MattingEngine(Protocol):
+    """What callers (pipeline, CLI, batch, editor) may rely on. EngineBase gives every default."""
+
     info: EngineInfo
+    #: The resolved parameters (defaults updated with the user's), recorded in each result.
+    params: dict[str, Any]
+    #: How the last predict() solved ("full", "incremental", ...); "" when the engine does not say.
+    last_mode: str
+
+    @classmethod
+    def unavailable_reason(cls, **kwargs: Any) -> str | None:
+        """None when the engine can run here; otherwise why not and how to fix it."""
+
+    def forget_previous(self) -> None:
+        """Drop what an incremental engine kept from the last predict(), so the next is exact."""
 
     @property
     def device(self) -> str:
@@ -123,13 +136,22 @@ class MattingEngine(Protocol):
 
 
 class EngineBase:
-    """Convenience base: stores params, tracks the prepared image."""
+    """Convenience base: stores params, tracks the prepared image, and gives the defaults of the
+    optional parts of the contract, so callers never need hasattr()."""
 
     info: EngineInfo
+    last_mode: str = ""
 
-    def __init__(self, **params):
-        self.params = self.info.resolve_params(params)
+    def __init__(self, **params: Any) -> None:
+        self.params: dict[str, Any] = self.info.resolve_params(params)
         self._image: np.ndarray | None = None
+
+    @classmethod
+    def unavailable_reason(cls, **kwargs: Any) -> str | None:
+        return None
+
+    def forget_previous(self) -> None:
+        return None
 
     @property
     def device(self) -> str:

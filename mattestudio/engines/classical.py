@@ -13,6 +13,7 @@ import numpy as np
 from mattestudio.core import trimap as trimap_ops
 from mattestudio.engines.base import EngineBase, EngineInfo, Param
 from mattestudio.errors import MattestudioError, TrimapError
+from mattestudio.progress import scaled
 from mattestudio.types import CancelToken, ProgressFn
 
 _RTOL = Param(
@@ -47,15 +48,16 @@ def _cg_callback(rtol: float, progress: ProgressFn | None, cancel: CancelToken |
     """
     target = math.log(max(rtol, 1e-300))
     state = {"n": 0, "frac": 0.0}
+    solver_progress = scaled(progress, 0.1, 0.95)
 
     def callback(A, x, b, norm_b, r, norm_r):
         state["n"] += 1
         if cancel is not None:
             cancel.raise_if_cancelled()
-        if progress is not None and state["n"] % 5 == 0 and norm_b > 0:
+        if solver_progress is not None and state["n"] % 5 == 0 and norm_b > 0:
             rel = max(norm_r / norm_b, 1e-300)
             state["frac"] = max(state["frac"], min(max(math.log(rel) / target, 0.0), 1.0))
-            progress(0.1 + 0.85 * state["frac"], f"{label}: iteration {state['n']}")
+            solver_progress(state["frac"], f"{label}: iteration {state['n']}")
 
     return callback
 
@@ -65,6 +67,7 @@ class PymattingEngine(EngineBase):
 
     #: pymatting's estimate_alpha_* function, and the engine parameters it takes as laplacian_kwargs.
     estimator = ""
+    _image64: np.ndarray | None = None
     laplacian_params: tuple[str, ...] = ()
 
     def _laplacian_kwargs(self) -> dict:

@@ -74,8 +74,7 @@ def unavailable_reason(name: str, **kwargs) -> str | None:
     for module in entry.requires:
         if importlib.util.find_spec(module) is None:
             return f"the Python package {module!r} is not installed (pip install {module})"
-    check = getattr(engine_class(name), "unavailable_reason", None)
-    return check(**kwargs) if check is not None else None
+    return engine_class(name).unavailable_reason(**kwargs)
 
 
 def create(name: str, **params):

@@ -70,6 +70,7 @@ def _make_field(p) -> _ParamField:
     if p.minimum is not None or p.maximum is not None:
         tip += f"\nRange: {p.minimum if p.minimum is not None else '-inf'} .. {p.maximum if p.maximum is not None else 'inf'}"
     tip += f"\nDefault: {p.default}"
+    w: Any
     if p.choices:
         w = QComboBox()
         for c in p.choices:

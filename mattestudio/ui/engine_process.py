@@ -15,12 +15,15 @@ trimap_version), ("failed", id, message), ("cancelled", id), ("done", id).
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 from mattestudio.errors import Cancelled, MattestudioError
+from mattestudio.progress import scaled
 from mattestudio.types import CancelToken
 
 
@@ -39,19 +42,32 @@ def error_message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _throttled_sender(conn, job_id: int) -> Callable[[float, str], None]:
+    """A progress callback that sends at most 20 messages a second (and always the last)."""
+    last = 0.0
+
+    def send(fraction: float, text: str) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= 0.05 or fraction >= 1.0:
+            last = now
+            conn.send(("progress", job_id, fraction, text))
+
+    return send
+
+
 def _serve(conn, cancel_event) -> None:  # runs in the child
     from mattestudio.core.document import downscaled
     from mattestudio.engines import registry
     from mattestudio.pipeline import run_matting
 
-    try:  # the editor's event loop must win any fight for a CPU core
+    with contextlib.suppress(
+        AttributeError, OSError
+    ):  # the editor's event loop must win any fight for a CPU core
         os.nice(5)
-    except (AttributeError, OSError):
-        pass
-    try:  # warm up: pymatting's import (and first-time numba compile) happens here, not in the first run
+    # Warm up: pymatting's import (and first-time numba compile) happens here, not in the first run.
+    with contextlib.suppress(Exception):
         import pymatting  # noqa: F401
-    except Exception:
-        pass
     token = _EventToken(cancel_event)
     engines: dict = {}
     image = None
@@ -66,18 +82,14 @@ def _serve(conn, cancel_event) -> None:  # runs in the child
         _, job_id, name, params, iv, img, trimap, tv, scales, exact = msg
         if img is not None:
             image, image_version = img, iv
-        last = [0.0]
+        send = _throttled_sender(conn, job_id)
         try:
             if image is None or image_version != iv:
                 raise RuntimeError("the engine process lost the image; run again")
             for k, scale in enumerate(scales):
                 token.raise_if_cancelled()
-
-                def progress(frac: float, text: str, k=k) -> None:
-                    now = time.monotonic()
-                    if now - last[0] >= 0.05 or frac >= 1.0:
-                        last[0] = now
-                        conn.send(("progress", job_id, (k + frac) / len(scales), text))
+                # Each scale fills its own share of the bar.
+                progress = scaled(send, k / len(scales), (k + 1) / len(scales))
 
                 key = (name, tuple(sorted((p, repr(v)) for p, v in params.items())), scale)
                 entry = engines.get(key)
@@ -87,7 +99,7 @@ def _serve(conn, cancel_event) -> None:  # runs in the child
                     entry = engines[key] = [registry.create(name, **params), None]
                 img_s, tri_s = (image, trimap) if scale == 1.0 else downscaled(image, trimap, scale)
                 prepared = entry[1] == iv
-                if exact and hasattr(entry[0], "forget_previous"):
+                if exact:
                     entry[0].forget_previous()
                 entry[1] = None
                 result = run_matting(
@@ -116,9 +128,9 @@ class EngineProcess:
 
     def __init__(self, grace_seconds: float = 3.0):
         self.grace_seconds = grace_seconds
-        self._proc = None
-        self._conn = None
-        self._cancel = None
+        self._proc: Any = None
+        self._conn: Any = None
+        self._cancel: Any = None
         self._image_ref = None  # the image array last sent (compared by identity)
         self._image_key = 0
 

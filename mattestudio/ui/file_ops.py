@@ -240,8 +240,10 @@ class FileOps(QObject):
             if kind in ("alpha8", "alpha16"):
                 export.save_alpha_png(path, alpha, bits=16 if kind == "alpha16" else 8)
             elif kind == "cutout":
+                assert fg is not None  # there is an alpha, so there is a result
                 export.save_cutout(path, fg, alpha)
             elif kind == "composite":
+                assert fg is not None
                 export.save_composite(path, fg, alpha, doc.background, original=doc.image)
             elif kind == "trimap":
                 export.save_trimap_png(path, doc.trimap)

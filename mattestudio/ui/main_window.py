@@ -264,7 +264,7 @@ class MainWindow(QMainWindow):
                 "the trimap has no unknown (edge) pixels: paint the edge band with U, or use GrabCut"
             )
             return None
-        scales = (1.0,)
+        scales: tuple[float, ...] = (1.0,)
         if live:
             s = coarse_scale(*doc.shape)
             if s is not None:

@@ -18,6 +18,7 @@ import itertools
 import queue
 import threading
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -204,7 +205,7 @@ class MattingRunner(QObject):
 
     @Slot()
     def _drain(self) -> None:
-        handlers = {
+        handlers: dict[str, Callable[..., None]] = {
             "progress": self._on_progress,
             "result": self._on_result,
             "failed": self._on_failed,

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from mattestudio.core.document import Document
+from mattestudio.types import MattingResult
 from mattestudio.ui.display import histogram
 from mattestudio.ui.qt_utils import setp
 from mattestudio.ui.tasks import run_task
@@ -139,7 +140,7 @@ class ViewPanel(QWidget):
         res = self.document.result
         run_task(lambda: histogram(res.alpha), lambda h: self._show_histogram(res, *h))
 
-    def _show_histogram(self, res, edges, counts, frac) -> None:
+    def _show_histogram(self, res: MattingResult, edges, counts, frac) -> None:
         if res is not self.document.result:
             return
         self.curve.setData(edges, counts.astype(float))

@@ -310,6 +310,6 @@ def test_document_strokes_round_trip_and_replay(tmp_path):
 def test_load_bad_strokes(tmp_path):
     p = save_project(tmp_path / "x.mattestudio", make_state())
     for bad in (b'{"tool": "brush"}', b"[1, 2]", b"[{"):
-        q = rewrite(p, tmp_path / "b.mattestudio", replace={"strokes.json": lambda _: bad})
+        q = rewrite(p, tmp_path / "b.mattestudio", replace={"strokes.json": lambda _, bad=bad: bad})
         with pytest.raises(ProjectError, match="b.mattestudio.*strokes|JSON"):
             load_project(q)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from mattestudio.engines.base import EngineBase, Param
+from mattestudio.progress import scaled
 from mattestudio.types import CancelToken, ProgressFn
 
 
@@ -146,6 +147,7 @@ class DeepEngine(EngineBase):
         ph, pw, mode = self.canvas_pad(h, w)
         canvas = (h + ph, w + pw)
         img = inf.pad_to(np.asarray(image, np.float32), ph, pw, mode)
+        assert self._image_n is not None  # set by prepare()
         img_n = inf.pad_to(self._image_n, ph, pw, mode)
         tri_c = inf.pad_to(tri, ph, pw, mode)
         with torch.inference_mode():
@@ -159,7 +161,7 @@ class DeepEngine(EngineBase):
                 canvas,
                 self.out_channels,
                 lambda win: self.run_window(feeds, win),
-                self._sub(progress, 0.3 if self.has_whole_stage else 0.0),
+                scaled(progress, 0.3 if self.has_whole_stage else 0.0, 1.0),
                 cancel,
                 self.label,
                 band=context // 4,
@@ -185,9 +187,3 @@ class DeepEngine(EngineBase):
 
     def run_window(self, feeds: dict, win) -> np.ndarray:  # pragma: no cover - overridden
         raise NotImplementedError
-
-    @staticmethod
-    def _sub(progress, lo):
-        if progress is None:
-            return None
-        return lambda f, msg: progress(lo + (1 - lo) * f, msg)

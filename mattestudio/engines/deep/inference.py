@@ -38,7 +38,7 @@ def pad_to(arr: np.ndarray, ph: int, pw: int, mode: str) -> np.ndarray:
     if ph == 0 and pw == 0:
         return arr
     pads = ((0, ph), (0, pw)) + ((0, 0),) * (arr.ndim - 2)
-    return np.pad(arr, pads, mode=mode)
+    return np.pad(arr, pads, mode=mode)  # type: ignore[call-overload]
 
 
 # ------------------------------------------------------------------ region of interest and tiles

@@ -25,17 +25,20 @@ import numpy as np
 from mattestudio.core import trimap as trimap_ops
 from mattestudio.engines.base import EngineBase, EngineInfo, Param
 from mattestudio.errors import TrimapError
+from mattestudio.progress import scaled
 from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN, CancelToken, ProgressFn
 
 
 def _checker(
     progress: ProgressFn | None, cancel: CancelToken | None, lo: float, hi: float, label: str
 ):
+    stage = scaled(progress, lo, hi)
+
     def check(frac: float) -> None:
         if cancel is not None:
             cancel.raise_if_cancelled()
-        if progress is not None:
-            progress(lo + (hi - lo) * min(max(frac, 0.0), 1.0), label)
+        if stage is not None:
+            stage(frac, label)
 
     return check
 
@@ -107,7 +110,7 @@ class FastClosedFormEngine(EngineBase):
 
     def reset(self) -> None:
         super().reset()
-        self._image64 = self._stats = self._last = None
+        self._image64 = self._stats = self._last = None  # type: ignore[assignment]
         self._coarse = {}
 
     # -- public -------------------------------------------------------------------------------
@@ -220,6 +223,7 @@ class FastClosedFormEngine(EngineBase):
         """Re-solve around the change from the previous trimap; None when a full solve is better."""
         from mattestudio.engines.fastcf import regional
 
+        assert self._last is not None  # the caller checked
         before_tri, before = self._last
         if before_tri.shape != trimap.shape:
             return None
@@ -269,7 +273,7 @@ class FastClosedFormEngine(EngineBase):
         n = int(unknown.sum())
         budget = self._budget_entries()
         scale = min(0.5, (budget / regional.factor_entries(n)) ** 0.5 * 0.8)
-        coarse_progress = (lambda f, m: progress(0.3 * f, m)) if progress is not None else None
+        coarse_progress = scaled(progress, 0.0, 0.3)
         start, _ = self.predict_coarse(trimap, scale, progress=coarse_progress, cancel=cancel)
         fixed = self._fixed(trimap, start.astype(np.float64))
         # Tiles with about a quarter of the budget's unknowns each, overlapping by a quarter of a side

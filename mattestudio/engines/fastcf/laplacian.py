@@ -42,7 +42,7 @@ class WindowStats:
 
     @property
     def nbytes(self) -> int:
-        return 0 if self.mean is None else self.mean.nbytes + self.inv.nbytes
+        return 0 if self.mean is None or self.inv is None else self.mean.nbytes + self.inv.nbytes
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -314,7 +314,7 @@ def assemble(
 def crop_stats(stats: WindowStats, y0: int, y1: int, x0: int, x1: int) -> WindowStats:
     """Statistics of a crop (views). Only windows at least r inside the crop are valid, which is
     all a local solve uses when the crop extends 2r beyond its variables or ends at the image border."""
-    if stats.mean is None:
+    if stats.mean is None or stats.inv is None:
         return stats
     return WindowStats(
         stats.radius, stats.epsilon, stats.mean[y0:y1, x0:x1], stats.inv[y0:y1, x0:x1]

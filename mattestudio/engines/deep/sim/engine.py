@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from mattestudio.engines.base import EngineInfo, Param
 from mattestudio.engines.deep.engine import DeepEngine, common_params
+from mattestudio.progress import scaled
 
 
 class SimEngine(DeepEngine):
@@ -91,7 +92,7 @@ class SimEngine(DeepEngine):
         return (h // 8 + 1) * 8 - h, (w // 8 + 1) * 8 - w, "symmetric"
 
     def prepare(self, image) -> None:
-        self._cams = {}  # per-patch classifier CAMs: valid for this image only
+        self._cams: dict = {}  # per-patch classifier CAMs: valid for this image only
         super().prepare(image)
 
     def reset(self) -> None:
@@ -112,7 +113,7 @@ class SimEngine(DeepEngine):
     def whole_inputs(self, img, img_n, tri, progress, cancel):
         from mattestudio.engines.deep.sim import semantic as S
 
-        sub = None if progress is None else (lambda f, m: progress(0.3 * f, m))
+        sub = scaled(progress, 0.0, 0.3)
         key = (getattr(self, "_paths", None), self.precision, str(self.torch_device))
         cams = getattr(self, "_cams", None)
         if cams is None or cams.get("key") != key:

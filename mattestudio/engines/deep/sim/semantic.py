@@ -95,7 +95,8 @@ def semantic_trimap(
                 cams[i] = hit[1]
     todo = [i for i in range(len(jobs)) if i not in cams]
     # batches of same-size patches, in job order
-    batches, cur = [], []
+    batches: list[list[int]] = []
+    cur: list[int] = []
     for i in todo:
         if cur and (
             jobs[i][2:] != jobs[cur[0]][2:]
