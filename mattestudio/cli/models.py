@@ -22,6 +22,12 @@ def _manifest() -> list[dict]:
         return []
 
 
+def _kind_names() -> list[str]:
+    from mattestudio.engines.deep.kinds import KINDS
+
+    return list(KINDS)
+
+
 def _size(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
@@ -38,9 +44,11 @@ def cmd_list(args) -> int:
         return 0
     width = max(len(m.name) for m in found)
     for m in found:
-        kind = m.kind or "?"
+        kind, why = K.explain(m) if m.kind in K.KINDS else (m.kind or "?", "")
         desc = K.KINDS[kind].description if kind in K.KINDS else "not a mattestudio import"
-        print(f"{m.name:<{width}}  {kind:<14} {_size(m.path.stat().st_size):>9}  {desc}")
+        print(f"{m.name:<{width}}  {kind:<17} {_size(m.path.stat().st_size):>9}  {desc}")
+        if why and kind.startswith("huo-"):  # the variants that keys alone cannot tell apart
+            print(f"{'':<{width}}  why: {why}")
     return 0
 
 
@@ -49,10 +57,10 @@ def cmd_import(args) -> int:
     from mattestudio.engines.deep.checkpoints import import_checkpoint
 
     res = import_checkpoint(args.path, kind=args.kind, name=args.name)
-    how = "as requested" if args.kind else "recognised from its keys and shapes"
     print(
-        f"imported {args.path} as {res.name!r}: kind {res.kind} ({how}) - {K.KINDS[res.kind].description}"
+        f"imported {args.path} as {res.name!r}: kind {res.kind} - {K.KINDS[res.kind].description}"
     )
+    print(f"why: {res.why}")
     print(f"stored at {res.path} (sha256 of the source {res.sha256[:16]}...)")
     for entry in _manifest():
         if entry.get("sha256") and entry["sha256"] == res.sha256:
@@ -76,7 +84,16 @@ def cmd_info(args) -> int:
             raise CheckpointError(f"no imported model named {args.name!r} (imported: {names})")
         path = candidate
     state, meta = read_state(path)
-    kind = meta.get("mattestudio_kind") or K.recognise(state) or "unknown"
+    why = meta.get("mattestudio_why", "")
+    try:  # what the engines will run it as (older imports of HUO files are decided again)
+        from mattestudio.engines.deep.checkpoints import identify_variant
+
+        stored = meta.get("mattestudio_kind") or None
+        name = meta.get("source", "") if stored and not why else path.name
+        kind, new_why = identify_variant(state, path, None if not why else stored, name)
+        why = why or new_why
+    except CheckpointError:
+        kind = meta.get("mattestudio_kind") or K.recognise(state) or "unknown"
     params = sum(
         v.numel()
         for k, v in state.items()
@@ -87,6 +104,8 @@ def cmd_info(args) -> int:
     print(f"kind:       {kind}" + (f" - {K.KINDS[kind].description}" if kind in K.KINDS else ""))
     if kind in K.KINDS:
         print(f"engine:     {K.KINDS[kind].engine}")
+    if why:
+        print(f"why:        {why}")
     print(f"tensors:    {len(state)} ({params:,} parameters)")
     for key in ("source", "sha256", "imported"):
         if meta.get(key):
@@ -115,8 +134,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     pi.add_argument(
         "--kind",
         default=None,
-        help="checkpoint kind (default: recognised from the keys): "
-        "mmagic-stage3, mmagic-stage1, huo-stage1, huo-stage3, foam, sim, sim-classifier",
+        help="checkpoint kind (default: recognised from the keys and, where releases share "
+        "them, the published file name): " + ", ".join(_kind_names()),
     )
     pi.add_argument("--name", default=None, help="name to store it under (default: the kind)")
     pi.set_defaults(func=cmd_import)
