@@ -1,4 +1,4 @@
-"""`mattestudio models list | import PATH [--kind KIND] [--name NAME] | info NAME`.
+"""`mattestudio models list | import PATH [--kind KIND] [--name NAME] | pull NAME | info NAME`.
 
 Handlers return an exit code and raise MattestudioError subclasses for bad input; cli/main.py
 prints those as one line. torch is imported only by `import` and `info` (to read and check weights).
@@ -72,6 +72,20 @@ def cmd_import(args) -> int:
     return 0
 
 
+def cmd_pull(args) -> int:
+    from mattestudio.engines.deep.checkpoints import import_checkpoint
+    from mattestudio.engines.deep.vitmatte import hub
+
+    known = hub.lookup(args.name)
+    print(f"downloading {known.repo} from the Hugging Face hub ...", flush=True)
+    folder = hub.download(args.name)
+    res = import_checkpoint(folder, name=args.as_name or known.repo.split("/")[-1])
+    print(f"imported {known.repo} as {res.name!r} (kind {res.kind}), stored at {res.path}")
+    print(f"licence: {known.note}")
+    print(f"use it: mattestudio matte IMG --trimap T --engine {res.kind} --checkpoint {res.name}")
+    return 0
+
+
 def cmd_info(args) -> int:
     from mattestudio.engines.deep import kinds as K
     from mattestudio.engines.deep.checkpoints import read_state
@@ -121,16 +135,19 @@ def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "models",
         help="list, import and inspect deep-model checkpoints",
-        description="Manage checkpoints for the deep engines (dim, sim). Weights are not "
+        description="Manage checkpoints for the deep engines (dim, sim, vitmatte). Weights are not "
         "bundled; see models/README.md for where to get them and their licences.",
     )
-    sub = p.add_subparsers(dest="models_command", metavar="{list,import,info}")
+    sub = p.add_subparsers(dest="models_command", metavar="{list,import,pull,info}")
     pl = sub.add_parser("list", help="list imported checkpoints")
     pl.set_defaults(func=cmd_list)
     pi = sub.add_parser(
         "import", help="check a checkpoint file and store it in the models directory"
     )
-    pi.add_argument("path", help="checkpoint file (.pth, .pth.tar, .tar, .safetensors)")
+    pi.add_argument(
+        "path",
+        help="checkpoint file (.pth, .pth.tar, .tar, .safetensors) or Hugging Face model folder",
+    )
     pi.add_argument(
         "--kind",
         default=None,
@@ -139,6 +156,12 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     pi.add_argument("--name", default=None, help="name to store it under (default: the kind)")
     pi.set_defaults(func=cmd_import)
+    pp = sub.add_parser(
+        "pull", help="download a known model from the Hugging Face hub and import it"
+    )
+    pp.add_argument("name", help="vitmatte-small-composition-1k, vitmatte-base-composition-1k, ...")
+    pp.add_argument("--name", dest="as_name", default=None, help="name to store it under")
+    pp.set_defaults(func=cmd_pull)
     pn = sub.add_parser("info", help="show an imported checkpoint's kind, source and hash")
     pn.add_argument("name", help="imported model name (or a checkpoint file)")
     pn.set_defaults(func=cmd_info)

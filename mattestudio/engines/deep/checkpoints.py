@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import json
 import re
 import zipfile
 from collections import OrderedDict
@@ -129,6 +130,12 @@ def identify_variant(
         kind = found
     elif kind not in K.KINDS:
         raise CheckpointError(f"unknown kind {kind!r}; known kinds: {', '.join(K.KINDS)}")
+    if kind == "vitmatte":
+        raise CheckpointError(
+            "ViTMatte weights need their config.json: import the Hugging Face model folder "
+            "that holds both (`mattestudio models import DIR`)",
+            path,
+        )
     name = filename if filename is not None else Path(str(path)).name
     kind, why = K.variant(kind, state, name, given)
     check_state(kind, state, path)
@@ -154,9 +161,22 @@ def import_checkpoint(src, kind: str | None = None, name: str | None = None) -> 
     from mattestudio.core.atomic import write_with_atomic
 
     src = Path(str(src)).expanduser()
-    state, _ = read_state(src)
-    kind, why = identify_variant(state, src, kind)
-    digest = sha256(src)
+    extra: dict[str, str] = {}
+    if src.is_dir():  # a Hugging Face model folder (ViTMatte)
+        from mattestudio.engines.deep.vitmatte import folder as HF
+
+        found, cfg, state = HF.read_folder(src)
+        if kind not in (None, found):
+            raise CheckpointError(f"is a {found} model folder, not {kind}", src)
+        kind, why = found, f"config.json says model_type {cfg.get('model_type')!r}"
+        digest = sha256(HF.weights_file(src))
+        extra[HF.CONFIG_META] = json.dumps(cfg)
+        if name is None and _NAME_RE.match(src.name) and found in src.name.lower():
+            name = src.name  # e.g. vitmatte-small-composition-1k
+    else:
+        state, _ = read_state(src)
+        kind, why = identify_variant(state, src, kind)
+        digest = sha256(src)
     dest_dir = K.models_dir()
     if name is not None and not _NAME_RE.match(name):
         raise CheckpointError(f"model name {name!r} must be letters, digits, '.', '_' or '-'")
@@ -181,6 +201,7 @@ def import_checkpoint(src, kind: str | None = None, name: str | None = None) -> 
         "sha256": digest,
         "imported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "mattestudio_why": why,
+        **extra,
     }
     tensors = {k: v.detach().contiguous().clone() for k, v in state.items()}
     write_with_atomic(dest, lambda tmp: save_file(tensors, str(tmp), metadata=meta))

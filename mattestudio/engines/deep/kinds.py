@@ -55,6 +55,7 @@ KINDS: dict[str, Kind] = {
             "classifier",
             "SIM semantic-trimap classifier (ResNet-50, 20 classes)",
         ),
+        Kind("vitmatte", "vitmatte", "matting", "ViTMatte (Yao et al. 2023), Hugging Face folder"),
     )
 }
 
@@ -72,6 +73,8 @@ def recognise(keys) -> str | None:
         return "sim"
     if "fc.weight" in keys and "layer4.0.conv1.weight" in keys and "conv1.weight" in keys:
         return "sim-classifier"
+    if "decoder.convstream.convs.0.conv.weight" in keys:
+        return "vitmatte"  # its weights alone are not enough: the folder's config.json is needed
     if "decoder.ppm.0.1.weight" in keys:
         return "fba"  # recognised so the message can say it is not supported yet
     return None
