@@ -15,12 +15,12 @@ import torch
 
 pytest.importorskip("transformers")
 
-from mattestudio.engines import registry  # noqa: E402
-from mattestudio.engines.deep import checkpoints as C  # noqa: E402
-from mattestudio.engines.deep import kinds as K  # noqa: E402
-from mattestudio.engines.deep.random_weights import write_vitmatte_folder  # noqa: E402
-from mattestudio.errors import Cancelled, CheckpointError  # noqa: E402
-from mattestudio.types import CancelToken  # noqa: E402
+from mattestudio.engines import registry
+from mattestudio.engines.deep import checkpoints as C
+from mattestudio.engines.deep import kinds as K
+from mattestudio.engines.deep.random_weights import write_vitmatte_folder
+from mattestudio.errors import Cancelled, CheckpointError
+from mattestudio.types import CancelToken
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,7 @@ from mattestudio.engines.deep.engine import DeepEngine, common_params
 def _params():
     # 1024 px per pass: a global-attention block's score matrix then takes 0.4 GB (ViTMatte-S)
     # to 0.8 GB (-B) in fp32; it grows with the square of the tile area.
-    return tuple(
-        replace(p, default=1024) if p.name == "tile" else p for p in common_params(128)
-    )
+    return tuple(replace(p, default=1024) if p.name == "tile" else p for p in common_params(128))
 
 
 class VitMatteEngine(DeepEngine):
@@ -94,7 +92,9 @@ class VitMatteEngine(DeepEngine):
 
         y0, y1, x0, x1 = win
         prec, dev = self.precision, self.torch_device
-        model = inf.prepared(self._model, prec, dev)  # a converted copy: the cached model stays fp32
+        model = inf.prepared(
+            self._model, prec, dev
+        )  # a converted copy: the cached model stays fp32
         fmt = inf.memory_format(prec)
         x = inf.to_tensor(feeds["x"][y0:y1, x0:x1], dev, fmt, inf.input_dtype(prec, dev))
         with inf.oom_guard(dev, f"{x1 - x0}x{y1 - y0}"), inf.autocast(dev, prec):

@@ -45,7 +45,9 @@ def weights_file(folder: Path) -> Path:
         if (folder / name).is_file():
             return folder / name
     if any(folder.glob("*.safetensors.index.json")) or any(folder.glob("*.bin.index.json")):
-        raise CheckpointError("sharded checkpoints are not supported (ViTMatte fits one file)", folder)
+        raise CheckpointError(
+            "sharded checkpoints are not supported (ViTMatte fits one file)", folder
+        )
     raise CheckpointError(f"holds no weights ({' or '.join(WEIGHT_FILES)})", folder)
 
 
@@ -57,7 +59,9 @@ def config_object(cfg: dict, source):
         return VitMatteConfig.from_dict(dict(cfg))
     except Exception as exc:  # strict-dataclass validation, missing sub-config, ...
         detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"config.json is not a valid ViTMatte config ({detail})", source) from None
+        raise CheckpointError(
+            f"config.json is not a valid ViTMatte config ({detail})", source
+        ) from None
 
 
 def read_folder(folder) -> tuple[str, dict, dict]:
@@ -70,7 +74,6 @@ def read_folder(folder) -> tuple[str, dict, dict]:
     if weights.stat().st_size == 0:
         raise CheckpointError("checkpoint file is empty", weights)
     from transformers import VitMatteForImageMatting
-
     from transformers.utils import logging as hf_logging
 
     config = config_object(cfg, folder)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from mattestudio.errors import CheckpointError
 
-
 TRUE = ("1", "true", "yes", "on", "TRUE", "ON", "YES")
 
 
