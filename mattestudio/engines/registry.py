@@ -38,6 +38,11 @@ register("learning-based", "mattestudio.engines.classical:LearningBasedEngine", 
 register("shared-sampling", "mattestudio.engines.classical:SharedSamplingEngine", ("pymatting",))
 register("dim", "mattestudio.engines.deep.dim.engine:DimEngine", ("torch", "safetensors"))
 register("sim", "mattestudio.engines.deep.sim.engine:SimEngine", ("torch", "safetensors"))
+register(
+    "vitmatte",
+    "mattestudio.engines.deep.vitmatte.engine:VitMatteEngine",
+    ("torch", "safetensors", "transformers"),
+)
 
 DEFAULT_ENGINE = "closed-form"
 

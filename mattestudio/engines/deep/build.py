@@ -16,12 +16,14 @@ def build_module(kind: str, state: dict | None = None) -> nn.Module:
     from mattestudio.engines.deep.dim.network import FoamDIM, HuoDIM, MMagicDIM
     from mattestudio.engines.deep.sim.network import SimClassifier, SimMatting
 
-    if kind in ("huo-stage1", "huo-stage3"):
+    if kind in ("huo-stage1", "huo-stage1-noskip", "huo-stage3"):
         k = 3
         w = (state or {}).get("conv6_1.weight")
         if w is not None and tuple(w.shape[-2:]) == (1, 1):
             k = 1  # files before 2019-09-09: 1x1 conv6 and no encoder skips
-        return HuoDIM(refine=kind == "huo-stage3", conv6_k=k, skip=k == 3)
+        # v1.4 (stage1_sad_54.4.pth) has V1.5's shapes but no skips: kinds.variant tells them apart
+        skip = k == 3 and kind != "huo-stage1-noskip"
+        return HuoDIM(refine=kind == "huo-stage3", conv6_k=k, skip=skip)
     if kind == "mmagic-stage3":
         return MMagicDIM(refine=True)
     if kind == "mmagic-stage1":

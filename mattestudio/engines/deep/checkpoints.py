@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import json
 import re
 import zipfile
 from collections import OrderedDict
@@ -109,7 +110,16 @@ def read_state(path) -> tuple[OrderedDict, dict]:
 
 def identify(state: dict, path, kind: str | None = None) -> str:
     """The checkpoint's kind: the one given (checked) or the one recognised from its keys."""
+    return identify_variant(state, path, kind)[0]
+
+
+def identify_variant(
+    state: dict, path, kind: str | None = None, filename: str | None = None
+) -> tuple[str, str]:
+    """(kind, why): like identify, and where keys and shapes leave the architecture open (HUO
+    V1.5 / v1.4), settled by the published file name (``filename``, default: ``path``'s)."""
     found = K.recognise(state)
+    given = kind is not None
     if kind is None:
         if found is None:
             raise CheckpointError(
@@ -120,8 +130,16 @@ def identify(state: dict, path, kind: str | None = None) -> str:
         kind = found
     elif kind not in K.KINDS:
         raise CheckpointError(f"unknown kind {kind!r}; known kinds: {', '.join(K.KINDS)}")
+    if kind == "vitmatte":
+        raise CheckpointError(
+            "ViTMatte weights need their config.json: import the Hugging Face model folder "
+            "that holds both (`mattestudio models import DIR`)",
+            path,
+        )
+    name = filename if filename is not None else Path(str(path)).name
+    kind, why = K.variant(kind, state, name, given)
     check_state(kind, state, path)
-    return kind
+    return kind, why
 
 
 @dataclass(frozen=True)
@@ -130,6 +148,7 @@ class Imported:
     kind: str
     path: Path
     sha256: str
+    why: str = ""  # how the kind was decided (shown by `models import/list/info`)
 
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
@@ -142,9 +161,22 @@ def import_checkpoint(src, kind: str | None = None, name: str | None = None) -> 
     from mattestudio.core.atomic import write_with_atomic
 
     src = Path(str(src)).expanduser()
-    state, _ = read_state(src)
-    kind = identify(state, src, kind)
-    digest = sha256(src)
+    extra: dict[str, str] = {}
+    if src.is_dir():  # a Hugging Face model folder (ViTMatte)
+        from mattestudio.engines.deep.vitmatte import folder as HF
+
+        found, cfg, state = HF.read_folder(src)
+        if kind not in (None, found):
+            raise CheckpointError(f"is a {found} model folder, not {kind}", src)
+        kind, why = found, f"config.json says model_type {cfg.get('model_type')!r}"
+        digest = sha256(HF.weights_file(src))
+        extra[HF.CONFIG_META] = json.dumps(cfg)
+        if name is None and _NAME_RE.match(src.name) and found in src.name.lower():
+            name = src.name  # e.g. vitmatte-small-composition-1k
+    else:
+        state, _ = read_state(src)
+        kind, why = identify_variant(state, src, kind)
+        digest = sha256(src)
     dest_dir = K.models_dir()
     if name is not None and not _NAME_RE.match(name):
         raise CheckpointError(f"model name {name!r} must be letters, digits, '.', '_' or '-'")
@@ -168,10 +200,12 @@ def import_checkpoint(src, kind: str | None = None, name: str | None = None) -> 
         "source": src.name,
         "sha256": digest,
         "imported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "mattestudio_why": why,
+        **extra,
     }
     tensors = {k: v.detach().contiguous().clone() for k, v in state.items()}
     write_with_atomic(dest, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
-    return Imported(name, kind, dest, digest)
+    return Imported(name, kind, dest, digest, why)
 
 
 def resolve(engine: str, checkpoint=None, role: str = "matting") -> Path:
@@ -197,7 +231,12 @@ def resolve(engine: str, checkpoint=None, role: str = "matting") -> Path:
 def load_for(engine: str, path: Path, role: str = "matting") -> tuple[str, OrderedDict]:
     """(kind, state) of ``path``, checked to belong to ``engine`` and ``role``."""
     state, meta = read_state(path)
-    kind = identify(state, path, meta.get("mattestudio_kind") or None)
+    kind = meta.get("mattestudio_kind") or None
+    if kind and "mattestudio_why" not in meta and kind.startswith("huo-"):
+        # imported before variants were told apart: decide again from the source file's name
+        kind, _ = identify_variant(state, path, None, meta.get("source", ""))
+    else:
+        kind, _ = identify_variant(state, path, kind)
     info = K.KINDS[kind]
     if info.engine != engine or info.role != role:
         want = (

@@ -31,11 +31,12 @@ def common_params(context: int) -> tuple:
         ),
         Param(
             "precision",
-            "auto",
-            "Arithmetic: auto (fp16 on CUDA, bf16 + channels-last on CPUs with bf16 "
-            "support), or force fp32/bf16/fp16.",
+            "fp32",
+            "Arithmetic: fp32 (default, full precision), bf16 (CPUs with bf16 support: about "
+            "3x faster, alpha off by up to a few hundredths, see docs/benchmarks-deep.md), fp16 "
+            "(CUDA) or auto (the fastest of these on this device).",
             "Precision",
-            choices=("auto", "fp32", "bf16", "fp16"),
+            choices=("fp32", "bf16", "fp16", "auto"),
         ),
         Param(
             "roi",

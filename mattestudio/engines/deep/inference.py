@@ -147,7 +147,8 @@ def bf16_supported() -> bool:
         return False
 
 
-#: CPU default chosen from docs/benchmarks-deep.md: bf16 stays within tolerance of fp32 there.
+#: What ``precision=auto`` (the user asking for speed) picks on a CPU with bf16 support. The
+#: default is fp32 (engine parameter): bf16's error is measured in docs/benchmarks-deep.md.
 CPU_AUTO_PRECISION = "bf16"
 
 
@@ -199,23 +200,23 @@ _PREPARED: weakref.WeakKeyDictionary[torch.nn.Module, dict] = weakref.WeakKeyDic
 
 
 def prepared(module: torch.nn.Module, precision: str, device: torch.device) -> torch.nn.Module:
-    """The module as it runs at ``precision``, converted once and kept with the module.
+    """The module as it runs at ``precision``: a converted copy, made once and kept with the module.
 
     bf16 on CPU: a channels-last copy with bf16 weights. Autocast would otherwise cast every weight
-    from fp32 on every forward (SIM's classifier runs once per patch batch). The fp32 module is kept
-    for ``precision=fp32`` runs sharing the cached model. Other precisions: channels-last in place
-    (a layout change only)."""
+    from fp32 on every forward (SIM's classifier runs once per patch batch). Other precisions: a
+    channels-last copy. Never in place: the cached fp32 module is shared by every later run, and a
+    layout change alone moves fp32 results (oneDNN picks other kernels), so a bf16 run must leave
+    it exactly as loaded."""
     if precision == "fp32":
         return module
     with _CACHE_LOCK:
         variants = _PREPARED.setdefault(module, {})
     key = (precision, str(device))
     if key not in variants:
+        conv = copy.deepcopy(module)
         if precision == "bf16" and device.type == "cpu":
-            conv = copy.deepcopy(module).to(dtype=torch.bfloat16)
-            variants[key] = conv.to(memory_format=torch.channels_last)
-        else:
-            variants[key] = module.to(memory_format=torch.channels_last)
+            conv = conv.to(dtype=torch.bfloat16)
+        variants[key] = conv.to(memory_format=torch.channels_last)
     return variants[key]
 
 

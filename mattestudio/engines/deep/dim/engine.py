@@ -58,17 +58,15 @@ class DimEngine(DeepEngine):
         return {"x": x}
 
     def run_window(self, feeds, win):
-        import torch
-
         from mattestudio.engines.deep import inference as inf
 
         y0, y1, x0, x1 = win
-        prec = self.precision
+        prec, dev = self.precision, self.torch_device
+        model = inf.prepared(
+            self._model, prec, dev
+        )  # a converted copy: the cached model stays fp32
         fmt = inf.memory_format(prec)
-        model = (
-            self._model.to(memory_format=fmt) if fmt is not torch.preserve_format else self._model
-        )
-        x = inf.to_tensor(feeds["x"][y0:y1, x0:x1], self.torch_device, fmt)
+        x = inf.to_tensor(feeds["x"][y0:y1, x0:x1], dev, fmt, inf.input_dtype(prec, dev))
         with (
             inf.oom_guard(self.torch_device, f"{x1 - x0}x{y1 - y0}"),
             inf.autocast(self.torch_device, prec),

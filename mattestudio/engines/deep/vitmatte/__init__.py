@@ -1,0 +1,1 @@
+"""ViTMatte (Yao et al. 2023) through the transformers library: import, network, engine, hub pull."""
