@@ -45,8 +45,12 @@ def cmd_list(args) -> int:
 
 
 def cmd_import(args) -> int:
+    from mattestudio.cli import segment_models  # issue 14: SAM 2 Hugging Face folders
     from mattestudio.engines.deep import kinds as K
     from mattestudio.engines.deep.checkpoints import import_checkpoint
+
+    if segment_models.is_sam2_folder(args.path):
+        return segment_models.cmd_import_folder(args)
 
     res = import_checkpoint(args.path, kind=args.kind, name=args.name)
     how = "as requested" if args.kind else "recognised from its keys and shapes"
@@ -105,13 +109,16 @@ def register(subparsers) -> argparse.ArgumentParser:
         description="Manage checkpoints for the deep engines (dim, sim). Weights are not "
         "bundled; see models/README.md for where to get them and their licences.",
     )
-    sub = p.add_subparsers(dest="models_command", metavar="{list,import,info}")
+    sub = p.add_subparsers(dest="models_command", metavar="{list,import,info,pull}")
     pl = sub.add_parser("list", help="list imported checkpoints")
     pl.set_defaults(func=cmd_list)
     pi = sub.add_parser(
         "import", help="check a checkpoint file and store it in the models directory"
     )
-    pi.add_argument("path", help="checkpoint file (.pth, .pth.tar, .tar, .safetensors)")
+    pi.add_argument(
+        "path",
+        help="checkpoint file (.pth, .pth.tar, .tar, .safetensors), or a Hugging Face SAM 2 folder",
+    )
     pi.add_argument(
         "--kind",
         default=None,
@@ -123,5 +130,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     pn = sub.add_parser("info", help="show an imported checkpoint's kind, source and hash")
     pn.add_argument("name", help="imported model name (or a checkpoint file)")
     pn.set_defaults(func=cmd_info)
+    from mattestudio.cli.segment_models import register_pull  # issue 14
+
+    register_pull(sub)
     p.set_defaults(func=cmd_list)
     return p

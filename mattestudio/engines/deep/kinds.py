@@ -49,6 +49,8 @@ KINDS: dict[str, Kind] = {
             "classifier",
             "SIM semantic-trimap classifier (ResNet-50, 20 classes)",
         ),
+        # Issue 14: prompted segmentation (engines/segment), imported from a Hugging Face folder.
+        Kind("sam2", "sam2", "segmentation", "SAM 2.1 prompted segmentation (clicks/box -> mask)"),
     )
 }
 
@@ -66,6 +68,8 @@ def recognise(keys) -> str | None:
         return "sim"
     if "fc.weight" in keys and "layer4.0.conv1.weight" in keys and "conv1.weight" in keys:
         return "sim-classifier"
+    if "mask_decoder.conv_s0.weight" in keys:
+        return "sam2"  # needs its folder's config.json: imported with `models import DIR`
     if "decoder.ppm.0.1.weight" in keys:
         return "fba"  # recognised so the message can say it is not supported yet
     return None
