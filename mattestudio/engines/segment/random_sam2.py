@@ -29,7 +29,11 @@ def tiny_sub_configs(side: int = TINY_SIDE) -> dict:
                 "window_size_per_stage": [4, 4, 4, 4],
             },
             "backbone_channel_list": [128, 64, 32, 16],
-            "backbone_feature_sizes": [[feat, feat], [feat // 2, feat // 2], [feat // 4, feat // 4]],
+            "backbone_feature_sizes": [
+                [feat, feat],
+                [feat // 2, feat // 2],
+                [feat // 4, feat // 4],
+            ],
             "fpn_hidden_size": 32,
         },
         "prompt_encoder_config": {
