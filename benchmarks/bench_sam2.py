@@ -73,9 +73,11 @@ def main() -> int:
     image = scene(w, h)
     prompts = prompts_for(w, h, args.clicks)
     preds = {"fp32": fp32, "bf16": bf16}
-    embed = {k: [] for k in preds}
-    click = {k: [] for k in preds}
-    masks = {k: [] for k in preds}
+    all_threads = torch.get_num_threads()
+    threads = sorted({1, all_threads})
+    embed: dict = {k: [] for k in preds}
+    click: dict = {(k, n): [] for k in preds for n in threads}
+    masks: dict = {k: [] for k in preds}
     for k, p in preds.items():  # warm-up: first-call allocations and kernel selection
         p.set_image(image, key=f"warm-{k}")
         p.predict(prompts[0])
@@ -84,36 +86,41 @@ def main() -> int:
             t0 = time.perf_counter()
             p.set_image(image, key=f"{k}-{rep}")  # a new key: the encoder runs
             embed[k].append(time.perf_counter() - t0)
-    for k, p in preds.items():
-        for pr in prompts:
-            t0 = time.perf_counter()
-            r = p.predict(pr)
-            click[k].append(time.perf_counter() - t0)
+    for pr in prompts:  # alternate every configuration on every click
+        for k, p in preds.items():
+            for n in threads:
+                p.click_threads = n
+                t0 = time.perf_counter()
+                r = p.predict(pr)
+                click[k, n].append(time.perf_counter() - t0)
             masks[k].append(r.mask)
     ious = [
         float((a & b).sum() / max((a | b).sum(), 1)) for a, b in zip(masks["fp32"], masks["bf16"])
     ]
     load2 = os.getloadavg()[0]
-    med = {k: (statistics.median(embed[k]), statistics.median(click[k])) for k in preds}
+    emb = {k: statistics.median(v) for k, v in embed.items()}
+    clk = {key: statistics.median(v) for key, v in click.items()}
     print(f"SAM 2 benchmark, {w}x{h} ({w * h / 1e6:.2f} MP), {params / 1e6:.1f} M parameters")
     print(f"machine: {summary('torch', 'transformers')}")
-    print(f"torch threads {torch.get_num_threads()}; load average {load1:.2f} -> {load2:.2f}")
+    print(f"torch threads {all_threads}; load average {load1:.2f} -> {load2:.2f}")
     print(f"model load (safetensors -> Sam2Model): {load_s:.2f} s")
     print()
-    print("| precision | embedding (s) | click (ms) | embedding vs fp32 | click vs fp32 |")
-    print("|---|---|---|---|---|")
+    head = " | ".join(f"click, {n} thread{'s' if n > 1 else ''} (ms)" for n in threads)
+    print(f"| precision | embedding, {all_threads} threads (s) | {head} | embedding vs fp32 |")
+    print("|---|---|" + "---|" * len(threads) + "---|")
     for k in preds:
-        e, c = med[k]
-        print(
-            f"| {k} | {e:.2f} | {c * 1000:.0f} | {e / med['fp32'][0]:.2f}x | {c / med['fp32'][1]:.2f}x |"
-        )
+        cells = " | ".join(f"{clk[k, n] * 1000:.0f}" for n in threads)
+        print(f"| {k} | {emb[k]:.2f} | {cells} | {emb[k] / emb['fp32']:.2f}x |")
     print()
+    for k in preds:
+        runs = " ".join(f"{t:.2f}" for t in embed[k])
+        ratio = ", ".join(
+            f"{n} thread(s) {clk[k, n] / clk[k, threads[0]]:.2f}x" for n in threads[1:]
+        )
+        print(f"{k}: embeddings {runs} s; click vs 1 thread: {ratio or '-'}")
     print(
-        f"embedding runs: {', '.join(f'{k} ' + ' '.join(f'{t:.2f}' for t in v) for k, v in embed.items())}"
-    )
-    print(f"click max (ms): {', '.join(f'{k} {max(v) * 1000:.0f}' for k, v in click.items())}")
-    print(
-        f"mask IoU bf16 vs fp32 over the {len(ious)} clicks: min {min(ious):.3f}, mean {np.mean(ious):.3f}"
+        f"mask IoU bf16 vs fp32 over the {len(ious)} clicks: "
+        f"min {min(ious):.3f}, mean {np.mean(ious):.3f}"
     )
     return 0
 

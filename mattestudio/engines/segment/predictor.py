@@ -18,6 +18,29 @@ from mattestudio.engines.segment.sam2_files import Preprocess
 from mattestudio.types import CancelToken, ProgressFn
 
 PRECISIONS = ("fp32", "bf16")
+# The mask decoder is many small operations: on a busy CPU, several intra-op threads spend most
+# of a click waiting for each other (benchmarks/bench_sam2.py measured 7x slower with 2 threads
+# than with 1 on a loaded 2-core machine), so clicks run on one thread unless asked otherwise.
+CLICK_THREADS = 1
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int | None):
+    """Run with ``n`` intra-op threads (None: unchanged), restoring the previous count."""
+    before = torch.get_num_threads()
+    if n is not None and n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def _autocast(precision: str):
+    if precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 @dataclass(frozen=True)
@@ -41,10 +64,18 @@ class Sam2Predictor:
     Thread-safe: one lock guards the model, so a worker can embed while the GUI thread waits.
     """
 
-    def __init__(self, model, spec: Preprocess, precision: str = "fp32", name: str = "sam2"):
+    def __init__(
+        self,
+        model,
+        spec: Preprocess,
+        precision: str = "fp32",
+        name: str = "sam2",
+        click_threads: int | None = CLICK_THREADS,
+    ):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}")
         self.model = model
+        self.click_threads = click_threads
         self.spec = spec
         self.precision = precision
         self.name = name
@@ -98,13 +129,8 @@ class Sam2Predictor:
                 return before_block
 
             handles = [b.register_forward_pre_hook(hook(i)) for i, b in enumerate(self._blocks)]
-            autocast = (
-                torch.autocast("cpu", dtype=torch.bfloat16)
-                if self.precision == "bf16"
-                else contextlib.nullcontext()
-            )
             try:
-                with torch.inference_mode(), autocast:
+                with torch.inference_mode(), _autocast(self.precision):
                     emb = self.model.get_image_embeddings(pv)
             finally:
                 for h in handles:
@@ -133,11 +159,16 @@ class Sam2Predictor:
         if prompts.box is not None:
             box = pp.scale_points(np.reshape(prompts.box, (2, 2)), self._shape, self.spec)
             kwargs["input_boxes"] = torch.from_numpy(box.reshape(1, 1, 4))
-        with self._lock, torch.inference_mode():
+        with (
+            self._lock,
+            _torch_threads(self.click_threads),
+            torch.inference_mode(),
+            _autocast(self.precision),
+        ):
             out = self.model(
                 image_embeddings=self._embeddings, multimask_output=multimask, **kwargs
             )
-        return out.pred_masks[0, 0], out.iou_scores[0, 0]
+        return out.pred_masks[0, 0].float(), out.iou_scores[0, 0].float()
 
     def predict(self, prompts: Prompts, multimask: bool | None = None) -> MaskResult:
         """The subject's mask at the image's size: the best-scoring candidate, upsampled as
@@ -146,6 +177,7 @@ class Sam2Predictor:
         logits, scores = self.low_res(prompts, multimask)
         best = int(torch.argmax(scores))
         assert self._shape is not None
-        up = pp.upsample_logits(logits[best], self._shape)
+        with _torch_threads(self.click_threads):
+            up = pp.upsample_logits(logits[best], self._shape)
         mask = (up > self.spec.mask_threshold).numpy()
         return MaskResult(mask, float(scores[best]), time.perf_counter() - t0)
