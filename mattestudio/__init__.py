@@ -9,7 +9,7 @@
 
 __version__ = "0.1.0"
 
-__all__ = ["MattestudioError", "MattingResult", "__version__", "matte"]
+__all__ = ["MattestudioError", "MattingResult", "__version__", "matte", "trimap_from_prompts"]
 
 
 def __getattr__(name):
@@ -18,6 +18,10 @@ def __getattr__(name):
         from mattestudio.api import matte
 
         return matte
+    if name == "trimap_from_prompts":  # issue 14
+        from mattestudio.api import trimap_from_prompts
+
+        return trimap_from_prompts
     if name == "MattingResult":
         from mattestudio.types import MattingResult
 

@@ -43,3 +43,41 @@ def matte(
     return run_matting(
         eng, img, tri, estimate_foreground=estimate_foreground, progress=progress, cancel=cancel
     )
+
+
+def trimap_from_prompts(
+    image: ImageLike,
+    clicks=(),
+    exclude=(),
+    box: tuple[float, float, float, float] | None = None,
+    *,
+    band: int = 12,
+    model=None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> np.ndarray:
+    """A first trimap from clicks on the subject (``clicks``: (x, y) image pixels), clicks off it
+    (``exclude``) and/or a ``box`` (x, y, w, h). Uses SAM 2 (``model``: an imported name, a
+    Hugging Face folder, or None for the first imported one) or, with none available, GrabCut
+    with a RuntimeWarning saying so. Returns uint8 H x W {0, 128, 255} with an unknown band
+    about ``band`` px wide. Raises PromptError (a MattestudioError) on clicks outside the image,
+    a zero-size box or an empty selection."""
+    import warnings
+
+    from mattestudio.engines.segment.prompts import Prompts
+    from mattestudio.engines.segment.select import trimap_from_prompts as make
+
+    img = io.load_image(image)
+    xyxy = None
+    if box is not None:
+        x, y, w, h = (float(v) for v in box)
+        xyxy = (x, y, x + w, y + h)
+    prompts = Prompts(
+        tuple((float(x), float(y)) for x, y in clicks),
+        tuple((float(x), float(y)) for x, y in exclude),
+        xyxy,
+    )
+    tri, sel = make(img, prompts, band, model=model, progress=progress, cancel=cancel)
+    if sel.method == "grabcut":
+        warnings.warn(f"mattestudio: {sel.note}", RuntimeWarning, stacklevel=2)
+    return tri

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "mattestudio.cli.engines",
     "mattestudio.cli.models",
     "mattestudio.cli.sample",
+    "mattestudio.cli.trimap",  # issue 14: trimap from clicks / a box
 )
 
 

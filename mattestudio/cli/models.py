@@ -53,8 +53,12 @@ def cmd_list(args) -> int:
 
 
 def cmd_import(args) -> int:
+    from mattestudio.cli import segment_models  # issue 14: SAM 2 Hugging Face folders
     from mattestudio.engines.deep import kinds as K
     from mattestudio.engines.deep.checkpoints import import_checkpoint
+
+    if segment_models.is_sam2_folder(args.path):
+        return segment_models.cmd_import_folder(args)
 
     res = import_checkpoint(args.path, kind=args.kind, name=args.name)
     print(
@@ -75,7 +79,12 @@ def cmd_import(args) -> int:
 def cmd_pull(args) -> int:
     from mattestudio.engines.deep.checkpoints import import_checkpoint
     from mattestudio.engines.deep.vitmatte import hub
+    from mattestudio.engines.segment.pull import PULLABLE
 
+    if args.name.split("/")[-1].lower() in {n.lower() for n in PULLABLE}:  # SAM 2 (issue 14)
+        from mattestudio.cli import segment_models
+
+        return segment_models.cmd_pull(args)
     known = hub.lookup(args.name)
     print(f"downloading {known.repo} from the Hugging Face hub ...", flush=True)
     folder = hub.download(args.name)
@@ -159,7 +168,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     pp = sub.add_parser(
         "pull", help="download a known model from the Hugging Face hub and import it"
     )
-    pp.add_argument("name", help="vitmatte-small-composition-1k, vitmatte-base-composition-1k, ...")
+    pp.add_argument(
+        "name",
+        help="vitmatte-small-composition-1k, vitmatte-base-composition-1k, ..., "
+        "sam2.1-hiera-tiny, sam2.1-hiera-small, ...",
+    )
     pp.add_argument("--name", dest="as_name", default=None, help="name to store it under")
     pp.set_defaults(func=cmd_pull)
     pn = sub.add_parser("info", help="show an imported checkpoint's kind, source and hash")

@@ -157,19 +157,16 @@ def from_alpha(alpha: np.ndarray, band: int = 10, lo: float = 0.02, hi: float = 
     return tri
 
 
-def grabcut(
+def grabcut_mask(
     image: np.ndarray,
     rect: tuple[int, int, int, int] | None = None,
     fg_strokes: np.ndarray | None = None,
     bg_strokes: np.ndarray | None = None,
-    band: int = 10,
     iterations: int = 5,
 ) -> np.ndarray:
-    """Automatic trimap from a rectangle (x, y, w, h) and/or scribble masks, via OpenCV GrabCut.
+    """OpenCV GrabCut from a rectangle (x, y, w, h) and/or scribble masks -> boolean subject mask.
 
     ``image``: float32 H x W x 3 RGB in [0, 1]. Scribbles are boolean H x W masks.
-    Returns a trimap with a ``band``-pixel unknown band along the segmentation's edge; scribbled
-    pixels stay definite.
     """
     import cv2
 
@@ -197,7 +194,24 @@ def grabcut(
     bgd = np.zeros((1, 65), np.float64)
     fgd = np.zeros((1, 65), np.float64)
     cv2.grabCut(bgr, mask, None, bgd, fgd, int(iterations), cv2.GC_INIT_WITH_MASK)
-    fg = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+    return (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+
+
+def grabcut(
+    image: np.ndarray,
+    rect: tuple[int, int, int, int] | None = None,
+    fg_strokes: np.ndarray | None = None,
+    bg_strokes: np.ndarray | None = None,
+    band: int = 10,
+    iterations: int = 5,
+) -> np.ndarray:
+    """Automatic trimap from a rectangle (x, y, w, h) and/or scribble masks, via OpenCV GrabCut.
+
+    ``image``: float32 H x W x 3 RGB in [0, 1]. Scribbles are boolean H x W masks.
+    Returns a trimap with a ``band``-pixel unknown band along the segmentation's edge; scribbled
+    pixels stay definite.
+    """
+    fg = grabcut_mask(image, rect, fg_strokes, bg_strokes, iterations)
     tri = from_mask(fg, band)
     if fg_strokes is not None:
         tri[np.asarray(fg_strokes, bool)] = FOREGROUND

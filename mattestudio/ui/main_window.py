@@ -76,6 +76,10 @@ class MainWindow(QMainWindow):
         self._live_timer = setp(QTimer(self), singleShot=True, interval=LIVE_DELAY_MS)
         self._live_timer.timeout.connect(lambda: self.run(live=True))
         self._connect()
+        # Issue 14: the Select subject tool (clicks/box -> SAM 2 or GrabCut mask -> trimap).
+        from mattestudio.ui.select_tool import install as install_select_tool
+
+        self.select_tool = install_select_tool(self)
         self.restore_settings()
         self.resize(1280, 820) if not settings.get("window/geometry") else None
 

@@ -30,7 +30,7 @@ from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN
 from mattestudio.ui.qt_utils import setp
 
 VALUES = {"fg": FOREGROUND, "bg": BACKGROUND, "unknown": UNKNOWN}
-TOOLS = ("brush", "eraser", "fill", "rect")
+TOOLS = ("brush", "eraser", "fill", "rect", "select")  # select: ui/select_tool.py (issue 14)
 MIN_SIZE, MAX_SIZE = 1, 500
 
 

@@ -34,6 +34,11 @@ def build_module(kind: str, state: dict | None = None) -> nn.Module:
         return SimMatting()
     if kind == "sim-classifier":
         return SimClassifier()
+    if kind == "sam2":
+        raise CheckpointError(
+            "this is a SAM 2 checkpoint: import the Hugging Face folder that holds it and its "
+            "config.json (`mattestudio models import DIR`)"
+        )
     if kind == "fba":
         raise CheckpointError(
             "this is an FBA Matting checkpoint; the FBA engine is not available in this version"

@@ -56,6 +56,8 @@ KINDS: dict[str, Kind] = {
             "SIM semantic-trimap classifier (ResNet-50, 20 classes)",
         ),
         Kind("vitmatte", "vitmatte", "matting", "ViTMatte (Yao et al. 2023), Hugging Face folder"),
+        # Issue 14: prompted segmentation (engines/segment), imported from a Hugging Face folder.
+        Kind("sam2", "sam2", "segmentation", "SAM 2.1 prompted segmentation (clicks/box -> mask)"),
     )
 }
 
@@ -75,6 +77,8 @@ def recognise(keys) -> str | None:
         return "sim-classifier"
     if "decoder.convstream.convs.0.conv.weight" in keys:
         return "vitmatte"  # its weights alone are not enough: the folder's config.json is needed
+    if "mask_decoder.conv_s0.weight" in keys:
+        return "sam2"  # needs its folder's config.json: imported with `models import DIR`
     if "decoder.ppm.0.1.weight" in keys:
         return "fba"  # recognised so the message can say it is not supported yet
     return None

@@ -1,0 +1,129 @@
+"""Benchmark SAM 2 on the CPU: image-embedding time and per-click time at 1 MP, fp32 versus bf16
+autocast for the image encoder, with a network the size of SAM 2.1 hiera-tiny (random weights:
+speed does not depend on them).
+
+    python benchmarks/bench_sam2.py [--reps 3] [--clicks 12] [--size 1152x864]
+
+fp32 and bf16 alternate within one process on the same image and the same prompts; the table
+gives medians and the bf16/fp32 ratio. A click is the mask decoder plus the upsampling of the
+chosen mask to the full image, i.e. what the editor waits for after a click.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def scene(w: int, h: int) -> np.ndarray:
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    img = np.stack(
+        [np.sin(xx / 9.0) * 0.4 + 0.5, np.cos(yy / 13.0) * 0.4 + 0.5, ((xx + yy) % 64) / 64.0], 2
+    )
+    disc = (xx - w / 2) ** 2 + (yy - h / 2) ** 2 < (0.3 * min(w, h)) ** 2
+    img[disc] = img[disc] * 0.3 + 0.6
+    return img.astype(np.float32)
+
+
+def prompts_for(w: int, h: int, n: int):
+    from mattestudio.engines.segment.prompts import Prompts
+
+    rng = np.random.default_rng(0)
+    out, p = [], Prompts()
+    for i in range(n):  # an editing session: clicks accumulate, a box now and then
+        x, y = float(rng.uniform(0.3, 0.7) * w), float(rng.uniform(0.3, 0.7) * h)
+        p = p.add_point(x, y, positive=i % 3 != 2)
+        if i == n // 2:
+            p = p.with_box((0.2 * w, 0.2 * h, 0.8 * w, 0.8 * h))
+        out.append(p)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=3, help="embeddings per precision")
+    ap.add_argument("--clicks", type=int, default=12, help="clicks per precision")
+    ap.add_argument("--size", default="1152x864", help="image WxH (default about 1 MP)")
+    args = ap.parse_args()
+    w, h = (int(v) for v in args.size.lower().split("x"))
+
+    import torch
+
+    from mattestudio.engines.segment.predictor import Sam2Predictor
+    from mattestudio.engines.segment.random_sam2 import write_folder
+    from mattestudio.machine import summary
+
+    load1 = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_folder(Path(tmp) / "hiera-tiny-random", size="hiera-tiny")
+        t0 = time.perf_counter()
+        fp32 = Sam2Predictor.load(folder, precision="fp32")
+        load_s = time.perf_counter() - t0
+    bf16 = Sam2Predictor(fp32.model, fp32.spec, precision="bf16", name="bf16")
+    params = sum(p.numel() for p in fp32.model.parameters())
+    image = scene(w, h)
+    prompts = prompts_for(w, h, args.clicks)
+    preds = {"fp32": fp32, "bf16": bf16}
+    all_threads = torch.get_num_threads()
+    threads = sorted({1, all_threads})
+    embed: dict = {k: [] for k in preds}
+    click: dict = {(k, n): [] for k in preds for n in threads}
+    masks: dict = {k: [] for k in preds}
+    for k, p in preds.items():  # warm-up: first-call allocations and kernel selection
+        p.set_image(image, key=f"warm-{k}")
+        p.predict(prompts[0])
+    for rep in range(args.reps):
+        for k, p in preds.items():
+            t0 = time.perf_counter()
+            p.set_image(image, key=f"{k}-{rep}")  # a new key: the encoder runs
+            embed[k].append(time.perf_counter() - t0)
+    for pr in prompts:  # alternate every configuration on every click
+        for k, p in preds.items():
+            for n in threads:
+                p.click_threads = n
+                t0 = time.perf_counter()
+                r = p.predict(pr)
+                click[k, n].append(time.perf_counter() - t0)
+            masks[k].append(r.mask)
+    ious = [
+        float((a & b).sum() / max((a | b).sum(), 1)) for a, b in zip(masks["fp32"], masks["bf16"])
+    ]
+    load2 = os.getloadavg()[0]
+    emb = {k: statistics.median(v) for k, v in embed.items()}
+    clk = {key: statistics.median(v) for key, v in click.items()}
+    print(f"SAM 2 benchmark, {w}x{h} ({w * h / 1e6:.2f} MP), {params / 1e6:.1f} M parameters")
+    print(f"machine: {summary('torch', 'transformers')}")
+    print(f"torch threads {all_threads}; load average {load1:.2f} -> {load2:.2f}")
+    print(f"model load (safetensors -> Sam2Model): {load_s:.2f} s")
+    print()
+    head = " | ".join(f"click, {n} thread{'s' if n > 1 else ''} (ms)" for n in threads)
+    print(f"| precision | embedding, {all_threads} threads (s) | {head} | embedding vs fp32 |")
+    print("|---|---|" + "---|" * len(threads) + "---|")
+    for k in preds:
+        cells = " | ".join(f"{clk[k, n] * 1000:.0f}" for n in threads)
+        print(f"| {k} | {emb[k]:.2f} | {cells} | {emb[k] / emb['fp32']:.2f}x |")
+    print()
+    for k in preds:
+        runs = " ".join(f"{t:.2f}" for t in embed[k])
+        ratio = ", ".join(
+            f"{n} thread(s) {clk[k, n] / clk[k, threads[0]]:.2f}x" for n in threads[1:]
+        )
+        print(f"{k}: embeddings {runs} s; click vs 1 thread: {ratio or '-'}")
+    print(
+        f"mask IoU bf16 vs fp32 over the {len(ious)} clicks: "
+        f"min {min(ious):.3f}, mean {np.mean(ious):.3f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

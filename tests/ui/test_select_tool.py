@@ -1,0 +1,111 @@
+"""The Select subject tool driven with real mouse events: SAM 2 (tiny random model) and the
+GrabCut fallback; the mask shows as an outline; Make trimap is one undo step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication
+
+from mattestudio.engines.segment.select import mask_to_trimap
+
+
+@pytest.fixture
+def empty_models(tmp_path, monkeypatch):
+    d = tmp_path / "models"
+    monkeypatch.setenv("MATTESTUDIO_MODELS", str(d))
+    return d
+
+
+@pytest.fixture
+def sam2_model(tmp_path, monkeypatch):
+    pytest.importorskip("transformers")
+    from mattestudio.engines.segment.random_sam2 import write_folder
+    from mattestudio.engines.segment.sam2_store import import_folder
+
+    monkeypatch.setenv("MATTESTUDIO_MODELS", str(tmp_path / "models"))
+    return import_folder(write_folder(tmp_path / "sam2-tiny"), name="tiny-random")
+
+
+def _click(widget, pos, button=Qt.MouseButton.LeftButton, mods=Qt.KeyboardModifier.NoModifier):
+    p = QPointF(pos)
+    for kind, buttons in (
+        (QEvent.Type.MouseButtonPress, button),
+        (QEvent.Type.MouseButtonRelease, Qt.MouseButton.NoButton),
+    ):
+        ev = QMouseEvent(kind, p, widget.mapToGlobal(p), button, buttons, mods)
+        QApplication.sendEvent(widget, ev)
+
+
+def _activate(win):
+    tool = win.select_tool
+    tool.action.trigger()
+    assert win.tools.tool == "select" and tool.panel.activate_button.isChecked()
+    return tool
+
+
+def test_grabcut_fallback_box_then_make_trimap(window, empty_models, send_mouse, qtbot):
+    tool = _activate(window)
+    c, ctrl, doc = window.canvas, tool.controller, window.document
+    assert ctrl.backend == "grabcut"
+    assert "Using GrabCut: no SAM 2 model imported" in tool.panel.info.text()
+    before = doc.trimap.copy()
+    vp = c.viewport()
+    send_mouse(vp, "press", c.image_to_widget(12, 8))
+    send_mouse(vp, "move", c.image_to_widget(40, 30))
+    send_mouse(vp, "release", c.image_to_widget(60, 56))
+    box = ctrl.prompts.box
+    assert box is not None and abs(box[0] - 12) < 1.5 and abs(box[3] - 56) < 1.5
+    np.testing.assert_array_equal(doc.trimap, before)  # the tool never painted
+    qtbot.waitUntil(lambda: ctrl.mask is not None and not ctrl.busy, timeout=30000)
+    assert not tool.overlay.outline.path().isEmpty()
+    tool.panel.band_slider.setValue(6)
+    tool.panel.make_button.click()
+    expected = mask_to_trimap(ctrl.mask, 6)
+    np.testing.assert_array_equal(doc.trimap, expected)
+    assert set(np.unique(doc.trimap)) <= {0, 128, 255} and doc.trimap.shape == before.shape
+    assert len(doc.history) == 1
+    window.undo_action.trigger()
+    np.testing.assert_array_equal(doc.trimap, before)
+
+
+def test_sam2_clicks_update_the_mask_with_one_embedding(window, sam2_model, qtbot):
+    tool = _activate(window)
+    ctrl, c, doc = tool.controller, window.canvas, window.document
+    assert ctrl.backend == "sam2"
+    # the embedding runs on a worker: the GUI thread is free right after it starts
+    assert ctrl.embedding and tool.panel.progress.isVisible()
+    qtbot.waitUntil(lambda: ctrl.ready, timeout=30000)
+    assert "tiny-random" in tool.panel.info.text()
+    vp = c.viewport()
+    _click(vp, c.image_to_widget(36, 32))
+    qtbot.waitUntil(lambda: ctrl.mask is not None and not ctrl.busy, timeout=30000)
+    first = ctrl.mask.copy()
+    assert len(ctrl.prompts.positive) == 1 and not tool.overlay.outline.path().isEmpty()
+    _click(vp, c.image_to_widget(5, 5), mods=Qt.KeyboardModifier.AltModifier)
+    _click(vp, c.image_to_widget(75, 60), button=Qt.MouseButton.RightButton)
+    assert len(ctrl.prompts.negative) == 2 and len(ctrl.prompts.positive) == 1
+    qtbot.waitUntil(lambda: not ctrl.busy, timeout=30000)
+    assert ctrl.predictor.embeddings_computed == 1  # three clicks, one embedding
+    np.testing.assert_array_equal(ctrl.mask, ctrl.predictor.predict(ctrl.prompts).mask)
+    assert len(tool.overlay.markers) == 3
+    assert first.shape == doc.shape
+    before = doc.trimap.copy()
+    tool.panel.band_slider.setValue(4)
+    tool.panel.make_button.click()
+    np.testing.assert_array_equal(doc.trimap, mask_to_trimap(ctrl.mask, 4))
+    window.undo_action.trigger()
+    np.testing.assert_array_equal(doc.trimap, before)
+    tool.panel.clear_button.click()
+    assert ctrl.prompts.empty and ctrl.mask is None and tool.overlay.outline.path().isEmpty()
+
+
+def test_other_tools_paint_again_after_select(window, empty_models, send_mouse):
+    tool = _activate(window)
+    window.tools.set_tool("brush")
+    assert not tool.panel.activate_button.isChecked()
+    c = window.canvas
+    _click(c.viewport(), c.image_to_widget(30, 30))
+    assert tool.controller.prompts.empty  # the brush painted; the select tool saw nothing
