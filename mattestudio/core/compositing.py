@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 
 from mattestudio.errors import MattestudioError
 
-Background = Union[str, tuple, np.ndarray]
+Background = str | tuple | np.ndarray
 
 NAMED_COLORS = {
     "white": (1.0, 1.0, 1.0),
@@ -114,8 +113,11 @@ def composite(
     """alpha * F + (1 - alpha) * B as float32 H x W x 3."""
     h, w = alpha.shape[:2]
     bg = background_array(background, h, w, original)
-    a = alpha[:, :, None].astype(np.float32)
-    return (a * foreground + (1.0 - a) * bg).astype(np.float32)
+    # B + alpha (F - B), in place: a third of the memory traffic of the textbook form (previews).
+    out = np.subtract(foreground, bg, dtype=np.float32)
+    out *= alpha[:, :, None]
+    out += bg
+    return out
 
 
 def premultiply(foreground: np.ndarray, alpha: np.ndarray) -> np.ndarray:
