@@ -11,16 +11,16 @@ kept in step with undo and redo: each undo step carries the records of its edit.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from psygnal import Signal
 
 from mattestudio.core import strokes as stroke_ops
+from mattestudio.core.edges import EdgeAdjustments
 from mattestudio.core.history import BBox, History
 from mattestudio.types import FOREGROUND, UNKNOWN, MattingResult
 
-Background = Union[str, tuple, np.ndarray]
+Background = str | tuple | np.ndarray
 
 
 class Document:
@@ -34,6 +34,8 @@ class Document:
     background_changed = Signal()
     #: Undo/redo availability may have changed.
     history_changed = Signal()
+    #: The edge adjustments changed (previews and exports change; the engine does not re-run).
+    edges_changed = Signal()
 
     def __init__(
         self,
@@ -59,6 +61,8 @@ class Document:
         #: Records of the edits now applied, oldest first (undone edits are removed).
         self.strokes: list[dict] = []
         self._open_records: list[dict] = []
+        #: Edge adjustments applied to the result for previews and exports.
+        self.edges = EdgeAdjustments()
         if image is not None:
             self.set_image(image, trimap, image_path)
 
@@ -95,12 +99,14 @@ class Document:
         self.result = None
         self._alpha_cache = None
         self.result_trimap_version = -1
+        self.edges = EdgeAdjustments()  # a new image starts from the engine's own alpha
         self.image_version += 1
         self.trimap_version += 1
         self.modified = False
         self.image_changed.emit()
         self.trimap_changed.emit(None)
         self.result_changed.emit()
+        self.edges_changed.emit()
         self.history_changed.emit()
 
     # -- trimap edits ------------------------------------------------------------------------------
@@ -258,6 +264,26 @@ class Document:
             return None
         return result_foreground(self.result, self.image)
 
+    # -- edge adjustments (non-destructive: alpha() and foreground() stay the engine's) -------------
+    def set_edges(self, edges: EdgeAdjustments) -> None:
+        if edges != self.edges:
+            self.edges = edges
+            self.edges_changed.emit()
+
+    def output(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(alpha, foreground) after the edge adjustments: what previews and exports show."""
+        from mattestudio.core import edges as edge_ops
+
+        alpha = self.alpha()
+        if alpha is None:
+            return None
+        cached = getattr(self, "_output_cache", None)
+        if cached is None or cached[0] is not self.result or cached[1] != self.edges:
+            out = edge_ops.apply(alpha, self.foreground(), self.image, self.edges)
+            cached = (self.result, self.edges, out)
+            self._output_cache = cached
+        return cached[2]
+
     # -- background and previews -------------------------------------------------------------------
     def set_background(self, background: Background) -> None:
         self.background = background
@@ -286,24 +312,26 @@ class Document:
         """alpha F + (1 - alpha) B over the document's (or the given) background, or None."""
         from mattestudio.core.compositing import composite
 
-        alpha = self.alpha()
-        if alpha is None:
+        out = self.output()
+        if out is None:
             return None
         bg = self.background_array() if background is None else background
-        return composite(self.foreground(), alpha, bg, original=self.image)
+        return composite(out[1], out[0], bg, original=self.image)
 
     def preview_job(self, mode: str):
         """A function computing the preview for ``mode`` ("alpha" or "composite") from a snapshot of
         the current state, safe to call on another thread. It returns float32 H x W (x 3) or None."""
+        from mattestudio.core import edges as edge_ops
         from mattestudio.core.compositing import background_array, composite
 
         result, image, shape, spec = self.result, self.image, self.shape, self.background
+        edges = self.edges
         if result is None or mode not in ("alpha", "composite"):
             return lambda: None
         bg = self._cached_background()
 
         def job():
-            alpha = result_alpha(result, shape)
+            alpha = edge_ops.adjust_alpha(result_alpha(result, shape), edges)
             if mode == "alpha":
                 return alpha
             background = bg
@@ -314,7 +342,10 @@ class Document:
                     image,
                     background,
                 )  # a plain assignment: safe across threads
-            return composite(result_foreground(result, image), alpha, background)
+            fg = edge_ops.decontaminate(
+                image, result_foreground(result, image), edges.decontaminate
+            )
+            return composite(fg, alpha, background)
 
         return job
 
