@@ -123,18 +123,33 @@ class Document:
         self._open_records = []
 
     def paint_segment(self, p0, p1, size: float, value: int | str) -> BBox | None:
-        """Paint inside an open stroke (see ``begin_stroke``); value "erase" restores the base trimap."""
+        """Paint inside an open stroke (see ``begin_stroke``); value "erase" restores the base trimap,
+        "refine" marks unknown only where the image has an edge (Refine Edge brush)."""
         if not self.history.in_stroke:
             raise RuntimeError("paint_segment() outside begin_stroke()/end_stroke()")
-        source = self.base_trimap if value == "erase" else int(value)
+        where = None
+        if value == "refine":  # Refine Edge: unknown only where the image has edges
+            source, where = UNKNOWN, self.refine_band()
+        else:
+            source = self.base_trimap if value == "erase" else int(value)
         bbox = stroke_ops.paint_segment(
-            self.trimap, p0, p1, size, source, self.history.before_change
+            self.trimap, p0, p1, size, source, self.history.before_change, where
         )
         # Logged even when off the image, so the record's points stay one continuous path.
         stroke_ops.extend_brush_records(self._open_records, p0, p1, size, value)
         if bbox is not None:
             self._touched(bbox)
         return bbox
+
+    def refine_band(self) -> np.ndarray:
+        """Where the Refine Edge brush may paint (edges, mixed colours); cached per image."""
+        cached = getattr(self, "_refine_band", None)
+        if cached is None or cached[0] != self.image_version:
+            from mattestudio.core.trimap import edge_band
+
+            cached = (self.image_version, edge_band(self.image))
+            self._refine_band = cached
+        return cached[1]
 
     def end_stroke(self) -> bool:
         """Close the stroke as one undo step. Returns True when anything changed."""
