@@ -334,23 +334,30 @@ class Document:
         return composite(out[1], out[0], bg, original=self.image)
 
     def preview_job(self, mode: str):
-        """A function computing the preview for ``mode`` ("alpha" or "composite") from a snapshot of
-        the current state, safe to call on another thread. It returns float32 H x W (x 3) or None."""
+        """A function computing the preview for ``mode`` ("alpha", "composite", "on-black",
+        "on-white" or "edge") from a snapshot of the current state, safe to call on another thread.
+        It returns float32 H x W (x 3) or None. Edge adjustments are applied."""
         from mattestudio.core import edges as edge_ops
         from mattestudio.core.compositing import background_array, composite
 
         result, image, shape, spec = self.result, self.image, self.shape, self.background
         edges = self.edges
-        if result is None or mode not in ("alpha", "composite"):
+        if mode == "edge":  # the photo inside the unknown band, dark grey elsewhere
+            band = self.trimap == UNKNOWN
+            return lambda: np.where(band[:, :, None], image, np.float32(0.12))
+        if result is None or mode not in ("alpha", "composite", "on-black", "on-white"):
             return lambda: None
         bg = self._cached_background()
+        solid = {"on-black": 0.0, "on-white": 1.0}.get(mode)
 
         def job():
             alpha = edge_ops.adjust_alpha(result_alpha(result, shape), edges)
             if mode == "alpha":
                 return alpha
             background = bg
-            if background is None:
+            if solid is not None:
+                background = np.full((*shape, 3), solid, np.float32)
+            elif background is None:
                 background = background_array(spec, shape[0], shape[1], original=image)
                 self._bg_cache = (
                     spec,

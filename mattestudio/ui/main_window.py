@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from mattestudio.core.document import Document
 from mattestudio.errors import MattestudioError
-from mattestudio.ui import settings, window_state
+from mattestudio.ui import edge_panel, settings, window_state
 from mattestudio.ui.canvas import Canvas
 from mattestudio.ui.engine_panel import EnginePanel, choose_checkpoint
 from mattestudio.ui.file_ops import EXPORTS, FileOps, load_background_image
@@ -76,6 +76,7 @@ class MainWindow(QMainWindow):
         self._live_timer = setp(QTimer(self), singleShot=True, interval=LIVE_DELAY_MS)
         self._live_timer.timeout.connect(lambda: self.run(live=True))
         self._connect()
+        edge_panel.install(self)  # issue 13: Edge dock, Refine Edge brush, extra view modes
         self.restore_settings()
         self.resize(1280, 820) if not settings.get("window/geometry") else None
 
