@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from mattestudio.core import io
 from mattestudio.core import trimap as trimap_ops
+from mattestudio.core.edges import LIMITS, EdgeAdjustments
 from mattestudio.engines import registry
 from mattestudio.pipeline import run_matting
 from mattestudio.types import CancelToken, MattingResult, ProgressFn
@@ -21,6 +23,7 @@ def matte(
     engine: str = registry.DEFAULT_ENGINE,
     *,
     estimate_foreground: bool = True,
+    edges: EdgeAdjustments | Mapping | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
     **params,
@@ -31,17 +34,34 @@ def matte(
     ``trimap``: a path, or an H x W array: 0 background, 255 (or 1.0) foreground, anything in
     between unknown. ``engine``: a name from ``mattestudio engines``; ``params`` go to the engine
     (for deep engines, e.g. ``checkpoint="path"``, ``device="cpu"``).
+    ``edges``: edge adjustments applied to the result, an EdgeAdjustments or a dict; the keywords
+    ``smooth``, ``feather``, ``contrast``, ``shift_edge`` and ``decontaminate`` set them too, e.g.
+    ``matte(img, tri, feather=2, decontaminate=0.5)``.
 
     Returns a MattingResult with ``.alpha`` (float32 H x W in [0, 1]) and ``.foreground``
     (float32 H x W x 3). Raises a MattestudioError subclass with a readable message on bad input.
     """
+    edge_kw = {k: params.pop(k) for k in list(params) if k in LIMITS}
+    if edges is None or isinstance(edges, EdgeAdjustments):
+        base = edges or EdgeAdjustments()
+        edges = base.replace(**edge_kw) if edge_kw else edges
+    else:
+        edges = EdgeAdjustments.from_dict({**dict(edges), **edge_kw})
     img = io.load_image(image)
     tri = trimap_ops.load(
         trimap, img.shape, image_source=None if isinstance(image, np.ndarray) else image
     )
     eng = registry.create(engine, **params)
+    if edges is not None and edges.decontaminate == 0:
+        estimate_foreground = False  # the photo's own colours: no estimate needed
     return run_matting(
-        eng, img, tri, estimate_foreground=estimate_foreground, progress=progress, cancel=cancel
+        eng,
+        img,
+        tri,
+        estimate_foreground=estimate_foreground,
+        progress=progress,
+        cancel=cancel,
+        edges=edges,
     )
 
 

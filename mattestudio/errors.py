@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
 class MattestudioError(Exception):
     """Base class: a problem the user can fix, shown as one line without a traceback."""
 
-    def __init__(self, message: str, path: str | Path | None = None):
+    def __init__(self, message: str, path: str | os.PathLike | None = None):
         self.path = None if path is None else Path(path)
         super().__init__(f"{self.path}: {message}" if path is not None else message)
         self.reason = message

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from mattestudio.core import edges as edge_ops
 from mattestudio.core import trimap as trimap_ops
 from mattestudio.engines.base import MattingEngine
 from mattestudio.errors import TrimapError
@@ -27,6 +28,7 @@ def run_matting(
     cancel: CancelToken | None = None,
     request_id: int | None = None,
     scale: float = 1.0,
+    edges: edge_ops.EdgeAdjustments | None = None,
 ) -> MattingResult:
     """Run ``engine`` on an image and trimap and return a complete MattingResult.
 
@@ -34,6 +36,8 @@ def run_matting(
     ``prepared``: the caller already called engine.prepare(image) for this image (the editor keeps
     engines warm between strokes). Known regions are forced to exactly 0 and 1, and the foreground
     is estimated when the engine does not give one.
+    ``edges``: edge adjustments applied last (CLI, API). The editor leaves them out and applies
+    them to the preview and its exports instead, so a slider change never re-runs the engine.
     """
     if trimap.shape != image.shape[:2]:
         h, w = image.shape[:2]
@@ -65,6 +69,8 @@ def run_matting(
         else:
             fg = image
     fg = np.asarray(fg, np.float32)
+    if edges is not None:
+        alpha, fg = edge_ops.apply(alpha, fg, image, edges)
     if progress is not None:
         progress(1.0, "done")
     return MattingResult(

@@ -5,7 +5,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from mattestudio.cli.common import add_engine_options, make_engine
+from mattestudio.cli.common import (
+    add_edge_options,
+    add_engine_options,
+    edge_adjustments,
+    make_engine,
+)
 
 
 def register(sub) -> None:
@@ -30,6 +35,7 @@ def register(sub) -> None:
         "--overwrite", action="store_true", help="redo images whose outputs already exist"
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_edge_options(p)
     p.set_defaults(func=run)
 
 
@@ -80,7 +86,9 @@ def run(args) -> int:
                 raise MattestudioError(f"no trimap named {stem}.* in {trimaps_dir}", image_path)
             image = io.load_image(image_path)
             tri = trimap_ops.load(trimaps[stem], image.shape, image_source=image_path)
-            result = run_matting(engine, image, tri, estimate_foreground=args.cutout)
+            result = run_matting(
+                engine, image, tri, estimate_foreground=args.cutout, edges=edge_adjustments(args)
+            )
             io.save_alpha(outs[0], result.alpha, bits=args.alpha_bits)
             if args.cutout:
                 io.save_rgba(outs[1], result.foreground, result.alpha)

@@ -62,3 +62,44 @@ def stderr_progress(quiet: bool):
             sys.stderr.write("\r" + " " * 66 + "\r")
 
     return progress
+
+
+class _EdgeValue(argparse.Action):
+    """Parses and range-checks an edge flag; a bad value is one line and exit 2 (a usage error)."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        from mattestudio.core.edges import EdgeAdjustmentError, check_value
+
+        try:
+            setattr(namespace, self.dest, check_value(self.dest, value))
+        except EdgeAdjustmentError as exc:
+            parser.exit(2, f"mattestudio: {option_string}: {exc}\n")
+
+
+def add_edge_options(p: argparse.ArgumentParser) -> None:
+    """--smooth, --feather, --contrast, --shift-edge, --decontaminate (same for matte and batch)."""
+    from mattestudio.core.edges import FLAGS, HELP, LIMITS, UNITS
+
+    group = p.add_argument_group(
+        "edge adjustments", "applied after the engine, in this order; all 0 keep the engine's alpha"
+    )
+    metavars = {"px": "PX", "%": "PERCENT", "": "AMOUNT"}
+    for name, flag in FLAGS.items():
+        lo, hi = LIMITS[name]
+        default = " (default 1)" if name == "decontaminate" else ""
+        group.add_argument(
+            flag,
+            dest=name,
+            action=_EdgeValue,
+            default=None,
+            metavar=metavars[UNITS[name]],
+            help=f"{HELP[name]}; {lo:g} to {hi:g}{default}",
+        )
+
+
+def edge_adjustments(args, base=None):
+    """The EdgeAdjustments of the parsed flags; flags not given keep ``base`` (a project's)."""
+    from mattestudio.core.edges import FLAGS, EdgeAdjustments
+
+    given = {k: getattr(args, k) for k in FLAGS if getattr(args, k, None) is not None}
+    return (base or EdgeAdjustments()).replace(**given)

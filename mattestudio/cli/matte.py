@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mattestudio.cli.common import add_engine_options, make_engine, stderr_progress
+from mattestudio.cli.common import (
+    add_edge_options,
+    add_engine_options,
+    edge_adjustments,
+    make_engine,
+    stderr_progress,
+)
 
 
 def register(sub) -> None:
@@ -17,7 +23,8 @@ def register(sub) -> None:
     p.add_argument(
         "image",
         help="input photo (PNG, JPEG, TIFF, WebP, BMP), or a .mattestudio project saved by the "
-        "editor (its image, trimap, engine and parameters are used)",
+        "editor (its image, trimap, engine, parameters and edge adjustments are used; edge "
+        "flags given here override the project's)",
     )
     p.add_argument(
         "--trimap",
@@ -51,6 +58,7 @@ def register(sub) -> None:
         help="composite background: a color (#RRGGBB, white, 'r,g,b'), checker, blur, or an image path",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    add_edge_options(p)
     p.set_defaults(func=run)
 
 
@@ -77,6 +85,7 @@ def run(args) -> int:
     ):
         _check_output(out, allowed)
     image, tri = _inputs(args)
+    edges = edge_adjustments(args, getattr(args, "project_edges", None))
     background = None
     if args.composite:
         h, w = image.shape[:2]
@@ -86,8 +95,9 @@ def run(args) -> int:
         engine,
         image,
         tri,
-        estimate_foreground=bool(args.cutout or args.composite),
+        estimate_foreground=bool(args.cutout or args.composite) and edges.decontaminate > 0,
         progress=stderr_progress(args.quiet),
+        edges=edges,
     )
     written = []
     if args.alpha:
@@ -120,6 +130,7 @@ def _inputs(args):
 
     if Path(args.image).suffix.lower() == project.SUFFIX:
         state = project.load_project(args.image)
+        args.project_edges = project.edge_adjustments(state, args.image)
         engine = state.settings.get("engine")
         if args.engine is None and engine:
             args.engine = str(engine)

@@ -115,8 +115,11 @@ def composite(
     """alpha * F + (1 - alpha) * B as float32 H x W x 3."""
     h, w = alpha.shape[:2]
     bg = background_array(background, h, w, original)
-    a = alpha[:, :, None].astype(np.float32)
-    return (a * foreground + (1.0 - a) * bg).astype(np.float32)
+    # B + alpha (F - B), in place: a third of the memory traffic of the textbook form (previews).
+    out = np.subtract(foreground, bg, dtype=np.float32)
+    out *= alpha[:, :, None]
+    out += bg
+    return out
 
 
 def premultiply(foreground: np.ndarray, alpha: np.ndarray) -> np.ndarray:

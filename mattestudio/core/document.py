@@ -16,6 +16,7 @@ import numpy as np
 from psygnal import Signal
 
 from mattestudio.core import strokes as stroke_ops
+from mattestudio.core.edges import EdgeAdjustments
 from mattestudio.core.history import BBox, History
 from mattestudio.types import FOREGROUND, UNKNOWN, MattingResult
 
@@ -33,6 +34,8 @@ class Document:
     background_changed = Signal()
     #: Undo/redo availability may have changed.
     history_changed = Signal()
+    #: The edge adjustments changed (previews and exports change; the engine does not re-run).
+    edges_changed = Signal()
 
     def __init__(
         self,
@@ -58,6 +61,8 @@ class Document:
         #: Records of the edits now applied, oldest first (undone edits are removed).
         self.strokes: list[dict] = []
         self._open_records: list[dict] = []
+        #: Edge adjustments applied to the result for previews and exports.
+        self.edges = EdgeAdjustments()
         if image is not None:
             self.set_image(image, trimap, image_path)
 
@@ -95,12 +100,14 @@ class Document:
         self._alpha_cache: tuple | None = None
         self._bg_cache: tuple | None = None
         self.result_trimap_version = -1
+        self.edges = EdgeAdjustments()  # a new image starts from the engine's own alpha
         self.image_version += 1
         self.trimap_version += 1
         self.modified = False
         self.image_changed.emit()
         self.trimap_changed.emit(None)
         self.result_changed.emit()
+        self.edges_changed.emit()
         self.history_changed.emit()
 
     # -- trimap edits ------------------------------------------------------------------------------
@@ -117,18 +124,34 @@ class Document:
         self._open_records = []
 
     def paint_segment(self, p0, p1, size: float, value: int | str) -> BBox | None:
-        """Paint inside an open stroke (see ``begin_stroke``); value "erase" restores the base trimap."""
+        """Paint inside an open stroke (see ``begin_stroke``); value "erase" restores the base trimap,
+        "refine" marks unknown only where the image has an edge (Refine Edge brush)."""
         if not self.history.in_stroke:
             raise RuntimeError("paint_segment() outside begin_stroke()/end_stroke()")
-        source = self.base_trimap if value == "erase" else int(value)
+        where = None
+        source: stroke_ops.Value
+        if value == "refine":  # Refine Edge: unknown only where the image has edges
+            source, where = UNKNOWN, self.refine_band()
+        else:
+            source = self.base_trimap if value == "erase" else int(value)
         bbox = stroke_ops.paint_segment(
-            self.trimap, p0, p1, size, source, self.history.before_change
+            self.trimap, p0, p1, size, source, self.history.before_change, where
         )
         # Logged even when off the image, so the record's points stay one continuous path.
         stroke_ops.extend_brush_records(self._open_records, p0, p1, size, value)
         if bbox is not None:
             self._touched(bbox)
         return bbox
+
+    def refine_band(self) -> np.ndarray:
+        """Where the Refine Edge brush may paint (edges, mixed colours); cached per image."""
+        cached = getattr(self, "_refine_band", None)
+        if cached is None or cached[0] != self.image_version:
+            from mattestudio.core.trimap import edge_band
+
+            cached = (self.image_version, edge_band(self.image))
+            self._refine_band = cached
+        return cached[1]
 
     def end_stroke(self) -> bool:
         """Close the stroke as one undo step. Returns True when anything changed."""
@@ -258,6 +281,27 @@ class Document:
             return None
         return result_foreground(self.result, self.image)
 
+    # -- edge adjustments (non-destructive: alpha() and foreground() stay the engine's) -------------
+    def set_edges(self, edges: EdgeAdjustments) -> None:
+        if edges != self.edges:
+            self.edges = edges
+            self.edges_changed.emit()
+
+    def output(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(alpha, foreground) after the edge adjustments: what previews and exports show."""
+        from mattestudio.core import edges as edge_ops
+
+        alpha = self.alpha()
+        if alpha is None:
+            return None
+        cached = getattr(self, "_output_cache", None)
+        if cached is None or cached[0] is not self.result or cached[1] != self.edges:
+            fg = self.foreground()
+            out = edge_ops.apply(alpha, self.image if fg is None else fg, self.image, self.edges)
+            cached = (self.result, self.edges, out)
+            self._output_cache = cached
+        return cached[2]
+
     # -- background and previews -------------------------------------------------------------------
     def set_background(self, background: Background) -> None:
         self.background = background
@@ -286,35 +330,47 @@ class Document:
         """alpha F + (1 - alpha) B over the document's (or the given) background, or None."""
         from mattestudio.core.compositing import composite
 
-        alpha, fg = self.alpha(), self.foreground()
-        if alpha is None or fg is None:
+        out = self.output()
+        if out is None:
             return None
         bg = self.background_array() if background is None else background
-        return composite(fg, alpha, bg, original=self.image)
+        return composite(out[1], out[0], bg, original=self.image)
 
     def preview_job(self, mode: str):
-        """A function computing the preview for ``mode`` ("alpha" or "composite") from a snapshot of
-        the current state, safe to call on another thread. It returns float32 H x W (x 3) or None."""
+        """A function computing the preview for ``mode`` ("alpha", "composite", "on-black",
+        "on-white" or "edge") from a snapshot of the current state, safe to call on another thread.
+        It returns float32 H x W (x 3) or None. Edge adjustments are applied."""
+        from mattestudio.core import edges as edge_ops
         from mattestudio.core.compositing import background_array, composite
 
         result, image, shape, spec = self.result, self.image, self.shape, self.background
-        if result is None or mode not in ("alpha", "composite"):
+        edges = self.edges
+        if mode == "edge":  # the photo inside the unknown band, dark grey elsewhere
+            band = self.trimap == UNKNOWN
+            return lambda: np.where(band[:, :, None], image, np.float32(0.12))
+        if result is None or mode not in ("alpha", "composite", "on-black", "on-white"):
             return lambda: None
         bg = self._cached_background()
+        solid = {"on-black": 0.0, "on-white": 1.0}.get(mode)
 
         def job():
-            alpha = result_alpha(result, shape)
+            alpha = edge_ops.adjust_alpha(result_alpha(result, shape), edges)
             if mode == "alpha":
                 return alpha
             background = bg
-            if background is None:
+            if solid is not None:
+                background = np.full((*shape, 3), solid, np.float32)
+            elif background is None:
                 background = background_array(spec, shape[0], shape[1], original=image)
                 self._bg_cache = (
                     spec,
                     image,
                     background,
                 )  # a plain assignment: safe across threads
-            return composite(result_foreground(result, image), alpha, background)
+            fg = edge_ops.decontaminate(
+                image, result_foreground(result, image), edges.decontaminate
+            )
+            return composite(fg, alpha, background)
 
         return job
 

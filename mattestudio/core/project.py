@@ -10,7 +10,8 @@ A project is a zip holding:
 - ``trimap.png``     8-bit gray, 0/128/255,
 - ``alpha.png``      16-bit gray, if there is a result,
 - ``foreground.png`` 8 or 16-bit RGB (like the image), if there is a result with foreground colors,
-- ``settings.json``  engine, params, background, view, brush size... (any JSON),
+- ``settings.json``  engine, params, background, view, brush size... (any JSON); ``edges``
+                     holds the edge adjustments (mattestudio.core.edges) applied to renders,
 - ``strokes.json``   optional list of JSON-able stroke records that led to the trimap
                      (``Document.strokes``; format in mattestudio.core.strokes).
 
@@ -303,6 +304,14 @@ def _load(zf: zipfile.ZipFile, path: Path) -> ProjectState:
         image_path=manifest.get("image_path"),
         strokes=strokes,
     )
+
+
+def edge_adjustments(state: ProjectState, path: PathLike | None = None):
+    """The project's edge adjustments (defaults when it has none); a bad value raises an
+    EdgeAdjustmentError naming ``path``."""
+    from mattestudio.core.edges import EdgeAdjustments
+
+    return EdgeAdjustments.from_dict(state.settings.get("edges"), path)
 
 
 # ---------------------------------------------------------------------------------------------

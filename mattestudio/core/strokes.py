@@ -15,6 +15,8 @@ trimap can be re-rendered from vectors with :func:`replay`:
 - ``{"tool": "brush", "value": 0 | 128 | 255 | "erase", "size": 10.0, "points": [[x, y], ...]}``
   paints the disc at the first point, then the capsule of each consecutive pair (``size`` is the
   brush diameter; "erase" restores the base trimap),
+- ``{"tool": "brush", "value": "refine", ...}`` the Refine Edge brush: like an unknown brush, but
+  only where the image has an edge or mixed colours (:func:`mattestudio.core.trimap.edge_band`),
 - ``{"tool": "fill", "value": 0 | 128 | 255, "seed": [x, y]}`` fill bucket at the seed,
 - ``{"tool": "set", "source": "loaded" | "grabcut" | "from-alpha" | "clear" | ...}`` the whole
   trimap was replaced; the pixels are not logged, so replay cannot go across it.
@@ -22,17 +24,19 @@ trimap can be re-rendered from vectors with :func:`replay`:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mattestudio.core.history import BBox
+from mattestudio.core.trimap import edge_band
 from mattestudio.types import UNKNOWN
 
 if TYPE_CHECKING:  # pragma: no cover
     from mattestudio.core.document import Document
 
-Point = tuple[float, float]  # (x, y)
+Point = Sequence[float]  # (x, y): a tuple, or a list after a JSON round trip
 Value = int | np.ndarray
 
 
@@ -76,12 +80,19 @@ def capsule_mask(p0: Point, p1: Point, radius: float, bbox: BBox) -> np.ndarray:
 
 
 def paint_segment(
-    target: np.ndarray, p0: Point, p1: Point, size: float, value: Value, before_change=None
+    target: np.ndarray,
+    p0: Point,
+    p1: Point,
+    size: float,
+    value: Value,
+    before_change=None,
+    where: np.ndarray | None = None,
 ) -> BBox | None:
     """Paint a capsule of diameter ``size`` from p0 to p1 into ``target`` (H x W) in place.
 
     ``value``: a scalar, or an array of ``target``'s shape to copy from (the eraser restores the
     base trimap this way). ``before_change(target, bbox)`` is called before writing (undo hook).
+    ``where``: optional boolean H x W limiting the paint (the Refine Edge brush's edge band).
     Returns the bbox that was written, or None when the segment lies outside the array.
     """
     radius = max(float(size), 1.0) / 2.0
@@ -89,9 +100,11 @@ def paint_segment(
     if bbox is None:
         return None
     mask = capsule_mask(p0, p1, radius, bbox)
+    y0, y1, x0, x1 = bbox
+    if where is not None:
+        mask &= where[y0:y1, x0:x1]
     if not mask.any():
         return None
-    y0, y1, x0, x1 = bbox
     if before_change is not None:
         before_change(target, bbox)
     crop = target[y0:y1, x0:x1]
@@ -140,8 +153,9 @@ def fill_at(trimap: np.ndarray, x: float, y: float, value: int, before_change=No
 # -- stroke records ---------------------------------------------------------------------------------
 
 
-def _xy(p) -> tuple[float, float]:
-    return (float(p[0]), float(p[1]))
+def _xy(p) -> list[float]:
+    # lists, not tuples: records round-trip through JSON and are compared after a reload
+    return [float(p[0]), float(p[1])]
 
 
 def extend_brush_records(
@@ -154,7 +168,7 @@ def extend_brush_records(
     sequence of segments a caller paints.
     """
     a, b = _xy(p0), _xy(p1)
-    value = "erase" if value == "erase" else int(value)
+    value = value if value in ("erase", "refine") else int(value)
     last = records[-1] if records else None
     if (
         last is not None
@@ -179,9 +193,15 @@ def set_record(source: str) -> dict:
     return {"tool": "set", "source": str(source)}
 
 
-def replay(records, shape: tuple[int, int], base_trimap: np.ndarray | None = None) -> np.ndarray:
+def replay(
+    records,
+    shape: tuple[int, int],
+    base_trimap: np.ndarray | None = None,
+    image: np.ndarray | None = None,
+) -> np.ndarray:
     """Re-render a trimap from brush and fill records, painted on a copy of ``base_trimap``
-    (default: all unknown), which is also what the eraser restores.
+    (default: all unknown), which is also what the eraser restores. Refine Edge records need the
+    ``image`` (their band is where it has edges, :func:`mattestudio.core.trimap.edge_band`).
 
     Replaying ``Document.strokes`` on the document's base trimap reproduces its trimap exactly when
     the session has only brush and fill records. A "set" record raises ValueError: its pixels are
@@ -195,15 +215,26 @@ def replay(records, shape: tuple[int, int], base_trimap: np.ndarray | None = Non
         if base.shape != (h, w):
             raise ValueError(f"base trimap shape {base.shape} does not match {(h, w)}")
     out = base.copy()
+    band = None
     for i, rec in enumerate(records):
         tool = rec.get("tool") if isinstance(rec, dict) else None
         if tool == "brush":
-            value = base if rec["value"] == "erase" else int(rec["value"])
+            where = None
+            value: Value
+            if rec["value"] == "refine":
+                if image is None:
+                    raise ValueError(f"record {i} is a Refine Edge stroke: replay needs the image")
+                if band is None:
+                    band = edge_band(image)
+                value, where = UNKNOWN, band
+            else:
+                value = base if rec["value"] == "erase" else int(rec["value"])
             points = [_xy(p) for p in rec["points"]]
             for a, b in zip(points[:1] + points[:-1], points):  # the first disc, then each segment
-                paint_segment(out, a, b, float(rec["size"]), value)
+                paint_segment(out, a, b, float(rec["size"]), value, where=where)
         elif tool == "fill":
-            fill_at(out, *_xy(rec["seed"]), int(rec["value"]))
+            sx, sy = _xy(rec["seed"])
+            fill_at(out, sx, sy, int(rec["value"]))
         elif tool == "set":
             raise ValueError(
                 f"record {i} replaces the whole trimap ({rec.get('source')!r}); "
@@ -217,8 +248,8 @@ def replay(records, shape: tuple[int, int], base_trimap: np.ndarray | None = Non
 class Brush:
     """Turns press / move / release into one undoable stroke on a Document's trimap.
 
-    ``value``: a trimap value (0, 128, 255), or "erase" to restore the document's base trimap
-    (the one loaded or generated last) under the brush.
+    ``value``: a trimap value (0, 128, 255), "erase" to restore the document's base trimap
+    (the one loaded or generated last) under the brush, or "refine" for the Refine Edge brush.
     """
 
     def __init__(self, document: Document, value: int | str, size: float):
@@ -234,7 +265,7 @@ class Brush:
     def press(self, x: float, y: float) -> None:
         if self._last is not None:
             self.release()
-        self.document.begin_stroke("erase" if self.value == "erase" else "brush")
+        self.document.begin_stroke(self.value if self.value in ("erase", "refine") else "brush")
         self._last = (float(x), float(y))
         self.document.paint_segment(self._last, self._last, self.size, self.value)
 

@@ -27,7 +27,7 @@ from mattestudio.ui.display import to_u8, trimap_lut
 from mattestudio.ui.qt_utils import setp
 from mattestudio.ui.tasks import run_task
 
-MODES = ("trimap", "alpha", "composite")
+MODES = ("trimap", "alpha", "composite", "on-black", "on-white", "edge")  # last 3: issue 13
 
 
 def _u8_or_none(arr: np.ndarray | None) -> np.ndarray | None:
@@ -156,7 +156,7 @@ class Canvas(pg.GraphicsView):
         self._preview_gen += 1
         gen = self._preview_gen
         self.overlay_item.setVisible(self.mode == "trimap")
-        if self.mode == "trimap" or self.document.result is None:
+        if self.mode == "trimap" or (self.document.result is None and self.mode != "edge"):
             self._show_preview(gen, None)
             return
         job = self.document.preview_job(self.mode)

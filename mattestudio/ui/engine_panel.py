@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from mattestudio.engines import registry
 from mattestudio.errors import MattestudioError
+from mattestudio.ui.engine_guide import advanced_box, engine_label, engine_tip, param_tip
 from mattestudio.ui.qt_utils import setp
 
 # Order in the picker: fast engines first.
@@ -66,7 +67,7 @@ class _ParamField:
 
 
 def _make_field(p) -> _ParamField:
-    tip = p.help
+    tip = param_tip(p)  # what it does to the matte first (issue 13)
     if p.minimum is not None or p.maximum is not None:
         tip += f"\nRange: {p.minimum if p.minimum is not None else '-inf'} .. {p.maximum if p.maximum is not None else 'inf'}"
     tip += f"\nDefault: {p.default}"
@@ -124,8 +125,8 @@ class EnginePanel(QWidget):
             try:
                 reason = registry.unavailable_reason(name)
                 info = registry.info(name)
-                label = info.display_name
-                desc = info.description
+                label = engine_label(name, info.display_name)  # issue 13: artist's names
+                desc = engine_tip(name, info.description)
             except Exception as exc:
                 reason, label, desc = str(exc), name, ""
             self.reasons[name] = reason
@@ -135,6 +136,8 @@ class EnginePanel(QWidget):
             if reason is not None:
                 item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEnabled)
         layout.addWidget(self.combo)
+        self.good_at = setp(QLabel(), wordWrap=True)  # issue 13: what the engine is good at
+        layout.addWidget(self.good_at)
         self.device_label = QLabel()
         self.reason_label = setp(QLabel(), wordWrap=True)
         self.reason_label.setStyleSheet("color: #c0392b")
@@ -146,10 +149,10 @@ class EnginePanel(QWidget):
         self.form_host = QWidget()
         self.form = QFormLayout(self.form_host)
         self.form.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.form_host)
+        layout.addWidget(advanced_box(self.form_host))  # issue 13: solver params under Advanced
         reset = QHBoxLayout()
         self.reset_button = setp(
-            QPushButton("Defaults"), toolTip="Reset the parameters to their defaults"
+            QPushButton("Reset"), toolTip="Reset the engine's parameters to their defaults"
         )
         self.reset_button.clicked.connect(self._reset)
         reset.addStretch(1)
@@ -184,6 +187,7 @@ class EnginePanel(QWidget):
             info = registry.info(name)
         except Exception:
             info = None
+        self.good_at.setText(engine_tip(name, ""))  # issue 13
         self.reason_label.setText("" if reason is None else f"Unavailable: {reason}")
         self.reason_label.setVisible(reason is not None)
         self.import_button.setVisible(bool(info is not None and info.needs_checkpoint))
@@ -251,7 +255,7 @@ class EnginePanel(QWidget):
                 if reason is None
                 else flags & ~Qt.ItemFlag.ItemIsEnabled
             )
-            label = registry.info(name).display_name
+            label = engine_label(name, registry.info(name).display_name)
             self.combo.setItemText(i, label if reason is None else f"{label} (unavailable)")
         self._rebuild()
 

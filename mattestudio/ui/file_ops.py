@@ -235,7 +235,9 @@ class FileOps(QObject):
         if path is None:
             return False
         doc = self.doc
-        fg = doc.foreground() if alpha is not None else None
+        fg = None
+        if alpha is not None:  # every export shows the edge adjustments (issue 13)
+            alpha, fg = doc.output()
         try:
             if kind in ("alpha8", "alpha16"):
                 export.save_alpha_png(path, alpha, bits=16 if kind == "alpha16" else 8)

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from mattestudio.core.document import Document
 from mattestudio.errors import MattestudioError
-from mattestudio.ui import settings, window_state
+from mattestudio.ui import edge_panel, settings, window_state
 from mattestudio.ui.canvas import Canvas
 from mattestudio.ui.engine_panel import EnginePanel, choose_checkpoint
 from mattestudio.ui.file_ops import EXPORTS, FileOps, load_background_image
@@ -80,6 +80,7 @@ class MainWindow(QMainWindow):
         from mattestudio.ui.select_tool import install as install_select_tool
 
         self.select_tool = install_select_tool(self)
+        edge_panel.install(self)  # issue 13: Edge dock, Refine Edge brush, extra view modes
         self.restore_settings()
         self.resize(1280, 820) if not settings.get("window/geometry") else None
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, QRectF, Qt, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
@@ -30,7 +31,14 @@ from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN
 from mattestudio.ui.qt_utils import setp
 
 VALUES = {"fg": FOREGROUND, "bg": BACKGROUND, "unknown": UNKNOWN}
-TOOLS = ("brush", "eraser", "fill", "rect", "select")  # select: ui/select_tool.py (issue 14)
+TOOLS = (
+    "brush",
+    "eraser",
+    "fill",
+    "rect",
+    "refine",
+    "select",
+)  # refine: Refine Edge brush (issue 13); select: ui/select_tool.py (issue 14)
 MIN_SIZE, MAX_SIZE = 1, 500
 
 
@@ -49,6 +57,7 @@ class ToolController(QObject):
         self.tool = "brush"
         self.size = 20.0
         self.band = 10
+        self.smart_band = False  # GrabCut band follows the edge (issue 13)
         self.rect: tuple[int, int, int, int] | None = None  # x, y, w, h for GrabCut
         self._brush: Brush | None = None
         self._rect_start: tuple[float, float] | None = None
@@ -99,15 +108,17 @@ class ToolController(QObject):
     def _sync_canvas(self) -> None:
         for canvas in self.canvases:
             canvas.set_brush_size(self.size)
-            canvas.set_show_brush(self.tool in ("brush", "eraser"))
+            canvas.set_show_brush(self.tool in ("brush", "eraser", "refine"))
         self.changed.emit()
 
     def paint_value(self):
+        if self.tool == "refine":
+            return "refine"
         return "erase" if self.tool == "eraser" else VALUES[self.value]
 
     # -- mouse ---------------------------------------------------------------------------------------
     def _press(self, x: float, y: float, _button) -> None:
-        if self.tool in ("brush", "eraser"):
+        if self.tool in ("brush", "eraser", "refine"):
             self._brush = Brush(self.document, self.paint_value(), self.size)
             self._brush.press(x, y)
         elif self.tool == "fill":
@@ -153,7 +164,7 @@ class ToolController(QObject):
         image = self.document.image
         tri = self.document.trimap.copy()
         fg, bg = tri == FOREGROUND, tri == BACKGROUND
-        rect, band = self.rect, self.band
+        rect, band, smart = self.rect, self.band, self.smart_band
         if rect is None and not fg.any():
             from mattestudio.errors import TrimapError
 
@@ -161,7 +172,7 @@ class ToolController(QObject):
                 "draw a rectangle around the subject (R) or paint some foreground (F) first"
             )
         return lambda: trimap_ops.grabcut(
-            image, rect, fg if fg.any() else None, bg if bg.any() else None, band
+            image, rect, fg if fg.any() else None, bg if bg.any() else None, band, smart=smart
         )
 
     def trimap_from_alpha(self) -> bool:
@@ -217,6 +228,12 @@ class ToolPanel(QWidget):
                     "Fill the connected region under the click with the chosen value (G)",
                 ),
                 ("rect", "Rectangle", "Drag a box around the subject: GrabCut makes a trimap (R)"),
+                (
+                    "refine",
+                    "Refine",
+                    "Paint over hair or a soft edge: only pixels with an edge or mixed colours "
+                    "under the brush become unknown, flat areas keep their value (H)",
+                ),
             )
         ):
             b = setp(QToolButton(), text=text, checkable=True, toolTip=tip)
@@ -268,6 +285,13 @@ class ToolPanel(QWidget):
         self.clear_button = setp(
             QPushButton("Clear trimap"), toolTip="Everything unknown (undoable)"
         )
+        self.smart_check = setp(  # issue 13
+            QCheckBox("Smart band"),
+            toolTip="GrabCut's band follows the edge: thin (a third of the width) on hard "
+            "edges, up to twice as wide on hair and fur",
+        )
+        self.smart_check.toggled.connect(lambda on: setattr(controller, "smart_band", on))
+        av.addWidget(self.smart_check)
         for b in (self.grabcut_button, self.from_alpha_button, self.clear_button):
             av.addWidget(b)
         self.band_slider.valueChanged.connect(controller.set_band)

@@ -5,6 +5,7 @@ Functions over a MainWindow, kept apart so the window module stays composition o
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from PySide6.QtGui import QColor
@@ -25,11 +26,16 @@ def snapshot(win) -> dict:
         "brush_size": win.tools.size,
         "band": win.tools.band,
         "view": win.canvas.mode,
+        "edges": win.document.edges.to_dict(),  # issue 13: edge adjustments
     }
 
 
 def apply(win, s: dict) -> None:
     """Apply a project's settings to the window."""
+    from mattestudio.core.edges import EdgeAdjustmentError, EdgeAdjustments  # issue 13
+
+    with contextlib.suppress(EdgeAdjustmentError):  # issue 13: a bad value keeps the defaults
+        win.document.set_edges(EdgeAdjustments.from_dict(s.get("edges")))
     if s.get("engine"):
         win.engine_panel.set_engine(str(s["engine"]))
         win.engine_panel.set_params(s.get("params") or {})
