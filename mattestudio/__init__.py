@@ -9,7 +9,7 @@
 
 __version__ = "0.1.0"
 
-__all__ = ["MattestudioError", "MattingResult", "__version__", "matte"]
+__all__ = ["MattestudioError", "MattingResult", "__version__", "batch", "matte"]
 
 
 def __getattr__(name):
@@ -18,6 +18,10 @@ def __getattr__(name):
         from mattestudio.api import matte
 
         return matte
+    if name == "batch":
+        from mattestudio.api import batch
+
+        return batch
     if name == "MattingResult":
         from mattestudio.types import MattingResult
 

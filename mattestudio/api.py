@@ -1,4 +1,5 @@
-"""The Python API: ``mattestudio.matte(image, trimap, engine="closed-form", **params)``."""
+"""The Python API: ``mattestudio.matte(image, trimap, engine="closed-form", **params)`` for one
+image, ``mattestudio.batch(images_dir, out_dir, ...)`` for a folder."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mattestudio import batching
 from mattestudio.core import io
 from mattestudio.core import trimap as trimap_ops
 from mattestudio.engines import registry
@@ -35,11 +37,40 @@ def matte(
     Returns a MattingResult with ``.alpha`` (float32 H x W in [0, 1]) and ``.foreground``
     (float32 H x W x 3). Raises a MattestudioError subclass with a readable message on bad input.
     """
-    img = io.load_image(image)
-    tri = trimap_ops.load(
-        trimap, img.shape, image_source=None if isinstance(image, np.ndarray) else image
-    )
+    if isinstance(image, np.ndarray):
+        img = io.load_image(image)
+        tri = trimap_ops.load(trimap, img.shape)
+    else:  # the trimap first: it is refused before a huge image is decoded
+        tri = trimap_ops.load(trimap, io.image_size(image), image_source=image)
+        img = io.load_image(image)
     eng = registry.create(engine, **params)
     return run_matting(
         eng, img, tri, estimate_foreground=estimate_foreground, progress=progress, cancel=cancel
     )
+
+
+def batch(
+    images_dir: str | Path,
+    out_dir: str | Path,
+    trimaps_dir: str | Path | None = None,
+    engine: str = registry.DEFAULT_ENGINE,
+    *,
+    cutout: bool = False,
+    alpha_bits: int = 8,
+    overwrite: bool = False,
+    **params,
+) -> batching.Summary:
+    """Matte every image of ``images_dir`` with its trimap into ``out_dir`` (``NAME_alpha.png``,
+    and ``NAME_cutout.png`` with ``cutout=True``), like ``mattestudio batch``.
+
+    Trimaps are matched by file name stem in ``trimaps_dir`` (default: ``NAME_trimap.*`` next to
+    the image). Images whose outputs exist are skipped unless ``overwrite``. A bad image does not
+    stop the run: the returned Summary lists every outcome (``summary.failures`` name the files,
+    ``summary.line()`` is the closing line). Raises MattestudioError only for problems that stop
+    everything (a missing folder, an unwritable output folder, an unknown engine).
+    """
+    options = batching.BatchOptions(
+        engine=engine, params=params, cutout=cutout, alpha_bits=alpha_bits, overwrite=overwrite
+    )
+    trimaps = images_dir if trimaps_dir is None else trimaps_dir
+    return batching.run(images_dir, trimaps, out_dir, options)

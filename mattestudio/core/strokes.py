@@ -140,7 +140,11 @@ def fill_at(trimap: np.ndarray, x: float, y: float, value: int, before_change=No
 # -- stroke records ---------------------------------------------------------------------------------
 
 
-def _xy(p) -> tuple[float, float]:
+def _xy(p) -> list[float]:
+    return [float(p[0]), float(p[1])]
+
+
+def _point(p) -> tuple[float, float]:
     return (float(p[0]), float(p[1]))
 
 
@@ -199,11 +203,11 @@ def replay(records, shape: tuple[int, int], base_trimap: np.ndarray | None = Non
         tool = rec.get("tool") if isinstance(rec, dict) else None
         if tool == "brush":
             value = base if rec["value"] == "erase" else int(rec["value"])
-            points = [_xy(p) for p in rec["points"]]
+            points = [_point(p) for p in rec["points"]]
             for a, b in zip(points[:1] + points[:-1], points):  # the first disc, then each segment
                 paint_segment(out, a, b, float(rec["size"]), value)
         elif tool == "fill":
-            fill_at(out, *_xy(rec["seed"]), int(rec["value"]))
+            fill_at(out, *_point(rec["seed"]), int(rec["value"]))
         elif tool == "set":
             raise ValueError(
                 f"record {i} replaces the whole trimap ({rec.get('source')!r}); "
