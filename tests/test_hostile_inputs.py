@@ -235,3 +235,21 @@ def test_pymatting_prints_stay_off_stdout(tmp_path, capsys, monkeypatch):
     assert code == 0 and out.exists()
     assert "PERFORMANCE" not in stdout and "Cholesky" not in stdout
     assert stdout.splitlines()[0] == str(out)
+
+
+def test_eval_engine_error_names_the_file(tmp_path, capsys):
+    ds = tmp_path / "ds"
+    for sub in ("input", "gt", "trimap1"):
+        (ds / sub).mkdir(parents=True)
+    tri = np.full((2, 30), 128, np.uint8)
+    tri[:, 0] = 0
+    io.save_rgb(ds / "input" / "thin.png", np.full((2, 30, 3), 0.5, np.float32))
+    io.save_alpha(ds / "gt" / "thin.png", np.full((2, 30), 0.5, np.float32))
+    io.save_trimap(ds / "trimap1" / "thin.png", tri)
+    code = main(["eval", str(ds), "--engine", "closed-form"])
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert err.strip() == (
+        f"mattestudio: {ds / 'input' / 'thin.png'}: image is 30x2 pixels; matting needs at "
+        "least 3 pixels on each side"
+    )
