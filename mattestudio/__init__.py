@@ -9,7 +9,14 @@
 
 __version__ = "0.1.0"
 
-__all__ = ["MattestudioError", "MattingResult", "__version__", "matte", "trimap_from_prompts"]
+__all__ = [
+    "MattestudioError",
+    "MattingResult",
+    "__version__",
+    "batch",
+    "matte",
+    "trimap_from_prompts",
+]
 
 
 def __getattr__(name):
@@ -22,6 +29,10 @@ def __getattr__(name):
         from mattestudio.api import trimap_from_prompts
 
         return trimap_from_prompts
+    if name == "batch":
+        from mattestudio.api import batch
+
+        return batch
     if name == "MattingResult":
         from mattestudio.types import MattingResult
 

@@ -1,4 +1,5 @@
-"""The Python API: ``mattestudio.matte(image, trimap, engine="closed-form", **params)``."""
+"""The Python API: ``mattestudio.matte(image, trimap, engine="closed-form", **params)`` for one
+image, ``mattestudio.batch(images_dir, out_dir, ...)`` for a folder."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mattestudio import batching
 from mattestudio.core import io
 from mattestudio.core import trimap as trimap_ops
 from mattestudio.core.edges import LIMITS, EdgeAdjustments
@@ -15,6 +17,15 @@ from mattestudio.pipeline import run_matting
 from mattestudio.types import CancelToken, MattingResult, ProgressFn
 
 ImageLike = str | Path | np.ndarray
+
+
+def _edges(edges: EdgeAdjustments | Mapping | None, params: dict) -> EdgeAdjustments | None:
+    """Edge adjustments from ``edges`` and the edge keywords, which are taken out of ``params``."""
+    edge_kw = {k: params.pop(k) for k in list(params) if k in LIMITS}
+    if edges is None or isinstance(edges, EdgeAdjustments):
+        base = edges or EdgeAdjustments()
+        return base.replace(**edge_kw) if edge_kw else edges
+    return EdgeAdjustments.from_dict({**dict(edges), **edge_kw})
 
 
 def matte(
@@ -41,16 +52,13 @@ def matte(
     Returns a MattingResult with ``.alpha`` (float32 H x W in [0, 1]) and ``.foreground``
     (float32 H x W x 3). Raises a MattestudioError subclass with a readable message on bad input.
     """
-    edge_kw = {k: params.pop(k) for k in list(params) if k in LIMITS}
-    if edges is None or isinstance(edges, EdgeAdjustments):
-        base = edges or EdgeAdjustments()
-        edges = base.replace(**edge_kw) if edge_kw else edges
-    else:
-        edges = EdgeAdjustments.from_dict({**dict(edges), **edge_kw})
-    img = io.load_image(image)
-    tri = trimap_ops.load(
-        trimap, img.shape, image_source=None if isinstance(image, np.ndarray) else image
-    )
+    edges = _edges(edges, params)
+    if isinstance(image, np.ndarray):
+        img = io.load_image(image)
+        tri = trimap_ops.load(trimap, img.shape)
+    else:  # the trimap first: it is refused before a huge image is decoded
+        tri = trimap_ops.load(trimap, io.image_size(image), image_source=image)
+        img = io.load_image(image)
     eng = registry.create(engine, **params)
     if edges is not None and edges.decontaminate == 0:
         estimate_foreground = False  # the photo's own colours: no estimate needed
@@ -101,3 +109,37 @@ def trimap_from_prompts(
     if sel.method == "grabcut":
         warnings.warn(f"mattestudio: {sel.note}", RuntimeWarning, stacklevel=2)
     return tri
+
+
+def batch(
+    images_dir: str | Path,
+    out_dir: str | Path,
+    trimaps_dir: str | Path | None = None,
+    engine: str = registry.DEFAULT_ENGINE,
+    *,
+    cutout: bool = False,
+    alpha_bits: int = 8,
+    overwrite: bool = False,
+    edges: EdgeAdjustments | Mapping | None = None,
+    **params,
+) -> batching.Summary:
+    """Matte every image of ``images_dir`` with its trimap into ``out_dir`` (``NAME_alpha.png``,
+    and ``NAME_cutout.png`` with ``cutout=True``), like ``mattestudio batch``.
+
+    Trimaps are matched by file name stem in ``trimaps_dir`` (default: ``NAME_trimap.*`` next to
+    the image). Images whose outputs exist are skipped unless ``overwrite``. A bad image does not
+    stop the run: the returned Summary lists every outcome (``summary.failures`` name the files,
+    ``summary.line()`` is the closing line). Raises MattestudioError only for problems that stop
+    everything (a missing folder, an unwritable output folder, an unknown engine).
+    ``edges`` and the edge keywords (``feather=2``, ...) work as in :func:`matte`.
+    """
+    options = batching.BatchOptions(
+        engine=engine,
+        params=params,
+        cutout=cutout,
+        alpha_bits=alpha_bits,
+        overwrite=overwrite,
+        edges=_edges(edges, params),
+    )
+    trimaps = images_dir if trimaps_dir is None else trimaps_dir
+    return batching.run(images_dir, trimaps, out_dir, options)

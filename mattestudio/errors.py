@@ -44,3 +44,31 @@ class Cancelled(MattestudioError):
 
     def __init__(self, message: str = "cancelled"):
         super().__init__(message)
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """True for Ctrl-C, also when numba-compiled code (pymatting's kernels) turned the
+    KeyboardInterrupt into "SystemError: ... returned a result with an exception set"."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def naming_file(exc: Exception, path: str | Path, engine: str) -> MattestudioError:
+    """``exc`` (raised while matting the image at ``path``) as one line that names the file.
+
+    An error that names its own file (e.g. the trimap's) is kept; an engine's own exception (a
+    solver that fails on an odd image) becomes "FILE: engine NAME failed: ...".
+    """
+    if isinstance(exc, MattestudioError):
+        if exc.path is not None:
+            return exc
+        return type(exc)(exc.reason, path) if type(exc) is not Cancelled else exc
+    if isinstance(exc, MemoryError):
+        return MattestudioError("out of memory; try a smaller image or a lighter engine", path)
+    return MattestudioError(f"engine {engine} failed: {type(exc).__name__}: {exc}", path)

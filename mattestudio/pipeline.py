@@ -12,9 +12,12 @@ import numpy as np
 from mattestudio.core import edges as edge_ops
 from mattestudio.core import trimap as trimap_ops
 from mattestudio.engines.base import MattingEngine
-from mattestudio.errors import TrimapError
+from mattestudio.errors import MattestudioError, TrimapError
 from mattestudio.progress import scaled
 from mattestudio.types import CancelToken, MattingResult, ProgressFn
+
+#: Smallest image side any engine can solve.
+MIN_SIDE = 3
 
 
 def run_matting(
@@ -39,6 +42,13 @@ def run_matting(
     ``edges``: edge adjustments applied last (CLI, API). The editor leaves them out and applies
     them to the preview and its exports instead, so a slider change never re-runs the engine.
     """
+    h, w = image.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        # Every engine needs whole 3x3 windows (closed-form "not positive definite", KNN and
+        # large-kernel crash); a sliver of an image has no edge to matte anyway.
+        raise MattestudioError(
+            f"image is {w}x{h} pixels; matting needs at least {MIN_SIDE} pixels on each side"
+        )
     if trimap.shape != image.shape[:2]:
         h, w = image.shape[:2]
         th, tw = trimap.shape

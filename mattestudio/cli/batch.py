@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from mattestudio.cli.common import (
     add_edge_options,
@@ -18,12 +17,16 @@ def register(sub) -> None:
         "batch",
         help="matte every image of a folder",
         description="Matte every image in IMAGES_DIR with the trimap of the same name (any image "
-        "extension) in --trimaps. Finished outputs are skipped on a re-run; a bad image "
-        "is reported and the rest go on.",
+        "extension) in --trimaps. Trimaps and outputs of earlier runs (NAME_trimap, NAME_alpha, "
+        "NAME_cutout) are not matted. Finished outputs are skipped on a re-run, and batches "
+        "sharing an output folder share the work; a bad image is reported with its file name, "
+        "the rest go on, and the exit status is 1 if any failed.",
     )
     p.add_argument("images", help="folder of input images")
     p.add_argument(
-        "--trimaps", required=True, help="folder of trimaps, matched to images by file name stem"
+        "--trimaps",
+        help="folder of trimaps, matched to images by file name stem (NAME.png or "
+        "NAME_trimap.png); default: the image folder (NAME_trimap.png next to NAME.png)",
     )
     p.add_argument("--out", required=True, help="output folder (created if missing)")
     add_engine_options(p)
@@ -39,67 +42,35 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _index(folder: Path) -> dict[str, Path]:
-    from mattestudio.core.io import IMAGE_SUFFIXES
-
-    return {
-        p.stem: p
-        for p in sorted(folder.iterdir())
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    }
-
-
 def run(args) -> int:
     from tqdm import tqdm
 
-    from mattestudio.core import io
-    from mattestudio.core import trimap as trimap_ops
-    from mattestudio.errors import MattestudioError
-    from mattestudio.pipeline import run_matting
+    from mattestudio import batching as batch
+    from mattestudio.cli.common import engine_params
 
-    images_dir, trimaps_dir, out_dir = Path(args.images), Path(args.trimaps), Path(args.out)
-    for folder, what in ((images_dir, "image folder"), (trimaps_dir, "trimap folder")):
-        if not folder.is_dir():
-            raise MattestudioError(f"{what} not found", folder)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise MattestudioError(f"cannot create the output folder: {exc.strerror}", out_dir) from exc
-    images = _index(images_dir)
-    if not images:
-        raise MattestudioError("no images (png, jpg, tif, webp, bmp) in this folder", images_dir)
-    trimaps = _index(trimaps_dir)
+    options = batch.BatchOptions(
+        engine=args.engine,
+        params=engine_params(args),
+        cutout=args.cutout,
+        alpha_bits=args.alpha_bits,
+        overwrite=args.overwrite,
+        edges=edge_adjustments(args),
+    )
+    trimaps = args.trimaps if args.trimaps is not None else args.images
+    plan = batch.plan(args.images, trimaps, args.out, options)
+    batch.check_output_folder(plan.out_dir)  # before any solve
     engine = make_engine(args)
-
-    done = skipped = 0
-    failures: list[str] = []
-    bar = tqdm(images.items(), desc="matting", unit="image", disable=args.quiet, file=sys.stderr)
-    for stem, image_path in bar:
-        outs = [out_dir / f"{stem}_alpha.png"] + (
-            [out_dir / f"{stem}_cutout.png"] if args.cutout else []
-        )
-        if not args.overwrite and all(o.exists() for o in outs):
-            skipped += 1
-            continue
-        try:
-            if stem not in trimaps:
-                raise MattestudioError(f"no trimap named {stem}.* in {trimaps_dir}", image_path)
-            image = io.load_image(image_path)
-            tri = trimap_ops.load(trimaps[stem], image.shape, image_source=image_path)
-            result = run_matting(
-                engine, image, tri, estimate_foreground=args.cutout, edges=edge_adjustments(args)
-            )
-            io.save_alpha(outs[0], result.alpha, bits=args.alpha_bits)
-            if args.cutout:
-                io.save_rgba(outs[1], result.foreground, result.alpha)
-            done += 1
-        except MattestudioError as exc:
-            failures.append(str(exc))
-            bar.write(f"mattestudio: {exc}", file=sys.stderr)
-        finally:
-            engine.reset()  # free the per-image cache before the next image
-    bar.close()
-    print(f"{done} done, {skipped} skipped (already done), {len(failures)} failed")
-    for f in failures:
-        print(f"  failed: {f}")
-    return 1 if failures else 0
+    summary = batch.Summary(ignored=len(plan.ignored))
+    for job in plan.finished:
+        summary.add(batch.ImageOutcome(job.image, "skipped"))
+    bar = tqdm(plan.todo, desc="matting", unit="image", disable=args.quiet, file=sys.stderr)
+    try:
+        for job in bar:
+            outcome = batch.process_one(job, engine, options)
+            summary.add(outcome)
+            if outcome.status == "failed":
+                bar.write(f"mattestudio: {outcome.message}", file=sys.stderr)
+    finally:
+        bar.close()
+    print(summary.line())
+    return summary.exit_code

@@ -39,7 +39,7 @@ def evaluate(
 
     from mattestudio.core import io, metrics
     from mattestudio.core import trimap as trimap_ops
-    from mattestudio.errors import MattestudioError
+    from mattestudio.errors import MattestudioError, is_interrupt, naming_file
     from mattestudio.pipeline import run_matting
 
     inputs, gts, tris = dataset / "input", dataset / "gt", dataset / trimap_folder
@@ -56,11 +56,16 @@ def evaluate(
         raise MattestudioError("no images in input/", dataset)
     rows = []
     for name in names:
+        tri = trimap_ops.load(tris / name, io.image_size(inputs / name), image_source=inputs / name)
         image = io.load_image(inputs / name)
-        tri = trimap_ops.load(tris / name, image.shape, image_source=inputs / name)
         gt = io.load_gray(gts / name)
         start = time.perf_counter()
-        result = run_matting(engine, image, tri, estimate_foreground=False)
+        try:
+            result = run_matting(engine, image, tri, estimate_foreground=False)
+        except Exception as exc:  # every engine error names the file
+            if is_interrupt(exc):
+                raise KeyboardInterrupt from None
+            raise naming_file(exc, inputs / name, engine.info.name) from exc
         seconds = time.perf_counter() - start
         engine.reset()
         pred8 = io.to_uint(result.alpha)

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from mattestudio import __version__
-from mattestudio.errors import MattestudioError
+from mattestudio.errors import MattestudioError, is_interrupt
 
 # Subcommand modules, each with register(subparsers) that sets a `func(args) -> int` default.
 COMMAND_MODULES = (
@@ -99,6 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     except Exception as exc:  # a bug: still one line unless --debug
+        if is_interrupt(exc):  # Ctrl-C inside numba-compiled code arrives as a SystemError
+            print("mattestudio: interrupted", file=sys.stderr)
+            return 130
         if debug:
             raise
         print(

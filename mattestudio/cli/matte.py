@@ -64,7 +64,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from mattestudio.core import compositing, io
-    from mattestudio.errors import MattestudioError
+    from mattestudio.errors import MattestudioError, is_interrupt, naming_file
     from mattestudio.pipeline import run_matting
 
     if args.composite is None and args.background != "checker":
@@ -91,14 +91,19 @@ def run(args) -> int:
         h, w = image.shape[:2]
         background = compositing.background_array(args.background, h, w, original=image)
     engine = make_engine(args)
-    result = run_matting(
-        engine,
-        image,
-        tri,
-        estimate_foreground=bool(args.cutout or args.composite) and edges.decontaminate > 0,
-        progress=stderr_progress(args.quiet),
-        edges=edges,
-    )
+    try:
+        result = run_matting(
+            engine,
+            image,
+            tri,
+            estimate_foreground=bool(args.cutout or args.composite) and edges.decontaminate > 0,
+            progress=stderr_progress(args.quiet),
+            edges=edges,
+        )
+    except Exception as exc:  # every engine error names the file
+        if is_interrupt(exc):
+            raise KeyboardInterrupt from None
+        raise naming_file(exc, args.image, args.engine) from exc
     written = []
     if args.alpha:
         written.append(io.save_alpha(args.alpha, result.alpha, bits=args.alpha_bits))
@@ -147,8 +152,10 @@ def _inputs(args):
             raise MattestudioError(
                 "--trimap is required (or give a .mattestudio project instead of an image)"
             )
+        # The trimap is checked against the image's header first: a trimap that does not fit or
+        # has nothing to solve is refused before a huge image is decoded.
+        tri = trimap_ops.load(args.trimap, io.image_size(args.image), image_source=args.image)
         image = io.load_image(args.image)
-        tri = trimap_ops.load(args.trimap, image.shape, image_source=args.image)
     if args.engine is None:
         from mattestudio.engines.registry import DEFAULT_ENGINE
 

@@ -94,6 +94,51 @@ def _cv2_orients_tiff() -> bool:
     return arr is not None and arr.shape[:2] == (2, 1)
 
 
+def image_size(path: PathLike) -> tuple[int, int]:
+    """(height, width) of an image file as it will load (EXIF orientation applied), read from its
+    header without decoding a pixel, so that a trimap can be checked before a huge image is decoded.
+    Raises ImageLoadError like read_image_array (missing, not an image, over the pixel limit)."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.exists():
+        raise ImageLoadError("file not found", path)
+    if path.is_dir():
+        raise ImageLoadError("is a folder, not an image file", path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            old_limit = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None  # our own limit applies below
+            try:
+                with Image.open(path) as im:
+                    w, h = im.size
+                    try:
+                        orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1))
+                    except Exception:  # a broken EXIF block: read_image_array ignores it too
+                        orientation = 1
+            finally:
+                Image.MAX_IMAGE_PIXELS = old_limit
+    except UnidentifiedImageError as exc:
+        raise ImageLoadError(
+            "not an image, or a format that cannot be read "
+            f"(supported: {', '.join(s[1:] for s in IMAGE_SUFFIXES)})",
+            path,
+        ) from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageLoadError(f"corrupt or truncated image ({exc})", path) from exc
+    if w == 0 or h == 0:
+        raise ImageLoadError("image is empty (0 pixels)", path)
+    limit = max_pixels()
+    if w * h > limit:
+        raise ImageLoadError(
+            f"image is {w}x{h} = {w * h:,} pixels, over the limit of {limit:,} pixels "
+            "(set MATTESTUDIO_MAX_PIXELS to raise it)",
+            path,
+        )
+    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
+
+
 def read_image_array(path: PathLike) -> np.ndarray:
     """Decode an image file to a numpy array as stored (uint8 or uint16), EXIF orientation applied.
 

@@ -43,6 +43,12 @@ FORMAT_NAME = "mattestudio-project"
 FORMAT_VERSION = 1
 AUTOSAVE_ENV = "MATTESTUDIO_AUTOSAVE_DIR"
 
+# Largest JSON members read (a zip bomb must be refused before it is inflated). Settings are a few
+# kilobytes; a stroke log of a long session is a few megabytes.
+MAX_MANIFEST_BYTES = 1 << 20
+MAX_SETTINGS_BYTES = 16 << 20
+MAX_STROKES_BYTES = 64 << 20
+
 
 class ProjectError(ImageLoadError):
     """A project file cannot be opened (corrupt, truncated, incomplete, newer format)."""
@@ -194,19 +200,54 @@ def save_project(path: PathLike, state: ProjectState) -> Path:
 # Loading
 
 
+def _read_member(zf: zipfile.ZipFile, name: str, path: Path, limit: int) -> bytes:
+    """A member's bytes, refused before inflating when it would inflate to more than ``limit``.
+
+    The size in the zip's directory is checked first; the read itself stops at ``limit + 1``
+    bytes too, so a directory that lies about the size cannot make us inflate a bomb either.
+    """
+    size = zf.getinfo(name).file_size
+    if size > limit:
+        raise ProjectError(
+            f"{name} in the project inflates to {size:,} bytes, more than the {limit:,} it can "
+            "need (a damaged or hostile file; a zip bomb?)",
+            path,
+        )
+    with zf.open(name) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ProjectError(
+            f"{name} in the project inflates to more than the {limit:,} bytes it can need "
+            "(a damaged or hostile file; a zip bomb?)",
+            path,
+        )
+    return data
+
+
+def _png_limit(shape: tuple) -> int:
+    """Most bytes a PNG of ``shape`` can take: 16-bit samples with one alpha channel, a filter
+    byte per row, stored (uncompressed) deflate blocks, and 1 MiB of chunks and metadata."""
+    h, w = shape[:2]
+    channels = (shape[2] if len(shape) == 3 else 1) + 1
+    raw = h * (w * channels * 2 + 1)
+    return raw + raw // 1000 + (1 << 20)
+
+
 def _decode(zf: zipfile.ZipFile, name: str, path: Path, shape: tuple) -> np.ndarray:
     import cv2
 
-    data = zf.read(name)
-    # Check the PNG header's size before decoding, so a forged member cannot make us allocate
-    # far more than the manifest announced.
-    if data[:8] != b"\x89PNG\r\n\x1a\n" or len(data) < 24:
+    # The PNG header is checked against the manifest's size before the member is inflated, so
+    # a forged member cannot make us allocate far more than the manifest announced.
+    with zf.open(name) as f:
+        head = f.read(24)
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or len(head) < 24 or head[12:16] != b"IHDR":
         raise ProjectError(f"{name} in the project is not a PNG image", path)
-    pw, ph = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    pw, ph = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
     if (ph, pw) != tuple(shape[:2]):
         raise ProjectError(
             f"{name} in the project is {pw}x{ph} but the image is {shape[1]}x{shape[0]}", path
         )
+    data = _read_member(zf, name, path, _png_limit(shape))
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is None:
         raise ProjectError(f"{name} in the project is corrupt (cannot decode it)", path)
@@ -249,6 +290,8 @@ def load_project(path: PathLike) -> ProjectState:
         ) from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ProjectError(f"the project's JSON is corrupt ({exc})", path) from exc
+    except RecursionError as exc:  # "[[[[..." nested deeper than the parser can follow
+        raise ProjectError("the project's JSON is nested too deeply to read", path) from exc
     except (OSError, EOFError, zipfile.LargeZipFile, ValueError) as exc:
         raise ProjectError(f"cannot read the project ({exc})", path) from exc
 
@@ -257,7 +300,7 @@ def _load(zf: zipfile.ZipFile, path: Path) -> ProjectState:
     names = set(zf.namelist())
     if "manifest.json" not in names:
         raise ProjectError("not a mattestudio project (no manifest.json)", path)
-    manifest = json.loads(zf.read("manifest.json"))
+    manifest = json.loads(_read_member(zf, "manifest.json", path, MAX_MANIFEST_BYTES))
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise ProjectError("not a mattestudio project (unknown manifest format)", path)
     version = manifest.get("version")
@@ -290,9 +333,9 @@ def _load(zf: zipfile.ZipFile, path: Path) -> ProjectState:
         alpha = _io.as_gray_float(_decode(zf, "alpha.png", path, (h, w)))
     if "foreground.png" in members:
         foreground = _io.as_rgb_float(_decode(zf, "foreground.png", path, (h, w, 3)))
-    settings = json.loads(zf.read("settings.json"))
+    settings = json.loads(_read_member(zf, "settings.json", path, MAX_SETTINGS_BYTES))
     if "strokes.json" in members:
-        strokes = json.loads(zf.read("strokes.json"))
+        strokes = json.loads(_read_member(zf, "strokes.json", path, MAX_STROKES_BYTES))
         if not isinstance(strokes, list) or not all(isinstance(r, dict) for r in strokes):
             raise ProjectError("strokes.json in the project is not a list of stroke records", path)
     return ProjectState(

@@ -6,7 +6,11 @@ after every iteration; the callback raises Cancelled, which unwinds out of the s
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import math
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -40,6 +44,20 @@ _RADIUS = Param(
 )
 
 
+@contextlib.contextmanager
+def _printed_to_log() -> Iterator[None]:
+    """pymatting prints its "PERFORMANCE WARNING" (an incomplete-Cholesky retry) with print():
+    keep it off stdout, where the CLI lists the files it wrote; it goes to the log instead."""
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer):
+            yield
+    finally:
+        text = buffer.getvalue().strip()
+        if text:
+            logging.getLogger(__name__).info("pymatting: %s", " ".join(text.split()))
+
+
 def _cg_callback(rtol: float, progress: ProgressFn | None, cancel: CancelToken | None, label: str):
     """A pymatting cg callback that reports progress on a log scale of the residual and honours cancel.
 
@@ -71,14 +89,21 @@ class PymattingEngine(EngineBase):
     laplacian_params: tuple[str, ...] = ()
 
     def _laplacian_kwargs(self) -> dict:
-        return {name: self.params[name] for name in self.laplacian_params}
+        kwargs = {name: self.params[name] for name in self.laplacian_params}
+        if "radius" in kwargs and self._image64 is not None:
+            # A window must fit in the image (pymatting asserts it): on a small image the windows
+            # shrink to the largest that fits.
+            side = min(self._image64.shape[:2])
+            kwargs["radius"] = max(1, min(int(kwargs["radius"]), (side - 1) // 2))
+        return kwargs
 
     def _call(self, image, tri_f, cg_kwargs):
         import pymatting
 
-        return getattr(pymatting, self.estimator)(
-            image, tri_f, laplacian_kwargs=self._laplacian_kwargs(), cg_kwargs=cg_kwargs
-        )
+        with _printed_to_log():
+            return getattr(pymatting, self.estimator)(
+                image, tri_f, laplacian_kwargs=self._laplacian_kwargs(), cg_kwargs=cg_kwargs
+            )
 
     def predict(
         self,
@@ -162,16 +187,16 @@ class KnnEngine(PymattingEngine):
 
     def _laplacian_kwargs(self) -> dict:
         try:
-            return {
-                "n_neighbors": [
-                    int(v) for v in str(self.params["n_neighbors"]).split(",") if v.strip()
-                ]
-            }
+            counts = [int(v) for v in str(self.params["n_neighbors"]).split(",") if v.strip()]
         except ValueError:
             raise MattestudioError(
                 f"parameter n_neighbors: {self.params['n_neighbors']!r} is not a "
                 "comma-separated list of whole numbers"
             ) from None
+        if self._image64 is not None:  # a tiny image has fewer pixels than neighbours asked for
+            pixels = self._image64.shape[0] * self._image64.shape[1]
+            counts = [max(1, min(k, pixels - 1)) for k in counts]
+        return {"n_neighbors": counts}
 
 
 class LargeKernelEngine(PymattingEngine):
@@ -203,6 +228,20 @@ class LargeKernelEngine(PymattingEngine):
     )
     estimator = "estimate_alpha_lkm"
     laplacian_params = ("epsilon", "radius")
+
+    def _laplacian_kwargs(self) -> dict:
+        kwargs = super()._laplacian_kwargs()
+        if self._image64 is not None:
+            # pymatting box-filters the (side - 2r) valid windows again: side >= 4r + 1.
+            h, w = self._image64.shape[:2]
+            fits = (min(h, w) - 1) // 4
+            if fits < 1:
+                raise MattestudioError(
+                    f"{self.info.display_name} needs at least 5 pixels on each side; the image is "
+                    f"{w}x{h} (use closed-form for it)"
+                )
+            kwargs["radius"] = min(kwargs["radius"], fits)
+        return kwargs
 
 
 def _rw_laplacian(image: np.ndarray, sigma: float, regularization: float = 1e-8):

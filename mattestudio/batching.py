@@ -1,0 +1,381 @@
+"""Batch matting, one image at a time, reusable by the CLI, the Python API and distributed workers.
+
+The steps are separate so that a scheduler (e.g. a Dask worker per image) can call them itself:
+
+- :func:`plan` finds the images of a folder, pairs each with its trimap, leaves out files that are
+  trimaps or outputs of an earlier run (what ``mattestudio sample`` writes) and images whose
+  outputs exist;
+- :func:`check_output_folder` proves the output folder writable before anything is solved;
+- :func:`process_one` claims one image (a lock file per image, so concurrent batches on one output
+  folder never redo each other's work), mattes it, writes its outputs atomically and returns an
+  :class:`ImageOutcome` instead of raising, so one bad image never stops the rest;
+- :class:`Summary` counts the outcomes and gives the closing line and exit status.
+
+Only KeyboardInterrupt escapes :func:`process_one` (including the SystemError that numba-compiled
+code turns a Ctrl-C into), so an interrupted run stops at once and leaves only complete files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from mattestudio.errors import MattestudioError, OutputError, is_interrupt, naming_file
+
+if TYPE_CHECKING:
+    from mattestudio.core.edges import EdgeAdjustments
+
+#: Names that mark a file as a trimap or an output, not an input photo: ``sample_trimap.png``,
+#: ``sample_alpha.png``, ``photo_cutout.png``... (a stem ending in one of these after ``_``).
+DERIVED_SUFFIXES = ("trimap", "alpha", "cutout", "composite")
+CLAIM_SUFFIX = ".claim"
+
+Status = Literal["done", "skipped", "busy", "failed"]
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """What to run and what to write for every image."""
+
+    engine: str = "closed-form"
+    params: dict[str, Any] = field(default_factory=dict)
+    cutout: bool = False
+    alpha_bits: int = 8
+    overwrite: bool = False
+    edges: EdgeAdjustments | None = None  # applied after the engine (None: the engine's alpha)
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    """One image to matte: where it comes from and where its outputs go. Picklable."""
+
+    name: str  # the file name stem, shared by the image, its trimap and its outputs
+    image: Path
+    trimap: Path | None  # None: no trimap of that name (reported as a failure)
+    outputs: tuple[Path, ...]  # alpha first, then the cut-out when asked for
+
+    @property
+    def finished(self) -> bool:
+        return all(p.is_file() for p in self.outputs)
+
+
+@dataclass(frozen=True)
+class ImageOutcome:
+    """What happened to one image. ``message`` names the file for a failure."""
+
+    image: Path
+    status: Status
+    message: str = ""
+    outputs: tuple[Path, ...] = ()
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    todo: tuple[ImageJob, ...]
+    finished: tuple[ImageJob, ...]  # outputs already there (skipped unless overwrite)
+    ignored: tuple[Path, ...]  # trimaps and outputs of earlier runs found among the images
+    out_dir: Path
+
+
+@dataclass
+class Summary:
+    outcomes: list[ImageOutcome] = field(default_factory=list)
+    ignored: int = 0
+
+    def add(self, outcome: ImageOutcome) -> None:
+        self.outcomes.append(outcome)
+
+    def count(self, status: Status) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+    @property
+    def failures(self) -> list[ImageOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failures else 0
+
+    def line(self) -> str:
+        text = (
+            f"{self.count('done')} done, {self.count('skipped')} skipped (already done), "
+            f"{self.count('failed')} failed"
+        )
+        if self.count("busy"):
+            text += f", {self.count('busy')} being matted by another batch"
+        if self.ignored:
+            text += f", {self.ignored} trimap or output files not matted"
+        return text
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning
+
+
+def is_derived(path: Path) -> bool:
+    """True for a file whose name says it is a trimap or an output (``x_trimap.png``, ``x_alpha.png``)."""
+    stem = path.stem.lower()
+    return any(stem.endswith("_" + s) or stem.endswith("-" + s) for s in DERIVED_SUFFIXES)
+
+
+def _images_in(folder: Path) -> list[Path]:
+    from mattestudio.core.io import IMAGE_SUFFIXES
+
+    return [
+        p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    ]
+
+
+def output_paths(name: str, out_dir: Path, options: BatchOptions) -> tuple[Path, ...]:
+    alpha = out_dir / f"{name}_alpha.png"
+    return (alpha, out_dir / f"{name}_cutout.png") if options.cutout else (alpha,)
+
+
+def plan(
+    images_dir: str | Path,
+    trimaps_dir: str | Path,
+    out_dir: str | Path,
+    options: BatchOptions | None = None,
+) -> Plan:
+    """Pair every image of ``images_dir`` with the trimap of the same stem in ``trimaps_dir``.
+
+    Files named like trimaps or outputs (``*_trimap``, ``*_alpha``, ``*_cutout``, ...) are not
+    inputs. When the trimaps live in the image folder, ``NAME_trimap.png`` is found too.
+    Raises MattestudioError when a folder is missing or holds no image.
+    """
+    options = options or BatchOptions()
+    images_dir, trimaps_dir, out_dir = Path(images_dir), Path(trimaps_dir), Path(out_dir)
+    for folder, what in ((images_dir, "image folder"), (trimaps_dir, "trimap folder")):
+        if not folder.is_dir():
+            raise MattestudioError(f"{what} not found", folder)
+    files = _images_in(images_dir)
+    inputs = [p for p in files if not is_derived(p)]
+    ignored = tuple(p for p in files if is_derived(p))
+    if not inputs:
+        raise MattestudioError(
+            "no images (png, jpg, tif, webp, bmp) in this folder"
+            + (" other than trimaps and outputs" if ignored else ""),
+            images_dir,
+        )
+    # NAME_trimap.png pairs with NAME anywhere; a plain NAME.png only in a separate trimap folder.
+    trimaps: dict[str, Path] = {}
+    for p in _images_in(trimaps_dir):
+        for tag in ("_trimap", "-trimap"):
+            if p.stem.lower().endswith(tag):
+                trimaps.setdefault(p.stem[: -len(tag)], p)
+    if trimaps_dir.resolve() != images_dir.resolve():
+        trimaps.update({p.stem: p for p in _images_in(trimaps_dir) if not is_derived(p)})
+    todo: list[ImageJob] = []
+    finished: list[ImageJob] = []
+    for p in inputs:
+        job = ImageJob(p.stem, p, trimaps.get(p.stem), output_paths(p.stem, out_dir, options))
+        (finished if job.finished and not options.overwrite else todo).append(job)
+    return Plan(tuple(todo), tuple(finished), ignored, out_dir)
+
+
+def check_output_folder(out_dir: str | Path) -> Path:
+    """Create ``out_dir`` and prove it writable with a real file, before anything is solved."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".mattestudio-write-test-", dir=out_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(
+            f"the output folder is not writable: {exc.strerror or exc}", out_dir
+        ) from exc
+    return out_dir
+
+
+# ---------------------------------------------------------------------------------------------
+# Claims: one lock file per image in the output folder
+
+
+@contextlib.contextmanager
+def claim(job: ImageJob, out_dir: str | Path) -> Iterator[bool]:
+    """Hold the claim on ``job`` while the block runs; yields False when another batch holds it.
+
+    POSIX: an exclusive ``flock`` on ``.NAME.claim``; the kernel drops it when its holder dies, so a
+    crashed or killed batch never leaves a stale claim. Elsewhere: the file is created exclusively
+    and a claim older than an hour, or whose process is gone on this host, is taken over.
+    """
+    path = Path(out_dir) / f".{job.name}{CLAIM_SUFFIX}"
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        with _exclusive_file_claim(path) as held:
+            yield held
+        return
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            yield False
+            return
+        # The holder before us may have removed the file after we opened it: then our lock is on
+        # an orphan inode, and a third batch could lock a new file. Retry on the current file.
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.write(fd, f"{socket.gethostname()} {os.getpid()} {time.time():.0f}\n".encode())
+        yield True
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # while still locked: nobody can be holding it
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _exclusive_file_claim(
+    path: Path, max_age: float = 3600.0
+) -> Iterator[bool]:  # pragma: no cover
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            break
+        except FileExistsError:
+            if _stale(path, max_age):
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+                continue
+            yield False
+            return
+    else:
+        yield False
+        return
+    try:
+        os.write(fd, f"{socket.gethostname()} {os.getpid()} {time.time():.0f}\n".encode())
+        os.close(fd)
+        yield True
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def _stale(path: Path, max_age: float) -> bool:  # pragma: no cover - Windows fallback
+    try:
+        host, pid, _ = path.read_text().split()
+        age = time.time() - path.stat().st_mtime
+    except (OSError, ValueError):
+        return True
+    if age > max_age:
+        return True
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, ValueError):
+        return True
+    return False
+
+
+# ---------------------------------------------------------------------------------------------
+# One image
+
+
+def matte_file(job: ImageJob, engine, options: BatchOptions) -> tuple[Path, ...]:
+    """Matte one image and write its outputs (each atomically). Raises MattestudioError.
+
+    The trimap is read and checked against the image's header before the image is decoded, so a
+    trimap that does not fit, or has nothing to solve, costs no memory for a huge image.
+    """
+    from mattestudio.core import io
+    from mattestudio.core import trimap as trimap_ops
+    from mattestudio.pipeline import run_matting
+
+    if job.trimap is None:
+        raise MattestudioError(f"no trimap named {job.name}.* (or {job.name}_trimap.*)", job.image)
+    shape = io.image_size(job.image)
+    tri = trimap_ops.load(job.trimap, shape, image_source=job.image)
+    image = io.load_image(job.image)
+    try:
+        edges = options.edges
+        result = run_matting(
+            engine,
+            image,
+            tri,
+            estimate_foreground=options.cutout and (edges is None or edges.decontaminate > 0),
+            edges=edges,
+        )
+    finally:
+        engine.reset()  # free the per-image cache before the next image
+    written = [io.save_alpha(job.outputs[0], result.alpha, bits=options.alpha_bits)]
+    if options.cutout:
+        written.append(io.save_rgba(job.outputs[1], result.foreground, result.alpha))
+    return tuple(written)
+
+
+def process_one(job: ImageJob, engine, options: BatchOptions) -> ImageOutcome:
+    """Claim, matte and write one image; never raises for a bad image (only KeyboardInterrupt).
+
+    ``engine`` is an engine instance (``registry.create(options.engine, **options.params)``),
+    reused across images by the caller.
+    """
+    start = time.perf_counter()
+    out_dir = job.outputs[0].parent
+    with claim(job, out_dir) as held:
+        if not held:
+            return ImageOutcome(job.image, "busy")
+        if job.finished and not options.overwrite:
+            return ImageOutcome(job.image, "skipped")  # another batch finished it meanwhile
+        try:
+            written = matte_file(job, engine, options)
+        except BaseException as exc:
+            if is_interrupt(exc):
+                raise KeyboardInterrupt from None
+            if not isinstance(exc, Exception):
+                raise
+            return ImageOutcome(
+                job.image,
+                "failed",
+                str(naming_file(exc, job.image, options.engine)),
+                seconds=time.perf_counter() - start,
+            )
+    return ImageOutcome(job.image, "done", outputs=written, seconds=time.perf_counter() - start)
+
+
+def run(
+    images_dir: str | Path,
+    trimaps_dir: str | Path,
+    out_dir: str | Path,
+    options: BatchOptions | None = None,
+    on_outcome=None,
+) -> Summary:
+    """Plan, check the output folder, then process every image; returns the Summary.
+
+    ``on_outcome(outcome)`` is called after each image (the CLI prints failures and advances its
+    progress bar there). Raises MattestudioError for problems that stop the whole run (missing
+    folder, unwritable output folder, unknown engine); KeyboardInterrupt passes through.
+    """
+    from mattestudio.engines import registry
+
+    options = options or BatchOptions()
+    the_plan = plan(images_dir, trimaps_dir, out_dir, options)
+    check_output_folder(the_plan.out_dir)
+    engine = registry.create(options.engine, **options.params)
+    summary = Summary(ignored=len(the_plan.ignored))
+    for job in the_plan.finished:
+        summary.add(ImageOutcome(job.image, "skipped"))
+        if on_outcome is not None:
+            on_outcome(summary.outcomes[-1])
+    for job in the_plan.todo:
+        summary.add(process_one(job, engine, options))
+        if on_outcome is not None:
+            on_outcome(summary.outcomes[-1])
+    return summary
