@@ -91,7 +91,13 @@ def vitmatte_config(size: str = "tiny"):
         window_size=14,
         out_features=["stage12"],  # type: ignore[call-arg]  # accepted via **kwargs
     )
-    return VitMatteConfig(backbone_config=backbone, hidden_size=width)
+    # lists, as in the published config.json (transformers' tuple defaults fail to build)
+    return VitMatteConfig(
+        backbone_config=backbone,
+        hidden_size=width,
+        convstream_hidden_sizes=[48, 96, 192],
+        fusion_hidden_sizes=[256, 128, 64, 32],
+    )
 
 
 def write_vitmatte_folder(folder, size: str = "tiny", seed: int = 0):
