@@ -76,41 +76,50 @@ def main() -> int:
     all_threads = torch.get_num_threads()
     threads = sorted({1, all_threads})
     embed: dict = {k: [] for k in preds}
+    embed_cpu: dict = {k: [] for k in preds}
     click: dict = {(k, n): [] for k in preds for n in threads}
+    click_cpu: dict = {(k, n): [] for k in preds for n in threads}
     masks: dict = {k: [] for k in preds}
     for k, p in preds.items():  # warm-up: first-call allocations and kernel selection
         p.set_image(image, key=f"warm-{k}")
         p.predict(prompts[0])
     for rep in range(args.reps):
         for k, p in preds.items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             p.set_image(image, key=f"{k}-{rep}")  # a new key: the encoder runs
             embed[k].append(time.perf_counter() - t0)
+            embed_cpu[k].append(time.process_time() - c0)
     for pr in prompts:  # alternate every configuration on every click
         for k, p in preds.items():
             for n in threads:
                 p.click_threads = n
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 r = p.predict(pr)
                 click[k, n].append(time.perf_counter() - t0)
+                click_cpu[k, n].append(time.process_time() - c0)
             masks[k].append(r.mask)
     ious = [
         float((a & b).sum() / max((a | b).sum(), 1)) for a, b in zip(masks["fp32"], masks["bf16"])
     ]
     load2 = os.getloadavg()[0]
     emb = {k: statistics.median(v) for k, v in embed.items()}
+    emb_cpu = {k: statistics.median(v) for k, v in embed_cpu.items()}
     clk = {key: statistics.median(v) for key, v in click.items()}
+    clk_cpu = {key: statistics.median(v) for key, v in click_cpu.items()}
     print(f"SAM 2 benchmark, {w}x{h} ({w * h / 1e6:.2f} MP), {params / 1e6:.1f} M parameters")
     print(f"machine: {summary('torch', 'transformers')}")
     print(f"torch threads {all_threads}; load average {load1:.2f} -> {load2:.2f}")
     print(f"model load (safetensors -> Sam2Model): {load_s:.2f} s")
     print()
+    print("Wall time, with the process's CPU time (all its threads) in brackets: on a busy machine")
+    print("the CPU time of a one-thread click is what it would take on an idle core.")
+    print()
     head = " | ".join(f"click, {n} thread{'s' if n > 1 else ''} (ms)" for n in threads)
     print(f"| precision | embedding, {all_threads} threads (s) | {head} | embedding vs fp32 |")
     print("|---|---|" + "---|" * len(threads) + "---|")
     for k in preds:
-        cells = " | ".join(f"{clk[k, n] * 1000:.0f}" for n in threads)
-        print(f"| {k} | {emb[k]:.2f} | {cells} | {emb[k] / emb['fp32']:.2f}x |")
+        cells = " | ".join(f"{clk[k, n] * 1000:.0f} ({clk_cpu[k, n] * 1000:.0f})" for n in threads)
+        print(f"| {k} | {emb[k]:.2f} ({emb_cpu[k]:.2f}) | {cells} | {emb[k] / emb['fp32']:.2f}x |")
     print()
     for k in preds:
         runs = " ".join(f"{t:.2f}" for t in embed[k])

@@ -115,7 +115,10 @@ class SelectController(QObject):
         def failed(exc) -> None:
             self._set_embedding(False)
             if isinstance(exc, Cancelled):
-                self.message.emit("SAM 2: cancelled; click again to restart")
+                if self.document.image_version != version and not self.prompts.empty:
+                    self.prepare()  # a new image was opened and clicked on meanwhile
+                else:
+                    self.message.emit("SAM 2: cancelled; click again to restart")
                 return
             # An unusable model: say why and fall back so the tool still works.
             self.backend, self.reason = "grabcut", f"SAM 2 failed ({exc})"

@@ -109,3 +109,29 @@ def test_other_tools_paint_again_after_select(window, empty_models, send_mouse):
     c = window.canvas
     _click(c.viewport(), c.image_to_widget(30, 30))
     assert tool.controller.prompts.empty  # the brush painted; the select tool saw nothing
+
+
+def test_sam2_embedding_cancel_then_restart_on_click(window, sam2_model, qtbot, monkeypatch):
+    import threading
+
+    from mattestudio.engines.segment.predictor import Sam2Predictor
+
+    gate = threading.Event()
+    real_load = Sam2Predictor.load.__func__
+
+    def slow_load(cls, *args, **kwargs):
+        gate.wait(10)  # hold the worker until the test has pressed Cancel
+        return real_load(cls, *args, **kwargs)
+
+    monkeypatch.setattr(Sam2Predictor, "load", classmethod(slow_load))
+    tool = _activate(window)
+    ctrl, c = tool.controller, window.canvas
+    assert ctrl.embedding and tool.panel.cancel_button.isVisible()
+    tool.panel.cancel_button.click()
+    gate.set()
+    qtbot.waitUntil(lambda: not ctrl.embedding, timeout=30000)
+    assert "cancelled" in tool.panel.info.text() and not ctrl.ready
+    assert not tool.panel.progress.isVisible()
+    _click(c.viewport(), c.image_to_widget(36, 32))  # a click starts it again
+    qtbot.waitUntil(lambda: ctrl.mask is not None and not ctrl.busy, timeout=30000)
+    assert ctrl.predictor.embeddings_computed == 1
