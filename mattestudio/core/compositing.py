@@ -82,6 +82,14 @@ def background_array(
     if isinstance(background, np.ndarray):
         from mattestudio.core.io import as_rgb_float
 
+        if (
+            background.dtype == np.float32
+            and background.shape == (h, w, 3)
+            and background.min() >= 0.0
+            and background.max() <= 1.0
+        ):
+            return background  # already what we need (the editor's cached previews): no copy
+
         bg = as_rgb_float(background)
         return bg if bg.shape[:2] == (h, w) else cover(bg, h, w)
     if isinstance(background, (tuple, list)):

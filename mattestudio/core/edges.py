@@ -135,9 +135,9 @@ class EdgeAdjustments:
 
 # -- the operations --------------------------------------------------------------------------------
 
-_DIRECT_SIGMA = (
-    12.0  # above this, blur at a lower resolution (same result within ~1 %, 4-10x faster)
-)
+# Above this sigma, blur at a lower resolution: the same step response within 0.1 %, and the cost
+# no longer grows with the radius.
+_DIRECT_SIGMA = 6.0
 
 
 def gaussian(alpha: np.ndarray, sigma: float) -> np.ndarray:
@@ -150,7 +150,7 @@ def gaussian(alpha: np.ndarray, sigma: float) -> np.ndarray:
     if sigma <= _DIRECT_SIGMA:
         return cv2.GaussianBlur(a, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
     h, w = a.shape
-    f = sigma / 6.0
+    f = sigma / 4.0
     sh, sw = max(int(round(h / f)), 1), max(int(round(w / f)), 1)
     small = cv2.resize(a, (sw, sh), interpolation=cv2.INTER_AREA)
     fy, fx = h / sh, w / sw

@@ -219,9 +219,9 @@ def install(win) -> EdgePanel:
         "brush become unknown (H)",
     )
     win.refine_action = act
-    for top in win.menuBar().actions():
-        if top.menu() is not None and top.menu().title() == "&Tools":
-            top.menu().addAction(act)
+    menus = {a.menu().title(): a.menu() for a in win.menuBar().actions() if a.menu() is not None}
+    if "&Tools" in menus:
+        menus["&Tools"].addAction(act)
 
     vp = win.view_panel
     box = vp.layout()
@@ -232,4 +232,11 @@ def install(win) -> EdgePanel:
         vp.mode_buttons[key] = b
         box.insertWidget(after + i, b)
         b.toggled.connect(lambda on, k=key: on and vp.mode_changed.emit(k))
+        win._action(
+            menus.get("&View"),
+            f"Show {text.lower()}",
+            lambda _=False, k=key: vp.set_mode(k),
+            str(4 + i),
+            tip,
+        )
     return panel

@@ -137,7 +137,9 @@ def test_on_black_on_white_and_edge_only_views(solved, qtbot):
         assert c.mode == mode
         _wait_preview(qtbot, c)
         np.testing.assert_array_equal(c.preview_shown, io.to_uint(doc.composite(bg)))
-    win.view_panel.mode_buttons["edge"].click()
+    shortcuts = {a.shortcut().toString(): a for a in win.actions()}
+    shortcuts["6"].trigger()
+    assert c.mode == "edge" and win.view_panel.mode_buttons["edge"].isChecked()
     _wait_preview(qtbot, c)
     band = doc.trimap == UNKNOWN
     shown = c.preview_shown
