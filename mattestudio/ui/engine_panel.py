@@ -110,6 +110,8 @@ def _make_field(p) -> _ParamField:
 
 class EnginePanel(QWidget):
     engine_changed = Signal(str)
+    #: A parameter was edited by the user (Live re-runs on it).
+    params_changed = Signal()
     import_checkpoint = Signal(str)  # engine name
 
     def __init__(self, parent=None):
@@ -196,11 +198,17 @@ class EnginePanel(QWidget):
                 label.setToolTip(f.widget.toolTip())
                 self.form.addRow(label, f.widget)
                 self.fields.append(f)
+                _on_edit(f.widget, self.params_changed.emit)
         self.engine_changed.emit(name)
 
     def _reset(self) -> None:
-        for f in self.fields:
-            f.set(f.param.default)
+        self.blockSignals(True)
+        try:
+            for f in self.fields:
+                f.set(f.param.default)
+        finally:
+            self.blockSignals(False)
+        self.params_changed.emit()
 
     def available(self) -> bool:
         return bool(self.engine) and self.reasons.get(self.engine) is None
@@ -228,10 +236,14 @@ class EnginePanel(QWidget):
             return {}
 
     def set_params(self, values: dict) -> None:
-        for f in self.fields:
-            if f.param.name in values:
-                with contextlib.suppress(TypeError, ValueError):
-                    f.set(values[f.param.name])
+        self.blockSignals(True)
+        try:
+            for f in self.fields:
+                if f.param.name in values:
+                    with contextlib.suppress(TypeError, ValueError):
+                        f.set(values[f.param.name])
+        finally:
+            self.blockSignals(False)
 
     def refresh_availability(self) -> None:
         """Re-check reasons (after importing a checkpoint)."""
@@ -253,6 +265,18 @@ class EnginePanel(QWidget):
             label = registry.info(name).display_name
             self.combo.setItemText(i, label if reason is None else f"{label} (unavailable)")
         self._rebuild()
+
+
+def _on_edit(widget: QWidget, slot) -> None:
+    """Call ``slot`` when the user has finished changing ``widget``'s value."""
+    if isinstance(widget, QComboBox):
+        widget.currentIndexChanged.connect(lambda *_: slot())
+    elif isinstance(widget, QCheckBox):
+        widget.toggled.connect(lambda *_: slot())
+    elif isinstance(widget, (QSpinBox, QDoubleSpinBox)):
+        widget.valueChanged.connect(lambda *_: slot())
+    elif isinstance(widget, QLineEdit):
+        widget.editingFinished.connect(slot)
 
 
 def choose_checkpoint(parent, engine: str) -> str | None:
