@@ -75,6 +75,7 @@ class Document:
         self.trimap_version = 0
         self.modified = False
         self._stroke_bbox: BBox | None = None
+        self._stroke_revision = 0
         #: Records of the edits now applied, oldest first (undone edits are removed).
         self.strokes: list[dict] = []
         self._open_records: list[dict] = []
@@ -142,6 +143,7 @@ class Document:
             self.end_stroke()
         self.history.begin(label)
         self._stroke_bbox = None
+        self._stroke_revision = self.trimap_version
         self._open_records = []
 
     def paint_segment(self, p0, p1, size: float, value: int | str) -> BBox | None:
@@ -160,6 +162,7 @@ class Document:
 
     def end_stroke(self) -> bool:
         """Close the stroke as one undo step. Returns True when anything changed."""
+        touched = self._stroke_revision != self.trimap_version
         step = self.history.commit(self.trimap, tuple(self._open_records))
         self._open_records = []
         if step is not None:
@@ -167,6 +170,8 @@ class Document:
         self.history_changed.emit()
         if step is not None:
             self._edited("stroke", step.bbox)
+        elif touched:  # painted over equal values: same trimap, but a newer revision to catch up to
+            self._edited("stroke", (0, 0, 0, 0))
         return step is not None
 
     def abort_stroke(self) -> None:

@@ -88,9 +88,7 @@ def test_cancel_while_running(runner, qtbot):
     tri[-10:] = FOREGROUND
     progressed = []
     runner.progress.connect(lambda f, m: progressed.append(f))
-    runner.submit(
-        _job("closed-form-pymatting", {"rtol": 1e-12, "maxiter": 100000}, image, tri, 1)
-    )
+    runner.submit(_job("closed-form-pymatting", {"rtol": 1e-12, "maxiter": 100000}, image, tri, 1))
     qtbot.waitUntil(lambda: bool(progressed), timeout=60000)
     t0 = time.monotonic()
     runner.cancel()
