@@ -49,7 +49,7 @@ BACKGROUNDS = (
 class ViewPanel(QWidget):
     mode_changed = Signal(str)
     opacity_changed = Signal(float)
-    colors_changed = Signal(dict)  # {trimap value: (r, g, b)}
+    colors_changed = Signal(object)  # {trimap value: (r, g, b)}
     split_changed = Signal(float)
     background_chosen = Signal(str)  # key from BACKGROUNDS; "color"/"image" ask the window for more
 
@@ -178,8 +178,9 @@ class ViewPanel(QWidget):
         if res is not self.document.result:
             return
         self.curve.setData(edges, counts.astype(float))
+        took = f"{res.seconds:.2f} s" if res.seconds > 0 else "saved result"
         self.stats.setText(
-            f"{res.engine}: {res.seconds:.2f} s{' (coarse preview)' if res.scale != 1.0 else ''}; "
+            f"{res.engine}: {took}{' (coarse preview)' if res.scale != 1.0 else ''}; "
             f"{100 * frac:.1f}% of pixels partly transparent"
         )
 
