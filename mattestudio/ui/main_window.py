@@ -294,7 +294,6 @@ class MainWindow(QMainWindow):
         self.message.setText(f"Error: {message}")
 
     def _cancelled(self) -> None:
-        self.control.cancelled()
         self.files.drop_pending_export()
         self.status("Cancelled")
 

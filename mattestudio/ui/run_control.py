@@ -69,6 +69,7 @@ class RunController(QObject):
         engine_panel.params_changed.connect(self._settings_changed)
         runner.result_ready.connect(self._result)
         runner.failed.connect(self._failed)
+        runner.finished.connect(self._finished)
 
     # -- requests --------------------------------------------------------------------------------
     def set_live(self, on: bool) -> None:
@@ -85,7 +86,7 @@ class RunController(QObject):
             self.run(live=True)
 
     def _image_changed(self) -> None:
-        self.runner.cancel(quiet=True)
+        self.runner.cancel(quiet=True)  # a GrabCut in flight ends through _finished
         self._grabcut = None
         if self.live:
             self.run(live=True)
@@ -214,8 +215,9 @@ class RunController(QObject):
             self.grabcut_busy.emit(False)
         self.error.emit(message)
 
-    def cancelled(self) -> None:
-        if self._grabcut_id is not None:
+    def _finished(self, job_id: int) -> None:
+        """A GrabCut that ended without a result (cancelled, superseded, failed) frees its button."""
+        if job_id == self._grabcut_id:
             self._grabcut_id = None
             self.grabcut_busy.emit(False)
 

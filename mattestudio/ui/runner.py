@@ -100,6 +100,8 @@ class MattingRunner(QObject):
     #: The user's cancel stopped a running or waiting job.
     cancelled = Signal()
     busy_changed = Signal(bool)
+    #: A job is over (finished, failed, cancelled or superseded): its id.
+    finished = Signal(int)
     _wake = Signal()
     _warm = Signal()
 
@@ -221,6 +223,7 @@ class MattingRunner(QObject):
                 if self._current is not None and self._current.job.job_id == event.job_id:
                     self._current = None
                 idle = self._current is None and self._pending is None
+            self.finished.emit(event.job_id)
             if idle:
                 self._set_busy(False)
 

@@ -173,6 +173,13 @@ def test_grabcut_shows_progress_and_can_be_cancelled(make_window, qtbot, idle):
     assert win.tool_panel.grabcut_button.isEnabled()
     np.testing.assert_array_equal(win.document.trimap, before)
     assert win.message.text() == "Cancelled"
+    # superseded by a Run: the GrabCut result is dropped and its button comes back too
+    win.engine_panel.set_engine("closed-form")
+    win.run_grabcut()
+    win.run()
+    idle(win)
+    assert win.tool_panel.grabcut_button.isEnabled()
+    np.testing.assert_array_equal(win.document.trimap, before)
 
 
 def test_stale_result_is_marked_and_export_reruns_first(window, qtbot, idle, tmp_path):
