@@ -185,7 +185,9 @@ def live_latency(app, image, trimap, n_strokes: int) -> dict:
     if not win.live_action.isChecked():
         win.live_action.trigger()
     t = time.perf_counter()
-    while not (_current(doc) and not win.runner.busy) and time.perf_counter() - t < 300:
+    while time.perf_counter() - t < 300 and not (
+        _current(doc) and not win.runner.busy and win.canvas.preview_shown is not None
+    ):
         _pump(app, 0.05)
     _pump(app, 1.0)
     panes = (win.canvas, win.result_view)

@@ -117,7 +117,13 @@ class EnginePanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
         self.combo = setp(QComboBox(), toolTip="Matting engine")
+        # as wide as the panel, not as the longest "(unavailable)" entry
+        self.combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.combo.setMinimumContentsLength(14)
         self.reasons: dict[str, str | None] = {}
         model = QStandardItemModel(self.combo)
         self.combo.setModel(model)
@@ -146,6 +152,8 @@ class EnginePanel(QWidget):
         layout.addWidget(self.import_button)
         self.form_host = QWidget()
         self.form = QFormLayout(self.form_host)
+        # labels above their fields: the panel stays narrow, so the canvas keeps the room
+        self.form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)
         self.form.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.form_host)
         reset = QHBoxLayout()

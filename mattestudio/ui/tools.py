@@ -160,6 +160,7 @@ class ToolPanel(QWidget):
         super().__init__(parent)
         self.controller = controller
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
 
         paint = QGroupBox("Paint")
         grid = QGridLayout(paint)
@@ -180,7 +181,7 @@ class ToolPanel(QWidget):
             b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
             self.value_group.addButton(b)
             self.value_buttons[key] = b
-            grid.addWidget(b, 0, col)
+            grid.addWidget(b, col // 2, col % 2)  # two columns: the panel stays narrow
             b.clicked.connect(lambda _=False, k=key: controller.set_value(k))
         self.tool_group = QButtonGroup(self)
         self.tool_buttons = {}
@@ -199,7 +200,7 @@ class ToolPanel(QWidget):
             b = setp(QToolButton(), text=text, checkable=True, toolTip=tip)
             self.tool_group.addButton(b)
             self.tool_buttons[key] = b
-            grid.addWidget(b, 1 + col // 2, col % 2)
+            grid.addWidget(b, 2 + col // 2, col % 2)
             b.clicked.connect(lambda _=False, k=key: controller.set_tool(k))
         layout.addWidget(paint)
 

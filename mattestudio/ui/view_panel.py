@@ -34,7 +34,11 @@ MODE_LABELS = (
 )
 
 #: Overlay tint buttons: trimap value, label.
-TINTS = ((FOREGROUND, "Foreground"), (UNKNOWN, "Edge"), (BACKGROUND, "Background"))
+TINTS = (
+    (FOREGROUND, "Fg", "foreground"),
+    (UNKNOWN, "Edge", "edge band"),
+    (BACKGROUND, "Bg", "background"),
+)
 
 BACKGROUNDS = (
     ("checker", "Checkerboard"),
@@ -57,6 +61,7 @@ class ViewPanel(QWidget):
         super().__init__(parent)
         self.document = document
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
         self.mode_group = QButtonGroup(self)
         self.mode_buttons = {}
         for key, text, tip in MODE_LABELS:
@@ -83,8 +88,9 @@ class ViewPanel(QWidget):
         row = QHBoxLayout()
         self.colors = dict(TRIMAP_COLORS)
         self.color_buttons = {}
-        for value, text in TINTS:
-            b = setp(QToolButton(), text=text, toolTip=f"Overlay color of the {text.lower()}")
+        row.addWidget(QLabel("Tints"))
+        for value, text, what in TINTS:
+            b = setp(QToolButton(), text=text, toolTip=f"Overlay color of the {what}")
             b.clicked.connect(lambda _=False, v=value: self._pick_color(v))
             self.color_buttons[value] = b
             row.addWidget(b)
