@@ -92,3 +92,76 @@ def run_matting(
         request_id=request_id,
         scale=scale,
     )
+
+
+def changed_box(a: np.ndarray, b: np.ndarray) -> tuple[int, int, int, int]:
+    """Bounding box (y0, y1, x0, x1) of the pixels where ``a`` and ``b`` differ; empty if none."""
+    diff = a != b
+    if diff.ndim == 3:
+        diff = diff.any(axis=2)
+    rows = np.flatnonzero(diff.any(axis=1))
+    if rows.size == 0:
+        return (0, 0, 0, 0)
+    cols = np.flatnonzero(diff.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def rematte(
+    engine,
+    image: np.ndarray,
+    trimap: np.ndarray,
+    previous: MattingResult,
+    *,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    request_id: int | None = None,
+    margin: int = 24,
+) -> tuple[MattingResult, tuple[int, int, int, int]]:
+    """``run_matting`` after a trimap edit, for an engine already prepared on ``image`` whose last
+    full-resolution result was ``previous``: the foreground colors are re-estimated only in the
+    box where the alpha changed (plus ``margin`` pixels of context), the rest is kept.
+
+    Returns the complete result and that box (y0, y1, x0, x1); an empty box when nothing changed.
+    """
+    start = time.perf_counter()
+    if cancel is not None:
+        cancel.raise_if_cancelled()
+    alpha, fg = engine.predict(trimap, progress=scaled(progress, 0.0, 0.95), cancel=cancel)
+    alpha = np.clip(np.asarray(alpha, np.float32), 0.0, 1.0)
+    trimap_ops.force_known(alpha, trimap)
+    if cancel is not None:
+        cancel.raise_if_cancelled()
+    box = changed_box(alpha, previous.alpha)
+    if fg is not None:  # the engine's own colors: changed wherever they or the alpha changed
+        fg = np.asarray(fg, np.float32)
+        fy0, fy1, fx0, fx1 = changed_box(fg, previous.foreground)
+        y0, y1, x0, x1 = box
+        if fy1 > fy0:
+            box = (
+                (fy0, fy1, fx0, fx1)
+                if y1 <= y0
+                else (min(y0, fy0), max(y1, fy1), min(x0, fx0), max(x1, fx1))
+            )
+    elif box[1] > box[0]:
+        from mattestudio.engines.foreground import estimate_foreground as estimate
+
+        h, w = alpha.shape
+        y0, y1, x0, x1 = box
+        cy0, cy1 = max(y0 - margin, 0), min(y1 + margin, h)
+        cx0, cx1 = max(x0 - margin, 0), min(x1 + margin, w)
+        crop = estimate(image[cy0:cy1, cx0:cx1], alpha[cy0:cy1, cx0:cx1])
+        fg = previous.foreground.copy()
+        fg[y0:y1, x0:x1] = crop[y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0]
+    else:
+        fg = previous.foreground
+    if progress is not None:
+        progress(1.0, "done")
+    result = MattingResult(
+        alpha=alpha,
+        foreground=fg,
+        engine=engine.info.name,
+        params=dict(getattr(engine, "params", {})),
+        seconds=time.perf_counter() - start,
+        request_id=request_id,
+    )
+    return result, box

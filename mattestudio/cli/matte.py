@@ -136,11 +136,10 @@ def _inputs(args):
     if Path(args.image).suffix.lower() == project.SUFFIX:
         state = project.load_project(args.image)
         args.project_edges = project.edge_adjustments(state, args.image)
-        engine = state.settings.get("engine")
-        if args.engine is None and engine:
-            args.engine = str(engine)
-            saved = [f"{k}={v}" for k, v in (state.settings.get("params") or {}).items()]
-            args.param = saved + list(args.param)
+        saved = project.ProjectSettings.from_dict(state.settings)
+        if args.engine is None and saved.engine:
+            args.engine = saved.engine
+            args.param = [f"{k}={v}" for k, v in saved.params.items()] + list(args.param)
         image = state.image
         tri = (
             trimap_ops.load(args.trimap, image.shape, image_source=args.image)

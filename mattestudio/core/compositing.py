@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from mattestudio.errors import MattestudioError
+from mattestudio.types import MattingResult
 
 Background = str | tuple | np.ndarray
 
@@ -138,3 +139,23 @@ def rgba(foreground: np.ndarray, alpha: np.ndarray, premultiplied: bool = False)
     """Float32 H x W x 4 cut-out, straight by default."""
     rgb = premultiply(foreground, alpha) if premultiplied else foreground.astype(np.float32)
     return np.dstack([rgb, alpha.astype(np.float32)])
+
+
+def result_alpha(result: MattingResult, shape: tuple[int, int]) -> np.ndarray:
+    """A result's alpha at ``shape`` (H, W): a coarse preview is upsampled bilinearly."""
+    import cv2
+
+    h, w = shape
+    alpha = result.alpha
+    if alpha.shape[:2] != (h, w):
+        alpha = cv2.resize(np.ascontiguousarray(alpha), (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.clip(alpha, 0.0, 1.0)
+
+
+def result_foreground(result: MattingResult, image: np.ndarray) -> np.ndarray:
+    """The foreground colors to composite with: the estimate at full resolution, else the photo
+    (an upsampled coarse estimate would blur the preview; the photo is closer)."""
+    fg = result.foreground
+    if fg is None or result.scale != 1.0 or fg.shape[:2] != image.shape[:2]:
+        return image
+    return fg

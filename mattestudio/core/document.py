@@ -4,18 +4,24 @@ Qt-free. Views subscribe to the signals and read the arrays; they never write th
 of the image or trimap bumps a version counter, and a result remembers the trimap version it
 came from, so "is the alpha stale" is one comparison.
 
+``edited`` is the one event for a finished trimap change (stroke end, fill, load, clear, GrabCut,
+trimap from alpha, undo, redo, a new image): it carries an ``Edit`` with the changed box and the
+new revision. Live mode and anything else that reacts to edits listens to it, never to tools.
+
 ``strokes`` logs every trimap edit as a JSON-able record (format in mattestudio.core.strokes),
 kept in step with undo and redo: each undo step carries the records of its edit.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from psygnal import Signal
 
 from mattestudio.core import strokes as stroke_ops
+from mattestudio.core.compositing import result_alpha, result_foreground
 from mattestudio.core.edges import EdgeAdjustments
 from mattestudio.core.history import BBox, History
 from mattestudio.types import FOREGROUND, UNKNOWN, MattingResult
@@ -23,13 +29,26 @@ from mattestudio.types import FOREGROUND, UNKNOWN, MattingResult
 Background = str | tuple | np.ndarray
 
 
+@dataclass(frozen=True)
+class Edit:
+    """One finished change of the trimap."""
+
+    kind: str  # "stroke", "fill", "set", "undo", "redo", "load"
+    box: BBox | None  # changed region (y0, y1, x0, x1), half-open; None: all of it
+    revision: int  # the document's trimap revision after the change
+
+
 class Document:
     #: The image (and so everything) was replaced.
     image_changed = Signal()
-    #: The trimap changed; the argument is the changed bbox (y0, y1, x0, x1) or None for all of it.
+    #: The trimap changed (also mid-stroke); the argument is the changed bbox (y0, y1, x0, x1) or
+    #: None for all of it. For redrawing; to react to finished edits use ``edited``.
     trimap_changed = Signal(object)
-    #: A new result was set (or cleared).
-    result_changed = Signal()
+    #: A trimap change is complete (see the module docstring); the argument is an ``Edit``.
+    edited = Signal(object)
+    #: A new result was set (or cleared); the argument is the box where it differs from the
+    #: previous result (y0, y1, x0, x1), or None when all of it may have changed.
+    result_changed = Signal(object)
     #: The preview background changed (never re-runs an engine).
     background_changed = Signal()
     #: Undo/redo availability may have changed.
@@ -52,12 +71,14 @@ class Document:
         self.image_path: Path | None = None
         self.trimap_path: Path | None = None
         self.result: MattingResult | None = None
-        self.result_trimap_version = -1
+        #: The trimap revision the result was computed for (-1: unknown, so stale).
+        self.result_revision = -1
         self.background: Background = "checker"
         self.image_version = 0
         self.trimap_version = 0
         self.modified = False
         self._stroke_bbox: BBox | None = None
+        self._stroke_revision = 0
         #: Records of the edits now applied, oldest first (undone edits are removed).
         self.strokes: list[dict] = []
         self._open_records: list[dict] = []
@@ -99,16 +120,22 @@ class Document:
         self.result = None
         self._alpha_cache: tuple | None = None
         self._bg_cache: tuple | None = None
-        self.result_trimap_version = -1
+        self.result_revision = -1
         self.edges = EdgeAdjustments()  # a new image starts from the engine's own alpha
         self.image_version += 1
         self.trimap_version += 1
         self.modified = False
         self.image_changed.emit()
         self.trimap_changed.emit(None)
-        self.result_changed.emit()
+        self.result_changed.emit(None)
         self.edges_changed.emit()
         self.history_changed.emit()
+        self._edited("load", None)
+
+    @property
+    def revision(self) -> int:
+        """The trimap revision: grows on every change of the trimap (or the image)."""
+        return self.trimap_version
 
     # -- trimap edits ------------------------------------------------------------------------------
     def _touched(self, bbox: BBox | None) -> None:
@@ -116,11 +143,15 @@ class Document:
         self.modified = True
         self.trimap_changed.emit(bbox)
 
+    def _edited(self, kind: str, box: BBox | None) -> None:
+        self.edited.emit(Edit(kind, box, self.trimap_version))
+
     def begin_stroke(self, label: str = "brush") -> None:
         if self.history.in_stroke:
             self.end_stroke()
         self.history.begin(label)
         self._stroke_bbox = None
+        self._stroke_revision = self.trimap_version
         self._open_records = []
 
     def paint_segment(self, p0, p1, size: float, value: int | str) -> BBox | None:
@@ -155,11 +186,16 @@ class Document:
 
     def end_stroke(self) -> bool:
         """Close the stroke as one undo step. Returns True when anything changed."""
+        touched = self._stroke_revision != self.trimap_version
         step = self.history.commit(self.trimap, tuple(self._open_records))
         self._open_records = []
         if step is not None:
             self.strokes.extend(step.records)
         self.history_changed.emit()
+        if step is not None:
+            self._edited("stroke", step.bbox)
+        elif touched:  # painted over equal values: same trimap, but a newer revision to catch up to
+            self._edited("stroke", (0, 0, 0, 0))
         return step is not None
 
     def abort_stroke(self) -> None:
@@ -168,6 +204,8 @@ class Document:
         if bbox is not None:
             self._touched(bbox)
         self.history_changed.emit()
+        if bbox is not None:  # back to the trimap before the stroke, but a newer revision
+            self._edited("stroke", bbox)
 
     def fill(self, x: float, y: float, value: int) -> bool:
         """Fill bucket: the connected region of equal value under (x, y) becomes ``value``."""
@@ -183,6 +221,7 @@ class Document:
             self.strokes.extend(step.records)
         self._touched(bbox)
         self.history_changed.emit()
+        self._edited("fill", bbox)
         return True
 
     def set_trimap(
@@ -215,6 +254,8 @@ class Document:
             self.strokes.extend(step.records)
             self._touched(step.bbox)
         self.history_changed.emit()
+        if step is not None:
+            self._edited("set", step.bbox)
         return step is not None
 
     def clear_trimap(self, value: int = UNKNOWN) -> bool:
@@ -231,6 +272,8 @@ class Document:
                 del self.strokes[-len(step.records) :]
             self._touched(step.bbox)
         self.history_changed.emit()
+        if step is not None:
+            self._edited("undo", step.bbox)
         return step is not None
 
     def redo(self) -> bool:
@@ -239,6 +282,8 @@ class Document:
             self.strokes.extend(step.records)
             self._touched(step.bbox)
         self.history_changed.emit()
+        if step is not None:
+            self._edited("redo", step.bbox)
         return step is not None
 
     @property
@@ -254,17 +299,26 @@ class Document:
         return bool(np.any(self.trimap == UNKNOWN))
 
     # -- results -----------------------------------------------------------------------------------
-    def set_result(self, result: MattingResult | None, trimap_version: int | None = None) -> None:
+    def set_result(
+        self,
+        result: MattingResult | None,
+        revision: int | None = None,
+        box: BBox | None = None,
+    ) -> None:
+        """Show ``result``, computed for trimap ``revision`` (default: the current one). ``box``:
+        where it differs from the previous result, when the caller knows (an incremental re-run)."""
         self._alpha_cache = None
         self.result = result
-        self.result_trimap_version = (
-            self.trimap_version if trimap_version is None else int(trimap_version)
-        )
-        self.result_changed.emit()
+        self.result_revision = self.trimap_version if revision is None else int(revision)
+        self.result_changed.emit(box)
+
+    @property
+    def result_trimap_version(self) -> int:
+        return self.result_revision
 
     @property
     def result_is_stale(self) -> bool:
-        return self.result is None or self.result_trimap_version != self.trimap_version
+        return self.result is None or self.result_revision != self.trimap_version
 
     def alpha(self) -> np.ndarray | None:
         """The result's alpha at image size (a coarse preview is upsampled), or None."""
@@ -302,28 +356,33 @@ class Document:
             self._output_cache = cached
         return cached[2]
 
+    def alpha_at(self, x: float, y: float) -> float | None:
+        """The alpha under image pixel (x, y), or None (no result, or outside the image)."""
+        h, w = self.shape
+        if self.result is None or not (0 <= x < w and 0 <= y < h):
+            return None
+        a = self.result.alpha
+        ah, aw = a.shape[:2]
+        return float(np.clip(a[min(int(y * ah / h), ah - 1), min(int(x * aw / w), aw - 1)], 0, 1))
+
     # -- background and previews -------------------------------------------------------------------
     def set_background(self, background: Background) -> None:
         self.background = background
         self._bg_cache = None
         self.background_changed.emit()
 
-    def _cached_background(self) -> np.ndarray | None:
-        c = getattr(self, "_bg_cache", None)
-        if c is not None and c[0] is self.background and c[1] is self.image:
-            return c[2]
-        return None
-
     def background_array(self) -> np.ndarray:
-        """The background as float32 H x W x 3 (cached until the background or image changes)."""
+        """The background as float32 H x W x 3 (cached until the background or image changes).
+        Safe to call from a worker thread: the cache is replaced by one assignment."""
         from mattestudio.core.compositing import background_array
 
-        arr = self._cached_background()
-        if arr is None:
-            h, w = self.shape
-            spec, image = self.background, self.image
-            arr = background_array(spec, h, w, original=image)
-            self._bg_cache = (spec, image, arr)
+        spec, image = self.background, self.image
+        c = getattr(self, "_bg_cache", None)
+        if c is not None and c[0] is spec and c[1] is image:
+            return c[2]
+        h, w = image.shape[:2]
+        arr = background_array(spec, h, w, original=image)
+        self._bg_cache = (spec, image, arr)
         return arr
 
     def composite(self, background: Background | None = None) -> np.ndarray | None:
@@ -336,88 +395,8 @@ class Document:
         bg = self.background_array() if background is None else background
         return composite(out[1], out[0], bg, original=self.image)
 
-    def preview_job(self, mode: str):
-        """A function computing the preview for ``mode`` ("alpha", "composite", "on-black",
-        "on-white" or "edge") from a snapshot of the current state, safe to call on another thread.
-        It returns float32 H x W (x 3) or None. Edge adjustments are applied."""
-        from mattestudio.core import edges as edge_ops
-        from mattestudio.core.compositing import background_array, composite
-
-        result, image, shape, spec = self.result, self.image, self.shape, self.background
-        edges = self.edges
-        if mode == "edge":  # the photo inside the unknown band, dark grey elsewhere
-            band = self.trimap == UNKNOWN
-            return lambda: np.where(band[:, :, None], image, np.float32(0.12))
-        if result is None or mode not in ("alpha", "composite", "on-black", "on-white"):
-            return lambda: None
-        bg = self._cached_background()
-        solid = {"on-black": 0.0, "on-white": 1.0}.get(mode)
-
-        def job():
-            alpha = edge_ops.adjust_alpha(result_alpha(result, shape), edges)
-            if mode == "alpha":
-                return alpha
-            background = bg
-            if solid is not None:
-                background = np.full((*shape, 3), solid, np.float32)
-            elif background is None:
-                background = background_array(spec, shape[0], shape[1], original=image)
-                self._bg_cache = (
-                    spec,
-                    image,
-                    background,
-                )  # a plain assignment: safe across threads
-            fg = edge_ops.decontaminate(
-                image, result_foreground(result, image), edges.decontaminate
-            )
-            return composite(fg, alpha, background)
-
-        return job
-
     def trimap_counts(self) -> dict[str, int]:
         t = self.trimap
         fg = int(np.count_nonzero(t == FOREGROUND))
         unk = int(np.count_nonzero(t == UNKNOWN))
         return {"foreground": fg, "unknown": unk, "background": int(t.size) - fg - unk}
-
-
-def result_alpha(result: MattingResult, shape: tuple[int, int]) -> np.ndarray:
-    """A result's alpha at ``shape`` (H, W): a coarse preview is upsampled bilinearly."""
-    import cv2
-
-    h, w = shape
-    alpha = result.alpha
-    if alpha.shape[:2] != (h, w):
-        alpha = cv2.resize(np.ascontiguousarray(alpha), (w, h), interpolation=cv2.INTER_LINEAR)
-    return np.clip(alpha, 0.0, 1.0)
-
-
-def result_foreground(result: MattingResult, image: np.ndarray) -> np.ndarray:
-    """The foreground colors to composite with: the estimate at full resolution, else the photo
-    (an upsampled coarse estimate would blur the preview; the photo is closer)."""
-    fg = result.foreground
-    if fg is None or result.scale != 1.0 or fg.shape[:2] != image.shape[:2]:
-        return image
-    return fg
-
-
-def downscaled(
-    image: np.ndarray, trimap: np.ndarray, scale: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Image and trimap resized by ``scale`` for a coarse preview run.
-
-    The trimap is area-averaged and re-thresholded: a pixel stays foreground or background only
-    where all the pixels it covers agree, everything mixed becomes unknown.
-    """
-    import cv2
-
-    h, w = image.shape[:2]
-    nh, nw = max(int(round(h * scale)), 8), max(int(round(w * scale)), 8)
-    if (nh, nw) == (h, w):
-        return image, trimap
-    small = cv2.resize(np.ascontiguousarray(image), (nw, nh), interpolation=cv2.INTER_AREA)
-    t = cv2.resize(trimap.astype(np.float32), (nw, nh), interpolation=cv2.INTER_AREA)
-    tri = np.full((nh, nw), UNKNOWN, np.uint8)
-    tri[t <= 0.5] = 0
-    tri[t >= 254.5] = FOREGROUND
-    return np.clip(small, 0, 1).astype(np.float32), tri

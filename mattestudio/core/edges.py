@@ -232,6 +232,19 @@ def adjust_alpha(alpha: np.ndarray, edges: EdgeAdjustments) -> np.ndarray:
     return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
 
 
+def reach(edges: EdgeAdjustments) -> int | None:
+    """How many pixels beyond a changed box :func:`adjust_alpha` can change its output (so a crop
+    that wide gives the box's pixels exactly), or None when it is not local (a large blur is done
+    at a lower resolution)."""
+    if not edges.changes_alpha:
+        return 0
+    sigmas = (edges.feather, edges.smooth / 2.0)
+    if max(sigmas) > _DIRECT_SIGMA:
+        return None
+    # OpenCV's float Gaussian kernel reaches 4 sigma; shifting reaches ceil(shift) + 1.
+    return int(math.ceil(4.0 * sum(sigmas) + abs(edges.shift_edge))) + 2
+
+
 def decontaminate(image: np.ndarray, foreground: np.ndarray, amount: float) -> np.ndarray:
     """Cut-out colours: ``image`` at 0, the estimated ``foreground`` at 1, linear in between."""
     if amount >= 1.0:

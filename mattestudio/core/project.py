@@ -54,6 +54,66 @@ class ProjectError(ImageLoadError):
     """A project file cannot be opened (corrupt, truncated, incomplete, newer format)."""
 
 
+#: The editor's view modes a project may store.
+VIEWS = ("trimap", "alpha", "composite", "plain", "on-black", "on-white", "edge")
+
+
+@dataclass
+class ProjectSettings:
+    """The session settings a project stores (settings.json): what the editor maps its widgets
+    to and from, and what ``mattestudio matte project.mattestudio`` renders with.
+    None means "not stored": the reader keeps its own default."""
+
+    engine: str | None = None
+    params: dict = field(default_factory=dict)
+    #: "checker", "black", "white", "blur", another color name, [r, g, b] in [0, 1], or "image".
+    background: str | list | None = None
+    brush_size: float | None = None
+    band: int | None = None
+    view: str | None = None  # one of VIEWS
+    #: Seconds the stored result took, and whether it was computed for the stored trimap.
+    result_seconds: float | None = None
+    result_current: bool = True
+    #: Edge adjustments (core.edges.EdgeAdjustments.to_dict()); validated where they are used.
+    edges: dict | None = None
+
+    def to_dict(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if v is not None}
+        out["params"] = dict(self.params)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> ProjectSettings:
+        """Tolerant of missing, extra and wrongly typed keys (a hand-edited or older file)."""
+        d = data if isinstance(data, dict) else {}
+
+        def typed(key, kind, check=lambda v: True):
+            v = d.get(key)
+            try:
+                v = None if v is None else kind(v)
+            except (TypeError, ValueError):
+                return None
+            return v if v is None or check(v) else None
+
+        bg = d.get("background")
+        if isinstance(bg, (list, tuple)):
+            bg = [float(v) for v in bg] if len(bg) == 3 else None
+        elif not isinstance(bg, str):
+            bg = None
+        params = d.get("params")
+        return cls(
+            engine=typed("engine", str, bool),
+            params=dict(params) if isinstance(params, dict) else {},
+            background=bg,
+            brush_size=typed("brush_size", float, lambda v: v > 0),
+            band=typed("band", int, lambda v: v > 0),
+            view=typed("view", str, lambda v: v in VIEWS),
+            result_seconds=typed("result_seconds", float, lambda v: v >= 0),
+            result_current=bool(d.get("result_current", True)),
+            edges=dict(d["edges"]) if isinstance(d.get("edges"), dict) else None,
+        )
+
+
 @dataclass
 class ProjectState:
     """Everything needed to reopen a session. Arrays follow mattestudio.types conventions."""

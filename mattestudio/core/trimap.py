@@ -157,16 +157,19 @@ def from_alpha(alpha: np.ndarray, band: int = 10, lo: float = 0.02, hi: float = 
     return tri
 
 
-def grabcut_mask(
+def grabcut_segment(
     image: np.ndarray,
     rect: tuple[int, int, int, int] | None = None,
     fg_strokes: np.ndarray | None = None,
     bg_strokes: np.ndarray | None = None,
     iterations: int = 5,
+    progress=None,
+    cancel=None,
 ) -> np.ndarray:
-    """OpenCV GrabCut from a rectangle (x, y, w, h) and/or scribble masks -> boolean subject mask.
+    """OpenCV GrabCut from a rectangle (x, y, w, h) and/or scribble masks: bool H x W, True = subject.
 
-    ``image``: float32 H x W x 3 RGB in [0, 1]. Scribbles are boolean H x W masks.
+    ``image``: float32 H x W x 3 RGB in [0, 1]. Scribbles are boolean H x W masks. ``progress``
+    (fraction, message) is called after every iteration and ``cancel`` (a CancelToken) checked.
     """
     import cv2
 
@@ -193,8 +196,39 @@ def grabcut_mask(
         )
     bgd = np.zeros((1, 65), np.float64)
     fgd = np.zeros((1, 65), np.float64)
-    cv2.grabCut(bgr, mask, None, bgd, fgd, int(iterations), cv2.GC_INIT_WITH_MASK)
+    n = max(int(iterations), 1)
+    for i in range(n):  # one iteration per call, so progress shows and a cancel is honoured
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        mode = cv2.GC_INIT_WITH_MASK if i == 0 else cv2.GC_EVAL
+        cv2.grabCut(bgr, mask, None, bgd, fgd, 1, mode)
+        if progress is not None:
+            progress((i + 1) / n, f"GrabCut: iteration {i + 1} of {n}")
     return (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+
+
+def from_segmentation(
+    segmentation: np.ndarray,
+    band: int = 10,
+    fg_strokes: np.ndarray | None = None,
+    bg_strokes: np.ndarray | None = None,
+    *,
+    image: np.ndarray | None = None,
+    smart: bool = False,
+) -> np.ndarray:
+    """Trimap from a segmentation (bool H x W): an unknown band of ``band`` px along its edge;
+    scribbled pixels stay definite. Re-deriving with another band needs no new segmentation.
+    ``smart`` (needs ``image``): the band follows the edge instead (:func:`smart_band`, from a
+    third of ``band`` on hard edges to twice ``band`` on hair and fur)."""
+    if smart and image is not None:
+        tri = smart_band(image, segmentation, max(band / 3, 2), 2 * band)
+    else:
+        tri = from_mask(segmentation, band)
+    if fg_strokes is not None:
+        tri[np.asarray(fg_strokes, bool)] = FOREGROUND
+    if bg_strokes is not None:
+        tri[np.asarray(bg_strokes, bool)] = BACKGROUND
+    return tri
 
 
 def grabcut(
@@ -210,16 +244,32 @@ def grabcut(
 
     ``image``: float32 H x W x 3 RGB in [0, 1]. Scribbles are boolean H x W masks.
     Returns a trimap with a ``band``-pixel unknown band along the segmentation's edge; scribbled
-    pixels stay definite. ``smart``: the band follows the edge instead (:func:`smart_band`, from a
-    third of ``band`` on hard edges to twice ``band`` on hair and fur).
+    pixels stay definite. ``smart``: the band follows the edge (see :func:`from_segmentation`).
     """
-    fg = grabcut_mask(image, rect, fg_strokes, bg_strokes, iterations)
-    tri = smart_band(image, fg, max(band / 3, 2), 2 * band) if smart else from_mask(fg, band)
-    if fg_strokes is not None:
-        tri[np.asarray(fg_strokes, bool)] = FOREGROUND
-    if bg_strokes is not None:
-        tri[np.asarray(bg_strokes, bool)] = BACKGROUND
-    return tri
+    seg = grabcut_segment(image, rect, fg_strokes, bg_strokes, iterations)
+    return from_segmentation(seg, band, fg_strokes, bg_strokes, image=image, smart=smart)
+
+
+def downscaled(
+    image: np.ndarray, trimap: np.ndarray, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Image and trimap resized by ``scale`` for a coarse preview run.
+
+    The trimap is area-averaged and re-thresholded: a pixel stays foreground or background only
+    where all the pixels it covers agree, everything mixed becomes unknown.
+    """
+    import cv2
+
+    h, w = image.shape[:2]
+    nh, nw = max(int(round(h * scale)), 8), max(int(round(w * scale)), 8)
+    if (nh, nw) == (h, w):
+        return image, trimap
+    small = cv2.resize(np.ascontiguousarray(image), (nw, nh), interpolation=cv2.INTER_AREA)
+    t = cv2.resize(trimap.astype(np.float32), (nw, nh), interpolation=cv2.INTER_AREA)
+    tri = np.full((nh, nw), UNKNOWN, np.uint8)
+    tri[t <= 0.5] = 0
+    tri[t >= 254.5] = FOREGROUND
+    return np.clip(small, 0, 1).astype(np.float32), tri
 
 
 # -- edge-aware bands: the Refine Edge brush and the smart band ------------------------------------

@@ -1,8 +1,15 @@
 """The canvas: a pyqtgraph ViewBox with stacked ImageItems, reading from a Document.
 
 Layers, bottom to top: the photo; the trimap overlay (uint8 trimap through a uint8 RGBA LUT, the
-pyqtgraph fast path); the preview (alpha in grayscale or the composite), clipped to the right of
-the split position so the original shows on the left. Wheel zooms around the cursor (ViewBox),
+pyqtgraph fast path; in the "plain" view an opaque grayscale trimap); the preview (alpha in
+grayscale or the composite), clipped to the right of the split position so the original shows on
+the left. Over the checkerboard the preview is the straight RGBA cut-out drawn over a checker
+item whose squares keep their size on screen at any zoom.
+
+A result that differs from the one on screen only inside a box (a Live re-run) is drawn by
+rewriting that box of the preview's pixel buffer, which the ImageItem's QImage shares, and
+repainting that rectangle; anything else recomputes the whole preview off the GUI thread. A
+badge in the corner says when the result on screen is older than the trimap. Wheel zooms around the cursor (ViewBox),
 the middle button or space+left drag pans, Ctrl+0 fits, Ctrl+1 shows 100%.
 
 Mouse presses/moves/releases in image pixel coordinates are emitted as signals; the tool
@@ -14,24 +21,60 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QCursor, QPen
+from PySide6.QtGui import QBrush, QColor, QCursor, QPen, QPixmap, QTransform
 from PySide6.QtWidgets import (
     QGraphicsEllipseItem,
     QGraphicsItem,
     QGraphicsLineItem,
     QGraphicsRectItem,
+    QLabel,
 )
 
+from mattestudio.core import edges as edge_ops
+from mattestudio.core.compositing import result_alpha, result_foreground
 from mattestudio.core.document import Document
-from mattestudio.ui.display import to_u8, trimap_lut
+from mattestudio.types import UNKNOWN
+from mattestudio.ui.display import (
+    edge_pixels,
+    plain_trimap_lut,
+    result_pixels,
+    to_u8,
+    trimap_lut,
+)
 from mattestudio.ui.qt_utils import setp
 from mattestudio.ui.tasks import run_task
 
-MODES = ("trimap", "alpha", "composite", "on-black", "on-white", "edge")  # last 3: issue 13
+#: "on-black", "on-white" and "edge" (the photo inside the unknown band) are issue 13's views.
+MODES = ("trimap", "alpha", "composite", "plain", "on-black", "on-white", "edge")
+RESULT_MODES = ("alpha", "composite", "on-black", "on-white")  # previews of the result
+CHECKER_PX = 8  # checkerboard square, in screen pixels
+#: Boxes larger than this are redrawn off the GUI thread like a whole new result.
+PATCH_MAX_PIXELS = 400_000
 
 
-def _u8_or_none(arr: np.ndarray | None) -> np.ndarray | None:
-    return None if arr is None else to_u8(arr)
+class CheckerItem(QGraphicsRectItem):
+    """A checkerboard whose squares are CHECKER_PX screen pixels at any zoom."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        tile = QPixmap(2 * CHECKER_PX, 2 * CHECKER_PX)
+        tile.fill(QColor(204, 204, 204))
+        from PySide6.QtGui import QPainter
+
+        p = QPainter(tile)
+        light = QColor(255, 255, 255)
+        p.fillRect(0, 0, CHECKER_PX, CHECKER_PX, light)
+        p.fillRect(CHECKER_PX, CHECKER_PX, CHECKER_PX, CHECKER_PX, light)
+        p.end()
+        self._brush = QBrush(tile)
+        self.setPen(QPen(Qt.PenStyle.NoPen))
+
+    def paint(self, painter, option, widget=None) -> None:
+        device = painter.worldTransform().mapRect(self.rect())
+        painter.save()
+        painter.setWorldTransform(QTransform())  # device pixels: the squares do not scale
+        painter.fillRect(device, self._brush)
+        painter.restore()
 
 
 class Canvas(pg.GraphicsView):
@@ -52,6 +95,8 @@ class Canvas(pg.GraphicsView):
         self.clip_item = QGraphicsRectItem()
         self.clip_item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemClipsChildrenToShape, True)
         self.clip_item.setPen(QPen(Qt.PenStyle.NoPen))
+        self.checker_item = CheckerItem()
+        self.checker_item.setParentItem(self.clip_item)
         self.preview_item = pg.ImageItem(axisOrder="row-major")
         self.preview_item.setParentItem(self.clip_item)
         self.split_line = QGraphicsLineItem()
@@ -83,8 +128,15 @@ class Canvas(pg.GraphicsView):
         self.rubber.setVisible(False)
         self.vb.addItem(self.rubber, ignoreBounds=True)
 
+        self.badge = setp(
+            QLabel("Stale: the trimap changed since this result", self), visible=False
+        )
+        self.badge.setStyleSheet(
+            "background: rgba(200, 60, 40, 220); color: white; padding: 3px 8px; border-radius: 4px"
+        )
         self.mode = "trimap"
         self.overlay_opacity = 0.45
+        self.overlay_colors: dict = {}
         self.split = 0.0  # fraction of the width showing the original (composite mode)
         self.brush_size = 20.0
         self.show_brush = True
@@ -96,6 +148,8 @@ class Canvas(pg.GraphicsView):
         self._preview_gen = 0
         self.preview_pending = False
         self.preview_shown: np.ndarray | None = None
+        self._shown_key: tuple | None = None  # what preview_shown was computed for
+        self.patches = 0  # results drawn by rewriting only their changed box (tests, benchmark)
         self._refresh = setp(QTimer(self), singleShot=True, interval=15)  # coalesce overlay redraws
         self._refresh.timeout.connect(self._flush)
         self.setAcceptDrops(True)
@@ -105,8 +159,9 @@ class Canvas(pg.GraphicsView):
 
         document.image_changed.connect(self._on_image)
         document.trimap_changed.connect(self._on_trimap)
-        document.result_changed.connect(self.refresh_preview)
+        document.result_changed.connect(self._on_result)
         document.background_changed.connect(self.refresh_preview)
+        document.trimap_changed.connect(self._update_badge)
         self._on_image()
 
     # -- document -> items ---------------------------------------------------------------------------
@@ -121,6 +176,18 @@ class Canvas(pg.GraphicsView):
         self.refresh_preview()
         self.fit()
 
+    def _update_badge(self, *_) -> None:
+        doc = self.document
+        show = self.mode in RESULT_MODES and doc.result is not None
+        self.badge.setVisible(show and doc.result_is_stale)
+
+    def resizeEvent(self, ev) -> None:
+        super().resizeEvent(ev)
+        badge = getattr(self, "badge", None)  # pyqtgraph resizes before __init__ has finished
+        if badge is not None:
+            badge.adjustSize()
+            badge.move(max(self.width() - badge.width() - 10, 0), 10)
+
     def _on_trimap(self, _bbox) -> None:
         self._dirty_trimap = True
         if not self._refresh.isActive():
@@ -130,56 +197,157 @@ class Canvas(pg.GraphicsView):
         if self._dirty_trimap:
             self._dirty_trimap = False
             self.overlay_item.setImage(
-                self.document.trimap,
-                lut=trimap_lut(self.overlay_opacity),
-                levels=None,
-                autoLevels=False,
+                self.document.trimap, lut=self._lut(), levels=None, autoLevels=False
             )
+
+    def _lut(self) -> np.ndarray:
+        if self.mode == "plain":
+            return plain_trimap_lut()
+        return trimap_lut(self.overlay_opacity, self.overlay_colors)
 
     def set_overlay_opacity(self, opacity: float) -> None:
         self.overlay_opacity = float(opacity)
-        self.overlay_item.setLookupTable(trimap_lut(self.overlay_opacity))
+        self.overlay_item.setLookupTable(self._lut())
+
+    def set_overlay_colors(self, colors: dict) -> None:
+        """{trimap value: (r, g, b)} for the tint of foreground, background and the unknown band."""
+        self.overlay_colors = dict(colors)
+        self.overlay_item.setLookupTable(self._lut())
 
     def set_mode(self, mode: str) -> None:
         if mode not in MODES:
             raise ValueError(mode)
         self.mode = mode
+        self.overlay_item.setLookupTable(self._lut())
         self.refresh_preview()
 
     def set_split(self, fraction: float) -> None:
         self.split = min(max(float(fraction), 0.0), 1.0)
         self._update_clip()
 
+    def _preview_key(self) -> tuple:
+        doc = self.document
+        checker = isinstance(doc.background, str) and doc.background == "checker"
+        bg = None if checker else doc.background
+        return (
+            self.mode,
+            id(doc.image),
+            doc.shape,
+            checker,
+            id(bg) if bg is not None else None,
+            doc.edges,
+        )
+
+    def _on_result(self, box=None) -> None:
+        self._update_badge()
+        if box is not None and self._patch(box):
+            return
+        self.refresh_preview()
+
+    def _patch(self, box) -> bool:
+        """Redraw only ``box`` of the preview; False when that cannot be done."""
+        doc = self.document
+        result = doc.result
+        edges = doc.edges
+        if (
+            self.mode not in RESULT_MODES
+            or result is None
+            or result.scale != 1.0
+            or self.preview_pending
+            or self.preview_shown is None
+            or self._shown_key != self._preview_key()
+        ):
+            return False
+        reach = edge_ops.reach(edges)  # how far the edge adjustments carry a change
+        if reach is None:
+            return False
+        h, w = doc.shape
+        y0, y1, x0, x1 = box
+        y0, y1, x0, x1 = (
+            max(y0 - reach, 0),
+            min(y1 + reach, h),
+            max(x0 - reach, 0),
+            min(x1 + reach, w),
+        )
+        if (y1 - y0) * (x1 - x0) > PATCH_MAX_PIXELS:
+            return False
+        self._preview_gen += 1  # a full refresh still in flight would paint an older result
+        self.patches += 1
+        if y1 <= y0 or x1 <= x0:
+            self.preview_ready.emit()
+            return True
+        # The adjustments see `reach` more pixels on each side, so the box's pixels come out as
+        # they would from the whole image.
+        cy0, cy1, cx0, cx1 = (
+            max(y0 - reach, 0),
+            min(y1 + reach, h),
+            max(x0 - reach, 0),
+            min(x1 + reach, w),
+        )
+        inner = (slice(y0 - cy0, y1 - cy0), slice(x0 - cx0, x1 - cx0))
+        crop = (slice(cy0, cy1), slice(cx0, cx1))
+        alpha = result.alpha[crop]
+        fg = result_foreground(result, doc.image)[crop]
+        bg = None
+        if self.mode == "composite" and not self._shown_key[3]:
+            bg = doc.background_array()[crop]
+        pixels = result_pixels(self.mode, alpha, fg, doc.image[crop], bg, edges)
+        self.preview_shown[y0:y1, x0:x1] = pixels[inner]
+        # The ImageItem's QImage wraps preview_shown: repainting the rectangle shows the change.
+        self.preview_item.update(QRectF(x0, y0, x1 - x0, y1 - y0))
+        self.preview_ready.emit()
+        return True
+
     def refresh_preview(self) -> None:
         """Recompute the preview layer off the GUI thread (composites of big images take a while);
         only the newest request is shown."""
         self._preview_gen += 1
         gen = self._preview_gen
-        self.overlay_item.setVisible(self.mode == "trimap")
-        if self.mode == "trimap" or (self.document.result is None and self.mode != "edge"):
-            self._show_preview(gen, None)
+        self.overlay_item.setVisible(self.mode in ("trimap", "plain"))
+        self._update_badge()
+        doc = self.document
+        if self.mode in ("trimap", "plain") or (doc.result is None and self.mode != "edge"):
+            self._show_preview(gen, None, None)
             return
-        job = self.document.preview_job(self.mode)
+        key = self._preview_key()
+        mode, result, image, shape, edges = self.mode, doc.result, doc.image, doc.shape, doc.edges
+        if mode == "edge":
+            band = doc.trimap == UNKNOWN
+
+            def job():
+                return edge_pixels(image, band)
+        else:
+            background = doc.background_array if mode == "composite" and not key[3] else None
+
+            def job():
+                alpha = result_alpha(result, shape)
+                fg = result_foreground(result, image)
+                bg = None if background is None else background()
+                return result_pixels(mode, alpha, fg, image, bg, edges)
+
         self.preview_pending = True
         run_task(
-            lambda: _u8_or_none(job()),
-            lambda arr: self._show_preview(gen, arr),
-            lambda exc: self._show_preview(gen, None),
+            job,
+            lambda arr: self._show_preview(gen, arr, key),
+            lambda exc: self._show_preview(gen, None, None),
         )
 
-    def _show_preview(self, gen: int, arr: np.ndarray | None) -> None:
+    def _show_preview(self, gen: int, arr: np.ndarray | None, key) -> None:
         if gen != self._preview_gen:
             return
         self.preview_pending = False
         self.preview_shown = arr
+        self._shown_key = key
         if arr is None:
             self.clip_item.setVisible(False)
             self.split_line.setVisible(False)
             self.preview_ready.emit()
             return
         h, w = arr.shape[:2]
-        self.preview_item.setImage(arr, autoLevels=False, levels=(0, 255))
+        self.preview_item.setImage(arr, autoLevels=False, levels=None)
         self.preview_item.setRect(QRectF(0, 0, w, h))
+        self.checker_item.setRect(QRectF(0, 0, w, h))
+        self.checker_item.setVisible(arr.ndim == 3 and arr.shape[2] == 4)
         self.clip_item.setVisible(True)
         self._update_clip()
         self.preview_ready.emit()
@@ -207,6 +375,10 @@ class Canvas(pg.GraphicsView):
         self.vb.setRange(
             xRange=(cx - w / 2, cx + w / 2), yRange=(cy - h / 2, cy + h / 2), padding=0
         )
+
+    def zoom_changed_signal(self):
+        """Emitted (by the ViewBox) whenever the zoom or the visible range changes."""
+        return self.vb.sigRangeChanged
 
     def zoom_factor(self) -> float:
         """Screen pixels per image pixel."""

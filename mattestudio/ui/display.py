@@ -7,22 +7,80 @@ import numpy as np
 
 from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN
 
-#: Overlay colours (RGB) and their relative strength, multiplied by the user's opacity. Unknown
-#: stays untinted so hair and soft edges in the band are seen as they are.
+#: Default overlay colours (RGB) per trimap value; the user can choose others. The unknown band
+#: gets a lighter tint than the solid regions, so hair in the band stays visible through it.
 TRIMAP_COLORS = {
-    BACKGROUND: ((220, 50, 60), 1.0),
-    UNKNOWN: ((250, 210, 40), 0.0),  # untinted: the edge band shows the photo as it is
-    FOREGROUND: ((40, 200, 90), 1.0),
+    BACKGROUND: (220, 50, 60),
+    UNKNOWN: (250, 210, 40),
+    FOREGROUND: (40, 200, 90),
 }
+UNKNOWN_STRENGTH = 0.6
 
 
-def trimap_lut(opacity: float) -> np.ndarray:
+def trimap_lut(opacity: float, colors: dict | None = None) -> np.ndarray:
     """256 x 4 uint8 RGBA lookup table for a {0, 128, 255} trimap (pyqtgraph's fast path)."""
+    colors = {**TRIMAP_COLORS, **(colors or {})}
     lut = np.zeros((256, 4), np.uint8)
-    for value, (rgb, strength) in TRIMAP_COLORS.items():
+    a = max(0.0, min(1.0, float(opacity)))
+    for value, rgb in colors.items():
         lut[value, :3] = rgb
-        lut[value, 3] = int(round(255 * max(0.0, min(1.0, opacity)) * strength))
+        strength = UNKNOWN_STRENGTH if value == UNKNOWN else 1.0
+        lut[value, 3] = int(round(255 * a * strength))
     return lut
+
+
+def plain_trimap_lut() -> np.ndarray:
+    """Opaque grayscale: the trimap as it is stored (black, gray, white)."""
+    lut = np.zeros((256, 4), np.uint8)
+    lut[:, :3] = np.arange(256, dtype=np.uint8)[:, None]
+    lut[:, 3] = 255
+    return lut
+
+
+def preview_pixels(
+    mode: str, alpha: np.ndarray, foreground: np.ndarray, background: np.ndarray | None
+) -> np.ndarray:
+    """What the preview layer shows, as uint8: the alpha in grayscale (H x W), the cut-out as
+    straight RGBA (H x W x 4) when ``background`` is None (drawn over the on-screen
+    checkerboard), else the composite over ``background`` (H x W x 3). Works on crops too."""
+    if mode == "alpha":
+        return to_u8(alpha)
+    if background is None:
+        out = np.empty(alpha.shape[:2] + (4,), np.uint8)
+        out[..., :3] = to_u8(foreground)
+        out[..., 3] = to_u8(alpha)
+        return out
+    from mattestudio.core.compositing import composite
+
+    return to_u8(composite(foreground, alpha, background))
+
+
+def result_pixels(
+    mode: str,
+    alpha: np.ndarray,
+    foreground: np.ndarray,
+    image: np.ndarray,
+    background: np.ndarray | None,
+    edges,
+) -> np.ndarray:
+    """The preview of a result in ``mode`` with the edge adjustments (core.edges) applied:
+    "alpha", "composite" (over ``background``, or the RGBA cut-out when it is None), "on-black"
+    and "on-white". Works on crops too (see :func:`edge_reach`)."""
+    from mattestudio.core import edges as edge_ops
+
+    alpha = edge_ops.adjust_alpha(alpha, edges)
+    if mode == "alpha":
+        return preview_pixels(mode, alpha, foreground, None)
+    fg = edge_ops.decontaminate(image, foreground, edges.decontaminate)
+    solid = {"on-black": 0.0, "on-white": 1.0}.get(mode)
+    if solid is not None:
+        background = np.full(alpha.shape[:2] + (3,), solid, np.float32)
+    return preview_pixels("composite", alpha, fg, background)
+
+
+def edge_pixels(image: np.ndarray, band: np.ndarray) -> np.ndarray:
+    """The "edge only" view: the photo inside the unknown band, dark grey elsewhere."""
+    return to_u8(np.where(band[:, :, None], image, np.float32(0.12)))
 
 
 def to_u8(arr: np.ndarray) -> np.ndarray:

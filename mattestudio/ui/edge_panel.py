@@ -182,7 +182,7 @@ class EdgePanel(QWidget):
 
 # -- wiring into the main window ---------------------------------------------------------------------
 
-#: Extra view modes: key -> (label, tooltip). The canvas computes them through Document.preview_job.
+#: Extra view modes: key -> (label, tooltip). The canvas computes them (ui.display.result_pixels, edge_pixels).
 VIEW_MODES = (
     ("on-black", "On black", "The cut-out over black: shows light fringes and halos"),
     ("on-white", "On white", "The cut-out over white: shows dark fringes and lost detail"),
@@ -199,6 +199,10 @@ def install(win) -> EdgePanel:
     win.edge_panel = panel
     dock = win._dock("Edge", panel, Qt.DockWidgetArea.RightDockWidgetArea)
     win.edge_dock = dock
+    # A tab beside Engine and View, so the canvas keeps most of the window (issue 9).
+    win.tabifyDockWidget(win.docks[-1], dock)
+    win.docks.append(dock)
+    win.docks[1].raise_()
 
     canvases = (win.canvas, win.result_view)
     for canvas in canvases:

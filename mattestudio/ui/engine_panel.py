@@ -112,12 +112,20 @@ def _make_field(p) -> _ParamField:
 
 class EnginePanel(QWidget):
     engine_changed = Signal(str)
+    #: A parameter was edited by the user (Live re-runs on it).
+    params_changed = Signal()
     import_checkpoint = Signal(str)  # engine name
 
     def __init__(self, parent=None):
         super().__init__(parent)
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
         self.combo = setp(QComboBox(), toolTip="Matting engine")
+        # as wide as the panel, not as the longest "(unavailable)" entry
+        self.combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.combo.setMinimumContentsLength(14)
         self.reasons: dict[str, str | None] = {}
         model = QStandardItemModel(self.combo)
         self.combo.setModel(model)
@@ -148,6 +156,8 @@ class EnginePanel(QWidget):
         layout.addWidget(self.import_button)
         self.form_host = QWidget()
         self.form = QFormLayout(self.form_host)
+        # labels above their fields: the panel stays narrow, so the canvas keeps the room
+        self.form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)
         self.form.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(advanced_box(self.form_host))  # issue 13: solver params under Advanced
         reset = QHBoxLayout()
@@ -201,11 +211,17 @@ class EnginePanel(QWidget):
                 label.setToolTip(f.widget.toolTip())
                 self.form.addRow(label, f.widget)
                 self.fields.append(f)
+                _on_edit(f.widget, self.params_changed.emit)
         self.engine_changed.emit(name)
 
     def _reset(self) -> None:
-        for f in self.fields:
-            f.set(f.param.default)
+        self.blockSignals(True)
+        try:
+            for f in self.fields:
+                f.set(f.param.default)
+        finally:
+            self.blockSignals(False)
+        self.params_changed.emit()
 
     def available(self) -> bool:
         return bool(self.engine) and self.reasons.get(self.engine) is None
@@ -233,10 +249,14 @@ class EnginePanel(QWidget):
             return {}
 
     def set_params(self, values: dict) -> None:
-        for f in self.fields:
-            if f.param.name in values:
-                with contextlib.suppress(TypeError, ValueError):
-                    f.set(values[f.param.name])
+        self.blockSignals(True)
+        try:
+            for f in self.fields:
+                if f.param.name in values:
+                    with contextlib.suppress(TypeError, ValueError):
+                        f.set(values[f.param.name])
+        finally:
+            self.blockSignals(False)
 
     def refresh_availability(self) -> None:
         """Re-check reasons (after importing a checkpoint)."""
@@ -258,6 +278,18 @@ class EnginePanel(QWidget):
             label = engine_label(name, registry.info(name).display_name)
             self.combo.setItemText(i, label if reason is None else f"{label} (unavailable)")
         self._rebuild()
+
+
+def _on_edit(widget: QWidget, slot) -> None:
+    """Call ``slot`` when the user has finished changing ``widget``'s value."""
+    if isinstance(widget, QComboBox):
+        widget.currentIndexChanged.connect(lambda *_: slot())
+    elif isinstance(widget, QCheckBox):
+        widget.toggled.connect(lambda *_: slot())
+    elif isinstance(widget, (QSpinBox, QDoubleSpinBox)):
+        widget.valueChanged.connect(lambda *_: slot())
+    elif isinstance(widget, QLineEdit):
+        widget.editingFinished.connect(slot)
 
 
 def choose_checkpoint(parent, engine: str) -> str | None:

@@ -1,4 +1,4 @@
-"""A long-lived child process that runs engines (Qt-free; the runner's worker thread drives it).
+"""A long-lived child process that runs jobs (Qt-free; the runner's worker thread drives it).
 
 Why a process and not only a thread: pymatting's numba kernels and parts of scipy hold the GIL
 for 100-200 ms at a time, which froze the editor's event loop for that long even with the
@@ -7,24 +7,44 @@ thread only waits on a pipe. Side benefits: a crash or out-of-memory kill in an 
 take the editor down (the next run starts a fresh process), and a cancel that the engine does
 not honour within a grace period ends the process.
 
-Protocol (parent -> child): ("job", job_id, engine, params, image_key, image | None,
-trimap, trimap_version, scales, exact) or ("stop",). The image is sent only when it is a new array.
-Child -> parent: ("progress", id, fraction, message), ("result", id, MattingResult,
-trimap_version), ("failed", id, message), ("cancelled", id), ("done", id).
+Messages are the dataclasses of mattestudio.ui.protocol: an ``Envelope`` (job + image key) or
+``Stop`` goes in; ``Progress``, ``Result``, ``Failed`` and ``Done`` come out. The image travels
+only when it is a different array from the last one sent.
+
+Matting sessions stay warm between jobs: per (engine, parameters) the child keeps the prepared
+engine and its last full-resolution result. A Live job then re-runs through
+``pipeline.rematte`` (foreground colors only where the alpha changed) and sends back only the
+changed box; the parent keeps the same last result and pastes the box into a copy of it. Both
+sides see every result in pipe order, so they stay in step; a restart resets both.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import multiprocessing as mp
 import os
 import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from mattestudio.errors import Cancelled, MattestudioError
-from mattestudio.progress import scaled
-from mattestudio.types import CancelToken
+from mattestudio.types import CancelToken, MattingResult
+from mattestudio.ui.protocol import (
+    Done,
+    Envelope,
+    Event,
+    Failed,
+    GrabCutJob,
+    GrabCutOutput,
+    Job,
+    MattingJob,
+    Progress,
+    Result,
+    Stop,
+)
 
 
 class _EventToken(CancelToken):
@@ -42,85 +62,200 @@ def error_message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _throttled_sender(conn, job_id: int) -> Callable[[float, str], None]:
-    """A progress callback that sends at most 20 messages a second (and always the last)."""
-    last = 0.0
-
-    def send(fraction: float, text: str) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if now - last >= 0.05 or fraction >= 1.0:
-            last = now
-            conn.send(("progress", job_id, fraction, text))
-
-    return send
+# -- child side -------------------------------------------------------------------------------------
 
 
-def _serve(conn, cancel_event) -> None:  # runs in the child
-    from mattestudio.core.document import downscaled
-    from mattestudio.engines import registry
-    from mattestudio.pipeline import run_matting
+class _Session:
+    """One engine instance and what it last produced for the current image."""
 
-    with contextlib.suppress(
-        AttributeError, OSError
-    ):  # the editor's event loop must win any fight for a CPU core
-        os.nice(5)
-    # Warm up: pymatting's import (and first-time numba compile) happens here, not in the first run.
-    with contextlib.suppress(Exception):
-        import pymatting  # noqa: F401
-    token = _EventToken(cancel_event)
-    engines: dict = {}
-    image = None
-    image_version = None
-    while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            return
-        if msg[0] == "stop":
-            return
-        _, job_id, name, params, iv, img, trimap, tv, scales, exact = msg
-        if img is not None:
-            image, image_version = img, iv
-        send = _throttled_sender(conn, job_id)
-        try:
-            if image is None or image_version != iv:
-                raise RuntimeError("the engine process lost the image; run again")
-            for k, scale in enumerate(scales):
-                token.raise_if_cancelled()
-                # Each scale fills its own share of the bar.
-                progress = scaled(send, k / len(scales), (k + 1) / len(scales))
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.image_key: int | None = None
+        self.previous: MattingResult | None = None  # at full resolution
+        self.previous_id = -1
 
-                key = (name, tuple(sorted((p, repr(v)) for p, v in params.items())), scale)
-                entry = engines.get(key)
-                if entry is None:
-                    if len(engines) >= 4:
-                        engines.clear()
-                    entry = engines[key] = [registry.create(name, **params), None]
-                img_s, tri_s = (image, trimap) if scale == 1.0 else downscaled(image, trimap, scale)
-                prepared = entry[1] == iv
-                if exact:
-                    entry[0].forget_previous()
-                entry[1] = None
-                result = run_matting(
-                    entry[0],
-                    img_s,
-                    tri_s,
+
+class _Server:
+    MAX_SESSIONS = 4
+
+    def __init__(self, conn, token: CancelToken) -> None:
+        self.conn = conn
+        self.token = token
+        self.sessions: dict = {}
+        self.image: np.ndarray | None = None
+        self.image_key: int | None = None
+        self.last_sent = (
+            -1
+        )  # job id of the last full-resolution matting result sent (the parent's basis)
+
+    def send(self, event: Event) -> None:
+        self.conn.send(event)
+
+    def progress_fn(self, job_id: int, lo: float, hi: float):
+        last = [0.0]
+
+        def progress(frac: float, text: str) -> None:
+            now = time.monotonic()
+            if now - last[0] >= 0.05 or frac >= 1.0:
+                last[0] = now
+                self.send(Progress(job_id, lo + (hi - lo) * min(max(frac, 0.0), 1.0), text))
+
+        return progress
+
+    def session(self, name: str, params: dict, scale: float) -> _Session:
+        from mattestudio.engines import registry
+
+        key = (name, tuple(sorted((p, repr(v)) for p, v in params.items())), scale)
+        s = self.sessions.get(key)
+        if s is None:
+            if len(self.sessions) >= self.MAX_SESSIONS:
+                self.sessions.clear()
+            s = self.sessions[key] = _Session(registry.create(name, **params))
+        return s
+
+    def serve(self) -> None:
+        while True:
+            try:
+                msg = self.conn.recv()
+            except (EOFError, OSError):
+                return
+            if isinstance(msg, Stop):
+                return
+            job = msg.job
+            if job.image is not None:
+                self.image, self.image_key = job.image, msg.image_key
+            cancelled = False
+            try:
+                if self.image is None or self.image_key != msg.image_key:
+                    raise RuntimeError("the engine process lost the image; run again")
+                if isinstance(job, GrabCutJob):
+                    self.grabcut(job)
+                else:
+                    self.matte(job)
+            except Cancelled:
+                cancelled = True
+            except BaseException as exc:
+                self.send(Failed(job.job_id, error_message(exc)))
+            self.send(Done(job.job_id, cancelled))
+
+    def grabcut(self, job: GrabCutJob) -> None:
+        from mattestudio.core import trimap as trimap_ops
+
+        assert self.image is not None  # checked by serve()
+
+        seg = trimap_ops.grabcut_segment(
+            self.image,
+            job.rect,
+            job.fg_marks,
+            job.bg_marks,
+            job.iterations,
+            progress=self.progress_fn(job.job_id, 0.0, 1.0),
+            cancel=self.token,
+        )
+        tri = trimap_ops.from_segmentation(
+            seg, job.band, job.fg_marks, job.bg_marks, image=self.image, smart=job.smart
+        )
+        self.send(Result(job.job_id, job.revision, GrabCutOutput(seg, tri)))
+
+    def matte(self, job: MattingJob) -> None:
+        from mattestudio.core.trimap import downscaled
+        from mattestudio.pipeline import rematte, run_matting
+
+        image, trimap, token = self.image, job.trimap, self.token
+        assert image is not None  # checked by serve()
+        full = self.session(job.engine, job.params, 1.0)
+        if full.image_key != self.image_key or job.exact:
+            full.previous = None
+        if job.exact:
+            forget = getattr(full.engine, "forget_previous", None)
+            if forget is not None:
+                forget()
+        # An engine that re-solves only around the edit answers faster than a coarse preview would.
+        warm = full.previous is not None and bool(full.engine.params.get("incremental"))
+        lo = 0.0
+        if job.coarse_scale is not None and job.coarse_scale < 1.0 and not warm:
+            token.raise_if_cancelled()
+            lo = 0.3
+            coarse = self.session(job.engine, job.params, job.coarse_scale)
+            img_s, tri_s = downscaled(image, trimap, job.coarse_scale)
+            prepared = coarse.image_key == self.image_key
+            coarse.image_key = None
+            result = run_matting(
+                coarse.engine,
+                img_s,
+                tri_s,
+                prepared=prepared,
+                progress=self.progress_fn(job.job_id, 0.0, lo),
+                cancel=token,
+                request_id=job.job_id,
+                scale=job.coarse_scale,
+            )
+            coarse.image_key = self.image_key
+            token.raise_if_cancelled()
+            self.send(Result(job.job_id, job.revision, result))
+        token.raise_if_cancelled()
+        progress = self.progress_fn(job.job_id, lo, 1.0)
+        previous, previous_id = full.previous, full.previous_id
+        prepared = full.image_key == self.image_key
+        full.image_key = None  # until this run has finished
+        full.previous = None
+        if previous is not None and prepared:
+            try:
+                result, box = rematte(
+                    full.engine,
+                    image,
+                    trimap,
+                    previous,
+                    progress=progress,
+                    cancel=token,
+                    request_id=job.job_id,
+                )
+            except Cancelled:  # a cancelled predict leaves the engine as it was: keep the session
+                full.image_key, full.previous = self.image_key, previous
+                raise
+        else:
+            result, box = (
+                run_matting(
+                    full.engine,
+                    image,
+                    trimap,
                     prepared=prepared,
                     progress=progress,
                     cancel=token,
-                    request_id=job_id,
-                    scale=scale,
-                )
-                entry[1] = iv
-                token.raise_if_cancelled()
-                conn.send(("result", job_id, result, tv))
-        except Cancelled:
-            conn.send(("cancelled", job_id))
-        except BaseException as exc:
-            conn.send(("failed", job_id, error_message(exc)))
-        finally:
-            conn.send(("done", job_id))
+                    request_id=job.job_id,
+                ),
+                None,
+            )
+        full.image_key = self.image_key
+        full.previous, full.previous_id = result, job.job_id
+        token.raise_if_cancelled()
+        if box is not None and previous_id == self.last_sent:
+            y0, y1, x0, x1 = box
+            crop = dataclasses.replace(
+                result,
+                alpha=result.alpha[y0:y1, x0:x1].copy(),
+                foreground=result.foreground[y0:y1, x0:x1].copy(),
+            )
+            self.send(Result(job.job_id, job.revision, crop, box, previous_id, patch=True))
+        else:
+            basis = previous_id if box is not None else None
+            self.send(Result(job.job_id, job.revision, result, box, basis))
+        self.last_sent = job.job_id
+
+
+def _serve(conn, cancel_event) -> None:  # runs in the child
+    with contextlib.suppress(
+        AttributeError, OSError
+    ):  # the editor's event loop wins any fight for a core
+        os.nice(5)
+    with contextlib.suppress(
+        Exception
+    ):  # pymatting's import (and numba compile) now, not in the first run
+        import pymatting  # noqa: F401
+    _Server(conn, _EventToken(cancel_event)).serve()
+
+
+# -- parent side ------------------------------------------------------------------------------------
 
 
 class EngineProcess:
@@ -131,8 +266,9 @@ class EngineProcess:
         self._proc: Any = None
         self._conn: Any = None
         self._cancel: Any = None
-        self._image_ref = None  # the image array last sent (compared by identity)
+        self._image_ref: np.ndarray | None = None  # the image array last sent (by identity)
         self._image_key = 0
+        self._basis: MattingResult | None = None  # last full-resolution result (module doc)
 
     @property
     def alive(self) -> bool:
@@ -158,15 +294,17 @@ class EngineProcess:
         child.close()
         self._conn = parent
         self._image_ref = None
+        self._basis = None
 
     def stop(self, kill: bool = False) -> None:
         proc, conn = self._proc, self._conn
         self._proc = self._conn = None
         self._image_ref = None
+        self._basis = None
         if conn is not None:
             try:
                 if not kill:
-                    conn.send(("stop",))
+                    conn.send(Stop())
             except (OSError, ValueError):
                 pass
         if proc is not None:
@@ -182,38 +320,42 @@ class EngineProcess:
         if conn is not None:
             conn.close()
 
-    def run(
-        self,
-        job,
-        cancel: CancelToken,
-        on_progress: Callable[[float, str], None],
-        on_result: Callable[[object, int], None],
-    ) -> None:
-        """Run ``job`` (a MattingJob) to completion. Raises Cancelled or MattestudioError."""
+    def _full_result(self, event: Result) -> Result:
+        """Paste a patch into a copy of the basis; remember full-resolution matting results."""
+        value = event.value
+        if event.patch:
+            if self._basis is None or event.box is None or not isinstance(value, MattingResult):
+                raise MattestudioError("the engine process sent a patch without a basis")
+            y0, y1, x0, x1 = event.box
+            alpha = self._basis.alpha.copy()
+            fg = self._basis.foreground.copy()
+            alpha[y0:y1, x0:x1] = value.alpha
+            fg[y0:y1, x0:x1] = value.foreground
+            value = dataclasses.replace(value, alpha=alpha, foreground=fg)
+            event = dataclasses.replace(event, value=value, patch=False)
+        if not isinstance(value, MattingResult) or value.scale != 1.0:
+            return event
+        self._basis = value
+        return event
+
+    def run(self, job: Job, cancel: CancelToken, on_event: Callable[[Event], None]) -> None:
+        """Run ``job`` to completion, passing its Progress and Result events to ``on_event``.
+        Raises Cancelled or MattestudioError."""
         self.start()
         self._cancel.clear()
         # The image travels only when it is a different array from the last one sent (Documents
-        # replace their image, never edit it in place); the child keys its prepared engines by it.
+        # replace their image, never edit it in place); the child keys its sessions by it.
+        if job.image is None:
+            raise MattestudioError("a job without an image")
         base = job.image.base if job.image.base is not None else job.image
-        image = None
+        wire = job
         if base is not self._image_ref:
             self._image_key += 1
-            image = job.image
+            self._basis = None
+        else:
+            wire = dataclasses.replace(job, image=None)
         try:
-            self._conn.send(
-                (
-                    "job",
-                    job.job_id,
-                    job.engine,
-                    job.params,
-                    self._image_key,
-                    image,
-                    job.trimap,
-                    job.trimap_version,
-                    job.scales,
-                    job.exact,
-                )
-            )
+            self._conn.send(Envelope(wire, self._image_key))
         except (OSError, ValueError) as exc:
             self.stop(kill=True)
             raise MattestudioError(f"could not start the engine: {exc}") from None
@@ -226,9 +368,8 @@ class EngineProcess:
                 self._cancel.set()
                 cancel_at = time.monotonic()
             if cancel_at is not None and time.monotonic() - cancel_at > self.grace_seconds:
-                self.stop(
-                    kill=True
-                )  # the engine ignores the cancel: end it, a new process starts next time
+                # the engine ignores the cancel: end it, a new process starts next time
+                self.stop(kill=True)
                 raise Cancelled()
             try:
                 if not self._conn.poll(0.02):
@@ -245,18 +386,17 @@ class EngineProcess:
                     "the engine process stopped unexpectedly"
                     + (f" (exit code {code}; out of memory?)" if code else "")
                 ) from None
-            kind = msg[0]
-            if kind == "progress":
+            if isinstance(msg, Result):
+                msg = self._full_result(msg)  # even when cancelled: the basis must follow the child
                 if cancel_at is None:
-                    on_progress(msg[2], msg[3])
-            elif kind == "result":
+                    on_event(msg)
+            elif isinstance(msg, Progress):
                 if cancel_at is None:
-                    on_result(msg[2], msg[3])
-            elif kind == "failed":
-                failure = msg[2]
-            elif kind == "cancelled":
-                cancelled = True
-            elif kind == "done":
+                    on_event(msg)
+            elif isinstance(msg, Failed):
+                failure = msg.message
+            elif isinstance(msg, Done):
+                cancelled = msg.cancelled
                 break
         if cancelled or cancel_at is not None:
             raise Cancelled()

@@ -3,11 +3,17 @@
 All reading and writing goes through mattestudio.core (io, trimap, export, layered, project).
 Every failure becomes a dialog with the reason; the open document is only replaced after the
 new data has been read and checked completely.
+
+FileOps works on the Document and talks through signals; it does not know the window. The
+window gives it ``settings_source`` (the session's ProjectSettings for saving) and listens to
+``settings_loaded``, ``message`` and ``run_requested``. An export of a result older than the
+trimap asks for a run first and writes once the fresh result has arrived.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -48,11 +54,20 @@ AUTOSAVE_MS = 20_000
 class FileOps(QObject):
     recent_changed = Signal(list)
     opened = Signal(str)
+    #: A status-bar message.
+    message = Signal(str)
+    #: A project was opened: its ProjectSettings, for the widgets.
+    settings_loaded = Signal(object)
+    #: An export needs a fresh result: run the engine (a clean full solve).
+    run_requested = Signal()
 
-    def __init__(self, window):
-        super().__init__(window)
-        self.win = window
-        self.doc = window.document
+    def __init__(self, document, parent=None):
+        super().__init__(parent)
+        self.dialog_parent = parent
+        self.doc = document
+        self.settings_source: Callable[[], project.ProjectSettings] = project.ProjectSettings
+        self.pending_export: tuple[str, str] | None = None
+        document.result_changed.connect(self._result_arrived)
         self.autosave_timer = setp(QTimer(self), interval=AUTOSAVE_MS)
         self.autosave_timer.timeout.connect(self.autosave)
         self.autosave_timer.start()
@@ -62,17 +77,19 @@ class FileOps(QObject):
     # -- helpers -------------------------------------------------------------------------------------
     def error(self, title: str, exc) -> None:
         text = exc.reason if isinstance(exc, MattestudioError) and exc.path is None else str(exc)
-        QMessageBox.warning(self.win, title, text)
+        QMessageBox.warning(self.dialog_parent, title, text)
 
     def _ask_open(self, title: str, kind: str, filt: str) -> str | None:
-        path, _ = QFileDialog.getOpenFileName(self.win, title, settings.last_dir(kind), filt)
+        path, _ = QFileDialog.getOpenFileName(
+            self.dialog_parent, title, settings.last_dir(kind), filt
+        )
         if path:
             settings.set_last_dir(kind, path)
         return path or None
 
     def _ask_save(self, title: str, kind: str, suggested: str, filt: str) -> str | None:
         start = str(Path(settings.last_dir(kind) or Path.home()) / suggested)
-        path, _ = QFileDialog.getSaveFileName(self.win, title, start, filt)
+        path, _ = QFileDialog.getSaveFileName(self.dialog_parent, title, start, filt)
         if path:
             settings.set_last_dir(kind, path)
         return path or None
@@ -124,7 +141,7 @@ class FileOps(QObject):
         if found is None:
             return
         answer = QMessageBox.question(
-            self.win,
+            self.dialog_parent,
             "Recover unsaved work?",
             f"An autosave of the trimap for {Path(path).name} was found (the editor did not close normally).\n"
             "Restore it?",
@@ -155,7 +172,6 @@ class FileOps(QObject):
             self.error("Cannot use the trimap", exc)
             return False
         self.doc.set_trimap(tri, "load trimap", path=path, source="loaded")
-        self.win.tools.stroke_finished.emit()
         return True
 
     def open_project(self, path: str | None = None) -> bool:
@@ -167,6 +183,7 @@ class FileOps(QObject):
         except (MattestudioError, MemoryError) as exc:
             self.error("Cannot open project", exc)
             return False
+        saved = project.ProjectSettings.from_dict(state.settings)
         self.doc.set_image(
             state.image, state.trimap, image_path=state.image_path or path, strokes=state.strokes
         )
@@ -174,14 +191,14 @@ class FileOps(QObject):
             from mattestudio.types import MattingResult
 
             fg = state.foreground if state.foreground is not None else state.image
-            self.doc.set_result(
-                MattingResult(
-                    alpha=state.alpha,
-                    foreground=fg,
-                    engine=str(state.settings.get("engine", "project")),
-                )
+            result = MattingResult(
+                alpha=state.alpha,
+                foreground=fg,
+                engine=saved.engine or "project",
+                seconds=saved.result_seconds or 0.0,
             )
-        self.win.apply_settings(state.settings)
+            self.doc.set_result(result, self.doc.revision if saved.result_current else -1)
+        self.settings_loaded.emit(saved)
         self._autosaved_version = self.doc.trimap_version
         self._remember(path)
         return True
@@ -195,7 +212,7 @@ class FileOps(QObject):
             trimap=self.doc.trimap.copy(),
             alpha=alpha,
             foreground=fg,
-            settings=self.win.settings_snapshot(),
+            settings=self.settings_source().to_dict(),
             image_path=str(self.doc.image_path) if self.doc.image_path else None,
             strokes=list(self.doc.strokes),
         )
@@ -215,7 +232,7 @@ class FileOps(QObject):
             self.error("Cannot save project", exc)
             return False
         self.doc.modified = False
-        self.win.status(f"Saved {path}")
+        self.message.emit(f"Saved {path}")
         return True
 
     def save_trimap(self, path: str | None = None) -> bool:
@@ -226,7 +243,7 @@ class FileOps(QObject):
         alpha = self.doc.alpha()
         if alpha is None and kind != "trimap":
             QMessageBox.information(
-                self.win,
+                self.dialog_parent,
                 "Nothing to export yet",
                 "There is no alpha matte yet: paint a trimap and press Run (Ctrl+R).",
             )
@@ -235,28 +252,56 @@ class FileOps(QObject):
         if path is None:
             return False
         doc = self.doc
-        fg = None
-        if alpha is not None:  # every export shows the edge adjustments (issue 13)
-            alpha, fg = doc.output()
+        if kind != "trimap" and (doc.result_is_stale or doc.result.scale != 1.0):
+            # What is on screen is older than the trimap (or a coarse preview): never write it.
+            self.pending_export = (kind, path)
+            self.message.emit(
+                "The result is older than the trimap: running the engine before exporting..."
+            )
+            self.run_requested.emit()
+            return False
+        return self._write(kind, path)
+
+    def _result_arrived(self, *_) -> None:
+        doc = self.doc
+        if self.pending_export is None or doc.result is None:
+            return
+        if doc.result_is_stale or doc.result.scale != 1.0:
+            return
+        kind, path = self.pending_export
+        self.pending_export = None
+        self._write(kind, path)
+
+    def drop_pending_export(self) -> None:
+        if self.pending_export is not None:
+            self.pending_export = None
+            self.message.emit("Export not written: the engine did not finish")
+
+    def _write(self, kind: str, path: str) -> bool:
+        doc = self.doc
+        out = doc.output()  # every export shows the edge adjustments (issue 13)
+        if out is None and kind != "trimap":
+            self.message.emit("Nothing to export yet: run the engine first")
+            return False
         try:
-            if kind in ("alpha8", "alpha16"):
-                export.save_alpha_png(path, alpha, bits=16 if kind == "alpha16" else 8)
-            elif kind == "cutout":
-                assert fg is not None  # there is an alpha, so there is a result
-                export.save_cutout(path, fg, alpha)
-            elif kind == "composite":
-                assert fg is not None
-                export.save_composite(path, fg, alpha, doc.background, original=doc.image)
-            elif kind == "trimap":
+            if kind == "trimap":
                 export.save_trimap_png(path, doc.trimap)
-            elif kind == "ora":
-                layered.save_ora(path, doc.image, fg, alpha, doc.background, doc.trimap)
-            elif kind == "psd":
-                layered.save_psd(path, doc.image, fg, alpha, doc.background, doc.trimap)
+            elif out is not None:
+                alpha, fg = out
+                if kind in ("alpha8", "alpha16"):
+                    export.save_alpha_png(path, alpha, bits=16 if kind == "alpha16" else 8)
+                elif kind == "cutout":
+                    export.save_cutout(path, fg, alpha)
+                elif kind == "composite":
+                    export.save_composite(path, fg, alpha, doc.background, original=doc.image)
+                elif kind == "ora":
+                    layered.save_ora(path, doc.image, fg, alpha, doc.background, doc.trimap)
+                elif kind == "psd":
+                    layered.save_psd(path, doc.image, fg, alpha, doc.background, doc.trimap)
         except (MattestudioError, OSError, MemoryError) as exc:
             self.error("Export failed", exc)
             return False
-        self.win.status(f"Exported {path}")
+        self.message.emit(f"Exported {path}")
         return True
 
     # -- autosave ------------------------------------------------------------------------------------
@@ -269,7 +314,7 @@ class FileOps(QObject):
         state = project.ProjectState(
             image=self.doc.image,
             trimap=self.doc.trimap.copy(),
-            settings=self.win.settings_snapshot(),
+            settings=self.settings_source().to_dict(),
             image_path=str(self.doc.image_path),
         )
         version = self.doc.trimap_version
@@ -281,7 +326,7 @@ class FileOps(QObject):
 
         def failed(exc):
             self._autosave_busy = False
-            self.win.status(f"Autosave failed: {exc}")
+            self.message.emit(f"Autosave failed: {exc}")
 
         if wait:
             try:

@@ -1,10 +1,16 @@
-"""The main window: builds the parts, places them and connects them. No image maths here."""
+"""The main window: builds the parts, places them and connects them. No image maths here.
+
+Who does what: the Document holds the data and announces every change (``edited``,
+``result_changed``...); ``RunController`` turns edits into engine jobs (Run, Live, GrabCut) on the
+``MattingRunner``; ``FileOps`` reads and writes files; the canvases and panels show the Document.
+A new panel or tool plugs in by connecting to the Document's signals and the controller.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QThreadPool, QTimer
+from PySide6.QtCore import Qt, QThreadPool
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QColorDialog,
@@ -26,18 +32,10 @@ from mattestudio.ui.canvas import Canvas
 from mattestudio.ui.engine_panel import EnginePanel, choose_checkpoint
 from mattestudio.ui.file_ops import EXPORTS, FileOps, load_background_image
 from mattestudio.ui.qt_utils import setp
+from mattestudio.ui.run_control import RunController
 from mattestudio.ui.runner import MattingRunner
 from mattestudio.ui.tools import ToolController, ToolPanel
 from mattestudio.ui.view_panel import ViewPanel, color_to_spec
-
-LIVE_DELAY_MS = 120
-COARSE_ABOVE = 120_000  # pixels; smaller images go straight to full resolution in Live mode
-
-
-def coarse_scale(h: int, w: int) -> float | None:
-    if h * w <= COARSE_ABOVE:
-        return None
-    return min(0.5, (60_000 / (h * w)) ** 0.5)
 
 
 class MainWindow(QMainWindow):
@@ -63,18 +61,20 @@ class MainWindow(QMainWindow):
         self.engine_panel = EnginePanel()
         self.view_panel = ViewPanel(self.document)
         self.runner = MattingRunner(self)
-        self.files = FileOps(self)
+        self.control = RunController(self.document, self.engine_panel, self.runner, self)
+        self.files = FileOps(self.document, self)
+        self.files.settings_source = self.settings_snapshot
         self.last_error: str | None = None
-        docks = [
-            self._dock("Tools", self.tool_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
-            self._dock("Engine", self.engine_panel, Qt.DockWidgetArea.RightDockWidgetArea),
-            self._dock("View", self.view_panel, Qt.DockWidgetArea.RightDockWidgetArea),
-        ]
-        self.resizeDocks(docks, [250, 300, 300], Qt.Orientation.Horizontal)
+        # Engine and View share the right side as tabs, so the canvas keeps most of the width.
+        tools_dock = self._dock("Tools", self.tool_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        engine_dock = self._dock("Engine", self.engine_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        view_dock = self._dock("View", self.view_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(engine_dock, view_dock)
+        engine_dock.raise_()
+        self.docks = [tools_dock, engine_dock, view_dock]
+        self.resizeDocks([tools_dock, engine_dock], [200, 250], Qt.Orientation.Horizontal)
         self._build_status()
         self._build_actions()
-        self._live_timer = setp(QTimer(self), singleShot=True, interval=LIVE_DELAY_MS)
-        self._live_timer.timeout.connect(lambda: self.run(live=True))
         self._connect()
         # Issue 14: the Select subject tool (clicks/box -> SAM 2 or GrabCut mask -> trimap).
         from mattestudio.ui.select_tool import install as install_select_tool
@@ -93,8 +93,13 @@ class MainWindow(QMainWindow):
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(widget.minimumSizeHint().width() + 12)
+        scroll.setMinimumWidth(widget.minimumSizeHint().width() + 14)
         dock.setWidget(scroll)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetClosable
+            | QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        )
         self.addDockWidget(area, dock)
         return dock
 
@@ -192,10 +197,16 @@ class MainWindow(QMainWindow):
             checkable=True,
         )
         v.addSeparator()
-        for i, key in enumerate(("trimap", "alpha", "composite")):
+        for i, key in enumerate(("trimap", "alpha", "composite", "plain")):
             self._action(
-                v, f"Show {key}", lambda _=False, k=key: self.view_panel.set_mode(k), str(i + 1)
+                v,
+                "Show plain trimap" if key == "plain" else f"Show {key}",
+                lambda _=False, k=key: self.view_panel.set_mode(k),
+                str(i + 1),
             )
+        v.addSeparator()
+        for dock in self.docks:  # closed panels come back from here
+            v.addAction(dock.toggleViewAction())
 
         r = m.addMenu("&Run")
         self.run_action = self._action(
@@ -204,9 +215,9 @@ class MainWindow(QMainWindow):
         self.live_action = self._action(
             r,
             "&Live",
-            self._live_toggled,
+            self.set_live,
             "Ctrl+L",
-            "Re-run after every stroke (coarse preview first)",
+            "Re-run after every edit of the trimap, engine or parameters",
             checkable=True,
         )
         self.cancel_action = self._action(r, "&Cancel", self.runner.cancel, "Esc")
@@ -222,98 +233,74 @@ class MainWindow(QMainWindow):
         self.rebuild_recent(settings.recent_files())
 
     def _connect(self) -> None:
-        d, c, vp = self.document, self.canvas, self.view_panel
+        d, c, vp, ctl = self.document, self.canvas, self.view_panel, self.control
         d.history_changed.connect(self._history_changed)
         d.image_changed.connect(self._image_changed)
-        self.tools.stroke_finished.connect(self._edited)
         self.tools.grabcut_requested.connect(self.run_grabcut)
         self.tools.changed.connect(lambda: settings.put("brush/size", self.tools.size))
         vp.mode_changed.connect(c.set_mode)
         vp.mode_changed.connect(self._sync_result_view)
         vp.opacity_changed.connect(c.set_overlay_opacity)
+        vp.colors_changed.connect(c.set_overlay_colors)
         vp.split_changed.connect(c.set_split)
         vp.background_chosen.connect(self.choose_background)
-        c.files_dropped.connect(lambda paths: self.files.open_any(paths[0]))
-        c.hovered.connect(self._hover)
-        self.result_view.hovered.connect(self._hover)
-        self.result_view.files_dropped.connect(lambda paths: self.files.open_any(paths[0]))
-        self.files.recent_changed.connect(self.rebuild_recent)
+        c.zoom_changed_signal().connect(self._show_position)
+        for canvas in (c, self.result_view):
+            canvas.hovered.connect(self._hover)
+            canvas.files_dropped.connect(lambda paths: self.files.open_any(paths[0]))
+        fo = self.files
+        fo.recent_changed.connect(self.rebuild_recent)
+        fo.message.connect(self.status)
+        fo.settings_loaded.connect(self.apply_settings)
+        fo.run_requested.connect(self.run)
         self.engine_panel.engine_changed.connect(lambda name: settings.put("engine/name", name))
         self.engine_panel.import_checkpoint.connect(self.import_checkpoint)
+        ctl.status.connect(self.status)
+        ctl.error.connect(self._failed)
+        ctl.grabcut_busy.connect(lambda busy: self.tool_panel.grabcut_button.setEnabled(not busy))
+        ctl.grabcut_busy.connect(lambda busy: busy or self.canvas.show_rubber(None))
         rn = self.runner
         rn.result_ready.connect(self._result)
-        rn.failed.connect(self._failed)
         rn.progress.connect(
             lambda f, msg: (self.progress.setValue(int(f * 1000)), self.status(msg))
         )
         rn.busy_changed.connect(self._busy)
-        rn.cancelled.connect(lambda: self.status("Cancelled"))
+        rn.cancelled.connect(self._cancelled)
         self.cancel_button.clicked.connect(rn.cancel)
         self._history_changed()
 
     # -- running ---------------------------------------------------------------------------------------
     def run(self, live: bool = False) -> int | None:
-        doc, panel = self.document, self.engine_panel
-        if not panel.available():
-            self._failed(
-                f"engine {panel.engine or '(none)'} is not available: {panel.reasons.get(panel.engine)}"
-            )
-            return None
-        try:
-            params = panel.params()
-        except MattestudioError as exc:
-            self._failed(str(exc))
-            return None
-        if not doc.has_unknown:
-            self._failed(
-                "the trimap has no unknown (edge) pixels: paint the edge band with U, or use GrabCut"
-            )
-            return None
-        scales: tuple[float, ...] = (1.0,)
-        if live:
-            s = coarse_scale(*doc.shape)
-            if s is not None:
-                scales = (s, 1.0)
         self.last_error = None
-        # Live re-solves incrementally after each stroke; Run gives a clean full solve, so small
-        # differences that incremental re-solves may accumulate never reach an export.
-        return self.runner.submit(
-            panel.engine,
-            params,
-            doc.image,
-            doc.image_version,
-            doc.trimap,
-            doc.trimap_version,
-            scales,
-            exact=not live,
-        )
+        return self.control.run(live=live)
 
-    def _live_toggled(self, on: bool) -> None:
+    def set_live(self, on: bool) -> None:
+        self.live_action.setChecked(bool(on))
         settings.put("run/live", bool(on))
-        if on:
-            self._live_timer.start()
+        self.control.set_live(bool(on))
 
-    def _edited(self) -> None:
-        if self.live_action.isChecked():
-            self._live_timer.start()
+    def _result(self, event) -> None:
+        from mattestudio.types import MattingResult
 
-    def _result(self, result, trimap_version: int) -> None:
-        self.document.set_result(result, trimap_version)
-        stale = " (trimap changed since)" if self.document.result_is_stale else ""
-        kind = "coarse preview" if result.scale != 1.0 else "alpha"
-        self.status(f"{result.engine}: {kind} in {result.seconds:.2f} s{stale}")
+        value = event.value
         if (
-            self.canvas.mode == "trimap"
-            and result.scale == 1.0
-            and not self.live_action.isChecked()
+            isinstance(value, MattingResult)
+            and self.canvas.mode == "trimap"
+            and value.scale == 1.0
+            and not self.control.live
             and not self.result_view.isVisible()
         ):
             self.view_panel.set_mode("composite")
 
     def _failed(self, message: str) -> None:
         self.last_error = message
+        self.files.drop_pending_export()
         self.message.setStyleSheet("color: #e74c3c")
         self.message.setText(f"Error: {message}")
+
+    def _cancelled(self) -> None:
+        self.files.drop_pending_export()
+        self.status("Cancelled")
 
     def _busy(self, busy: bool) -> None:
         self.progress.setVisible(busy)
@@ -328,36 +315,14 @@ class MainWindow(QMainWindow):
 
     # -- trimap commands ---------------------------------------------------------------------------------
     def clear_trimap(self) -> None:
-        if self.document.clear_trimap():
-            self.tools.stroke_finished.emit()
+        self.document.clear_trimap()
 
     def run_grabcut(self) -> None:
-        from mattestudio.ui.tasks import run_task
-
         try:
-            job = self.tools.grabcut_job()
+            self.control.run_grabcut(self.tools.rect, self.tools.band, self.tools.smart_band)
         except MattestudioError as exc:
+            self.tools.canvas.show_rubber(None)
             QMessageBox.information(self, "GrabCut", exc.reason)
-            return
-        version = self.document.image_version
-        self.status("GrabCut: segmenting...")
-        self.tool_panel.grabcut_button.setEnabled(False)
-
-        def done(tri):
-            self.tool_panel.grabcut_button.setEnabled(True)
-            self.tools.canvas.show_rubber(None)
-            if self.document.image_version == version and self.document.set_trimap(
-                tri, "GrabCut", source="grabcut"
-            ):
-                self.status("GrabCut trimap ready (Ctrl+Z to undo)")
-                self.tools.stroke_finished.emit()
-
-        def failed(exc):
-            self.tool_panel.grabcut_button.setEnabled(True)
-            self.tools.canvas.show_rubber(None)
-            self._failed(f"GrabCut failed: {exc}")
-
-        run_task(job, done, failed)
 
     def trimap_from_alpha(self) -> None:
         if not self.tools.trimap_from_alpha():
@@ -443,15 +408,25 @@ class MainWindow(QMainWindow):
         return True
 
     def _hover(self, x: float, y: float) -> None:
+        self._pointer = (x, y)
+        self._show_position()
+
+    def _show_position(self, *_) -> None:
+        """Pixel, alpha under the cursor and zoom (also updated when only the zoom changes)."""
+        zoom = f"zoom {100 * self.canvas.zoom_factor():.0f}%"
+        x, y = getattr(self, "_pointer", (-1.0, -1.0))
         h, w = self.document.shape
-        if 0 <= x < w and 0 <= y < h:
-            self.info.setText(f"{int(x)}, {int(y)}  zoom {100 * self.canvas.zoom_factor():.0f}%")
+        if not (0 <= x < w and 0 <= y < h):
+            self.info.setText(zoom)
+            return
+        a = self.document.alpha_at(x, y)
+        alpha = "" if a is None else f"  alpha {a:.3f}"
+        self.info.setText(f"{int(x)}, {int(y)}{alpha}  {zoom}")
 
     def _image_changed(self) -> None:
         name = self.document.image_path.name if self.document.image_path else "untitled"
         h, w = self.document.shape
         self.setWindowTitle(f"{name} ({w}x{h}) - mattestudio")
-        self.runner.cancel()
         self.view_panel.set_mode("trimap")
 
     def _history_changed(self) -> None:
@@ -467,10 +442,16 @@ class MainWindow(QMainWindow):
         self.recent_menu.setEnabled(bool(paths))
 
     # -- settings ------------------------------------------------------------------------------------
-    def settings_snapshot(self) -> dict:
+    def settings_snapshot(self):
+        """The session's ProjectSettings (what a project file stores)."""
         return window_state.snapshot(self)
 
-    def apply_settings(self, values: dict) -> None:
+    def apply_settings(self, values) -> None:
+        """Widgets from a ProjectSettings (or its dict form)."""
+        from mattestudio.core.project import ProjectSettings
+
+        if isinstance(values, dict):
+            values = ProjectSettings.from_dict(values)
         window_state.apply(self, values)
 
     def restore_settings(self) -> None:

@@ -1,25 +1,30 @@
-"""MattingRunner: runs engines on one worker QThread, newest request wins.
+"""MattingRunner: runs jobs (matting and GrabCut) on one worker QThread.
 
-Engines run in a child process driven by the worker thread (mattestudio.ui.engine_process).
-The main thread builds an immutable ``MattingJob`` (copies of the trimap, a read-only view of
-the image, versions, engine name and parameters). The worker only ever sees the job, never the
-live Document, so the user keeps painting while it runs. Submitting a new job cancels the
-running one (its CancelToken) and replaces any job still waiting; results whose job id is not
-the latest are dropped on arrival. Errors come back as a ``failed`` signal with a readable
-message; nothing raised in the worker can crash the window.
+Jobs run in a child process driven by the worker thread (mattestudio.ui.engine_process). The
+main thread builds an immutable job (mattestudio.ui.protocol: copies of the trimap, a read-only
+view of the image, the trimap revision, engine name and parameters). The worker only ever sees
+the job, never the live Document, so the user keeps painting while it runs.
 
-A job may have several stages (Live mode: a coarse downscaled pass, then full resolution);
-each finished stage is delivered as a result.
+Two ways to submit:
+
+- ``supersede=True`` (Run, GrabCut, slow engines in Live mode): the running job is cancelled and
+  its results are dropped; the new job replaces any job still waiting.
+- ``supersede=False`` (Live with an engine that re-solves incrementally): the running job
+  finishes and its result is shown; the new job waits and replaces any job already waiting,
+  so requests made while the worker is busy coalesce into one run of the newest state.
+
+Events reach the main thread as the protocol's dataclasses through one queue and one relay
+signal, whatever the job kind; errors come back as ``failed`` with a readable message and
+nothing raised in the worker can crash the window.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import queue
 import threading
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
@@ -27,21 +32,15 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from mattestudio.errors import Cancelled, MattestudioError
 from mattestudio.types import CancelToken
 from mattestudio.ui.engine_process import EngineProcess, error_message
+from mattestudio.ui.protocol import Done, Event, Failed, Job, Progress, Result
 
 
-@dataclass(frozen=True)
-class MattingJob:
-    job_id: int
-    engine: str
-    params: dict
-    image: np.ndarray  # read-only, float32 H x W x 3
-    image_version: int
-    trimap: np.ndarray  # private copy, uint8 H x W
-    trimap_version: int
-    scales: tuple[float, ...] = (1.0,)
-    #: Solve from scratch: incremental engines drop their previous result (Run, as opposed to Live).
-    exact: bool = False
-    cancel: CancelToken = field(default_factory=CancelToken, compare=False)
+class _Ticket:
+    """A job and its cancel token (the token stays on this side of the process boundary)."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.cancel = CancelToken()
 
 
 class _Worker(QObject):
@@ -53,10 +52,10 @@ class _Worker(QObject):
     #: reference-counting bugs there (crashes at interpreter exit on None/True payloads).
     notify = Signal()
 
-    def __init__(self, take_job, process: EngineProcess | None = None):
+    def __init__(self, take, process: EngineProcess | None = None):
         super().__init__()
         self.events: queue.SimpleQueue = queue.SimpleQueue()
-        self._take_job = take_job
+        self._take = take
         self.owns_process = process is None
         self.process = process or EngineProcess()
 
@@ -69,26 +68,23 @@ class _Worker(QObject):
 
     @Slot()
     def wake(self) -> None:
-        job = self._take_job()
-        if job is None:
-            return
-        try:
-            self.process.run(
-                job,
-                job.cancel,
-                lambda frac, msg: self._post("progress", job.job_id, frac, msg),
-                lambda result, version: self._post("result", job.job_id, result, version),
-            )
-        except Cancelled:
-            self._post("cancelled", job.job_id)
-        except BaseException as exc:
-            if not isinstance(exc, MattestudioError):
-                traceback.print_exc()
-            self._post("failed", job.job_id, error_message(exc))
-        finally:
-            self._post("done", job.job_id)
+        while True:
+            ticket = self._take()
+            if ticket is None:
+                return
+            job_id = ticket.job.job_id
+            cancelled = False
+            try:
+                self.process.run(ticket.job, ticket.cancel, self._post)
+            except Cancelled:
+                cancelled = True
+            except BaseException as exc:
+                if not isinstance(exc, MattestudioError):
+                    traceback.print_exc()
+                self._post(Failed(job_id, error_message(exc)))
+            self._post(Done(job_id, cancelled))
 
-    def _post(self, *event) -> None:
+    def _post(self, event: Event) -> None:
         self.events.put(event)
         self.notify.emit()
 
@@ -98,11 +94,14 @@ class MattingRunner(QObject):
 
     started = Signal(int)
     progress = Signal(float, str)
-    #: (MattingResult, trimap version it was computed from); only for the newest job.
-    result_ready = Signal(object, int)
+    #: A protocol ``Result`` (value, revision, changed box) of a job that was not superseded.
+    result_ready = Signal(object)
     failed = Signal(str)
+    #: The user's cancel stopped a running or waiting job.
     cancelled = Signal()
     busy_changed = Signal(bool)
+    #: A job is over (finished, failed, cancelled or superseded): its id.
+    finished = Signal(int)
     _wake = Signal()
     _warm = Signal()
 
@@ -113,14 +112,16 @@ class MattingRunner(QObject):
         super().__init__(parent)
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._pending: MattingJob | None = None
-        self._current: MattingJob | None = None
+        self._pending: _Ticket | None = None
+        self._current: _Ticket | None = None
         self.latest_id = 0
+        #: Results of jobs with a lower id were superseded or cancelled: dropped on arrival.
+        self._valid_from = 0
         self.dropped = 0  # stale results thrown away (for tests and the status bar)
         self._busy = False
         self._thread = QThread()
         self._thread.setObjectName("matting-worker")
-        self._worker = _Worker(self._take_job, MattingRunner.shared_process)
+        self._worker = _Worker(self._take, MattingRunner.shared_process)
         self._worker.moveToThread(self._thread)
         self._wake.connect(self._worker.wake)
         self._warm.connect(self._worker.warm_up)
@@ -128,50 +129,42 @@ class MattingRunner(QObject):
         self._thread.start()
 
     # -- main thread API ---------------------------------------------------------------------------
-    def submit(
-        self,
-        engine: str,
-        params: dict,
-        image: np.ndarray,
-        image_version: int,
-        trimap: np.ndarray,
-        trimap_version: int,
-        scales: tuple[float, ...] = (1.0,),
-        exact: bool = False,
-    ) -> int:
-        image_view = image.view()
-        image_view.flags.writeable = False  # the Document replaces, never edits, its image
-        job = MattingJob(
-            next(self._ids),
-            engine,
-            dict(params),
-            image_view,
-            image_version,
-            np.array(trimap, np.uint8, copy=True),
-            trimap_version,
-            tuple(scales),
-            bool(exact),
-        )
+    def submit(self, job: Job, supersede: bool = True) -> int:
+        """Queue ``job`` (its job_id is assigned here); returns the id."""
+        image = job.image
+        if image is not None:
+            image = image.view()
+            image.flags.writeable = False  # the Document replaces, never edits, its image
+        job = dataclasses.replace(job, job_id=next(self._ids), image=image)
+        ticket = _Ticket(job)
         with self._lock:
-            if self._current is not None:
-                self._current.cancel.cancel()
-            self._pending = job
+            if supersede:
+                if self._current is not None:
+                    self._current.cancel.cancel()
+                self._valid_from = job.job_id
+            self._pending = ticket
             self.latest_id = job.job_id
         self._set_busy(True)
         self.started.emit(job.job_id)
         self._wake.emit()
         return job.job_id
 
-    def cancel(self) -> None:
+    def cancel(self, quiet: bool = False) -> bool:
+        """Stop the running job and drop the waiting one. Returns whether there was any; the
+        ``cancelled`` signal is emitted only then, and never when ``quiet``."""
         with self._lock:
+            had = self._pending is not None or self._current is not None
             self._pending = None
             if self._current is not None:
                 self._current.cancel.cancel()
             self.latest_id = next(self._ids)  # anything still in flight is now stale
+            self._valid_from = self.latest_id
             running = self._current is not None
         if not running:
             self._set_busy(False)
-        self.cancelled.emit()
+        if had and not quiet:
+            self.cancelled.emit()
+        return had
 
     @property
     def busy(self) -> bool:
@@ -184,20 +177,20 @@ class MattingRunner(QObject):
     def shutdown(self, timeout_ms: int = 5000) -> None:
         if not self._thread.isRunning():
             return
-        self.cancel()
+        self.cancel(quiet=True)
         self._thread.quit()
         self._thread.wait(timeout_ms)
         if self._worker.owns_process:
             self._worker.process.stop()
 
     # -- worker side -------------------------------------------------------------------------------
-    def _take_job(self) -> MattingJob | None:  # called on the worker thread
+    def _take(self) -> _Ticket | None:  # called on the worker thread
         with self._lock:
-            job, self._pending = self._pending, None
-            self._current = job
-            return job
+            ticket, self._pending = self._pending, None
+            self._current = ticket
+            return ticket
 
-    # -- results (main thread, queued) ---------------------------------------------------------------
+    # -- events (main thread, queued) ----------------------------------------------------------------
     def _set_busy(self, busy: bool) -> None:
         if busy != self._busy:
             self._busy = busy
@@ -205,41 +198,36 @@ class MattingRunner(QObject):
 
     @Slot()
     def _drain(self) -> None:
-        handlers: dict[str, Callable[..., None]] = {
-            "progress": self._on_progress,
-            "result": self._on_result,
-            "failed": self._on_failed,
-            "cancelled": self._on_cancelled,
-            "done": self._on_done,
-        }
         while True:
             try:
-                kind, *args = self._worker.events.get_nowait()
+                event = self._worker.events.get_nowait()
             except queue.Empty:
                 return
-            handlers[kind](*args)
+            self.handle(event)
 
-    def _on_progress(self, job_id: int, frac: float, msg: str) -> None:
-        if job_id == self.latest_id:
-            self.progress.emit(frac, msg)
+    def handle(self, event: Event) -> None:
+        live = event.job_id >= self._valid_from
+        if isinstance(event, Progress):
+            if event.job_id == self.latest_id:
+                self.progress.emit(event.fraction, event.message)
+        elif isinstance(event, Result):
+            if not live:
+                self.dropped += 1
+                return
+            self.result_ready.emit(event)
+        elif isinstance(event, Failed):
+            if live:
+                self.failed.emit(event.message)
+        elif isinstance(event, Done):
+            with self._lock:
+                if self._current is not None and self._current.job.job_id == event.job_id:
+                    self._current = None
+                idle = self._current is None and self._pending is None
+            self.finished.emit(event.job_id)
+            if idle:
+                self._set_busy(False)
 
-    def _on_result(self, job_id: int, result, trimap_version: int) -> None:
-        if job_id != self.latest_id:
-            self.dropped += 1
-            return
-        self.result_ready.emit(result, trimap_version)
 
-    def _on_failed(self, job_id: int, message: str) -> None:
-        if job_id == self.latest_id:
-            self.failed.emit(message)
-
-    def _on_cancelled(self, job_id: int) -> None:
-        pass  # cancel() already told the UI; a superseded job needs no message
-
-    def _on_done(self, job_id: int) -> None:
-        with self._lock:
-            if self._current is not None and self._current.job_id == job_id:
-                self._current = None
-            idle = self._current is None and self._pending is None
-        if idle:
-            self._set_busy(False)
+def snapshot_trimap(trimap: np.ndarray) -> np.ndarray:
+    """A private copy of the trimap for a job."""
+    return np.array(trimap, np.uint8, copy=True)

@@ -288,20 +288,22 @@ def install(window) -> SelectTool:
     panel = SelectPanel(controller, window.tools)
     overlay = SelectOverlay(window.canvas, controller)
     mouse = SelectMouse(window.canvas, window.tools, controller)
-    dock = QDockWidget("Select subject", window)
-    dock.setObjectName("dock-select-subject")
-    dock.setWidget(panel)
-    window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+    dock = window._dock("Select subject", panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+    # A tab beside Tools, so the canvas keeps most of the window (issue 9).
+    window.tabifyDockWidget(window.docks[0], dock)
+    window.docks.append(dock)
+    window.docks[0].raise_()
     action = setp(QAction("Select subject", window), toolTip=panel.activate_button.toolTip())
     action.setShortcut(QKeySequence("S"))
     action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
     action.triggered.connect(lambda: panel.activate_button.setChecked(True))
+    action.triggered.connect(lambda: (dock.show(), dock.raise_()))  # its tab comes to the front
     window.addAction(action)
     for menu_action in window.menuBar().actions():
         if menu_action.text().replace("&", "") == "Tools" and menu_action.menu() is not None:
             menu_action.menu().addAction(action)
     controller.message.connect(window.status)
     controller.progress.connect(lambda f, m: window.status(m))
-    controller.trimap_made.connect(window.tools.stroke_finished)
+    # Live re-runs on its own: Make trimap is a Document edit (Document.edited, issue 9).
     window.installEventFilter(_CloseWatcher(controller, window))
     return SelectTool(controller, panel, overlay, mouse, action, dock)

@@ -7,8 +7,6 @@ loaded or generated trimap under the brush), fill bucket (G), rectangle for Grab
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from PySide6.QtCore import QObject, QRectF, Qt, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -46,7 +44,6 @@ class ToolController(QObject):
     """State of the active tool; connects a Canvas to a Document."""
 
     changed = Signal()
-    stroke_finished = Signal()  # an edit completed (Live mode re-runs on this)
     grabcut_requested = Signal()
 
     def __init__(self, document: Document, canvas, parent=None):
@@ -122,8 +119,7 @@ class ToolController(QObject):
             self._brush = Brush(self.document, self.paint_value(), self.size)
             self._brush.press(x, y)
         elif self.tool == "fill":
-            if self.document.fill(x, y, VALUES[self.value]):
-                self.stroke_finished.emit()
+            self.document.fill(x, y, VALUES[self.value])
         elif self.tool == "rect":
             self._rect_start = (x, y)
             self.canvas.show_rubber(QRectF(x, y, 0, 0))
@@ -140,7 +136,6 @@ class ToolController(QObject):
             self._brush.move(x, y)
             self._brush.release()
             self._brush = None
-            self.stroke_finished.emit()
         elif self._rect_start is not None:
             x0, y0 = self._rect_start
             self._rect_start = None
@@ -158,32 +153,14 @@ class ToolController(QObject):
             self._brush.cancel()
             self._brush = None
 
-    # -- trimap generators (run off the GUI thread by the caller) ------------------------------------
-    def grabcut_job(self) -> Callable[[], object]:
-        """A function computing a GrabCut trimap from the rectangle and the F/B marks (snapshotted now)."""
-        image = self.document.image
-        tri = self.document.trimap.copy()
-        fg, bg = tri == FOREGROUND, tri == BACKGROUND
-        rect, band, smart = self.rect, self.band, self.smart_band
-        if rect is None and not fg.any():
-            from mattestudio.errors import TrimapError
-
-            raise TrimapError(
-                "draw a rectangle around the subject (R) or paint some foreground (F) first"
-            )
-        return lambda: trimap_ops.grabcut(
-            image, rect, fg if fg.any() else None, bg if bg.any() else None, band, smart=smart
-        )
-
+    # -- trimap generators ----------------------------------------------------------------------------
     def trimap_from_alpha(self) -> bool:
         alpha = self.document.alpha()
         if alpha is None:
             return False
-        changed = self.document.set_trimap(
+        self.document.set_trimap(
             trimap_ops.from_alpha(alpha, self.band), "trimap from alpha", source="from-alpha"
         )
-        if changed:
-            self.stroke_finished.emit()
         return True
 
 
@@ -194,6 +171,7 @@ class ToolPanel(QWidget):
         super().__init__(parent)
         self.controller = controller
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
 
         paint = QGroupBox("Paint")
         grid = QGridLayout(paint)
@@ -214,7 +192,7 @@ class ToolPanel(QWidget):
             b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
             self.value_group.addButton(b)
             self.value_buttons[key] = b
-            grid.addWidget(b, 0, col)
+            grid.addWidget(b, col // 2, col % 2)  # two columns: the panel stays narrow
             b.clicked.connect(lambda _=False, k=key: controller.set_value(k))
         self.tool_group = QButtonGroup(self)
         self.tool_buttons = {}
@@ -239,7 +217,7 @@ class ToolPanel(QWidget):
             b = setp(QToolButton(), text=text, checkable=True, toolTip=tip)
             self.tool_group.addButton(b)
             self.tool_buttons[key] = b
-            grid.addWidget(b, 1 + col // 2, col % 2)
+            grid.addWidget(b, 2 + col // 2, col % 2)
             b.clicked.connect(lambda _=False, k=key: controller.set_tool(k))
         layout.addWidget(paint)
 

@@ -9,18 +9,20 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QColorDialog,
     QComboBox,
     QHBoxLayout,
     QLabel,
     QRadioButton,
     QSlider,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from mattestudio.core.document import Document
-from mattestudio.types import MattingResult
-from mattestudio.ui.display import histogram
+from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN, MattingResult
+from mattestudio.ui.display import TRIMAP_COLORS, histogram
 from mattestudio.ui.qt_utils import setp
 from mattestudio.ui.tasks import run_task
 
@@ -28,6 +30,14 @@ MODE_LABELS = (
     ("trimap", "Image + trimap", "The photo with the trimap tinted over it (1)"),
     ("alpha", "Alpha", "The alpha matte in grayscale: white = subject (2)"),
     ("composite", "Composite", "The cut-out over the chosen background (3)"),
+    ("plain", "Trimap only", "The trimap itself: black, gray (edge) and white (4)"),
+)
+
+#: Overlay tint buttons: trimap value, label.
+TINTS = (
+    (FOREGROUND, "Fg", "foreground"),
+    (UNKNOWN, "Edge", "edge band"),
+    (BACKGROUND, "Bg", "background"),
 )
 
 BACKGROUNDS = (
@@ -43,6 +53,7 @@ BACKGROUNDS = (
 class ViewPanel(QWidget):
     mode_changed = Signal(str)
     opacity_changed = Signal(float)
+    colors_changed = Signal(object)  # {trimap value: (r, g, b)}
     split_changed = Signal(float)
     background_chosen = Signal(str)  # key from BACKGROUNDS; "color"/"image" ask the window for more
 
@@ -50,6 +61,7 @@ class ViewPanel(QWidget):
         super().__init__(parent)
         self.document = document
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
         self.mode_group = QButtonGroup(self)
         self.mode_buttons = {}
         for key, text, tip in MODE_LABELS:
@@ -72,6 +84,18 @@ class ViewPanel(QWidget):
         self.opacity.valueChanged.connect(lambda v: self.opacity_changed.emit(v / 100.0))
         row.addWidget(self.opacity, 1)
         layout.addLayout(row)
+
+        row = QHBoxLayout()
+        self.colors = dict(TRIMAP_COLORS)
+        self.color_buttons = {}
+        row.addWidget(QLabel("Tints"))
+        for value, text, what in TINTS:
+            b = setp(QToolButton(), text=text, toolTip=f"Overlay color of the {what}")
+            b.clicked.connect(lambda _=False, v=value: self._pick_color(v))
+            self.color_buttons[value] = b
+            row.addWidget(b)
+        layout.addLayout(row)
+        self._paint_color_buttons()
 
         row = QHBoxLayout()
         row.addWidget(QLabel("Background"))
@@ -127,12 +151,29 @@ class ViewPanel(QWidget):
     def set_mode(self, mode: str) -> None:
         self.mode_buttons[mode].setChecked(True)
 
+    def set_color(self, value: int, rgb: tuple[int, int, int]) -> None:
+        r, g, b = (int(c) for c in rgb)
+        self.colors[value] = (r, g, b)
+        self._paint_color_buttons()
+        self.colors_changed.emit(dict(self.colors))
+
+    def _pick_color(self, value: int) -> None:
+        color = QColorDialog.getColor(QColor(*self.colors[value]), self, "Overlay color")
+        if color.isValid():
+            self.set_color(value, (color.red(), color.green(), color.blue()))
+
+    def _paint_color_buttons(self) -> None:
+        for value, b in self.color_buttons.items():
+            r, g, bl = self.colors[value]
+            fg = "black" if r * 0.3 + g * 0.59 + bl * 0.11 > 140 else "white"
+            b.setStyleSheet(f"background: rgb({r},{g},{bl}); color: {fg}; padding: 2px 4px")
+
     def set_background_key(self, key: str) -> None:
         idx = self.background.findData(key)
         if idx >= 0:
             self.background.setCurrentIndex(idx)
 
-    def refresh_histogram(self) -> None:
+    def refresh_histogram(self, *_) -> None:
         if self.document.result is None:
             self.curve.setData(np.array([0.0, 1.0]), np.array([0.0]))
             self.stats.setText("No result yet: Run (Ctrl+R) or turn on Live.")
@@ -144,8 +185,9 @@ class ViewPanel(QWidget):
         if res is not self.document.result:
             return
         self.curve.setData(edges, counts.astype(float))
+        took = f"{res.seconds:.2f} s" if res.seconds > 0 else "saved result"
         self.stats.setText(
-            f"{res.engine}: {res.seconds:.2f} s{' (coarse preview)' if res.scale != 1.0 else ''}; "
+            f"{res.engine}: {took}{' (coarse preview)' if res.scale != 1.0 else ''}; "
             f"{100 * frac:.1f}% of pixels partly transparent"
         )
 

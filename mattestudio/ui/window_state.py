@@ -10,48 +10,50 @@ from pathlib import Path
 
 from PySide6.QtGui import QColor
 
+from mattestudio.core.project import ProjectSettings
 from mattestudio.ui import settings
 from mattestudio.ui.view_panel import color_to_spec
 
 
-def snapshot(win) -> dict:
-    """Settings stored in a project file."""
-    bg = win.document.background
-    return {
-        "engine": win.engine_panel.engine,
-        "params": win.engine_panel.params_raw(),
-        "background": bg
-        if isinstance(bg, str)
-        else (list(bg) if isinstance(bg, tuple) else "image"),
-        "brush_size": win.tools.size,
-        "band": win.tools.band,
-        "view": win.canvas.mode,
-        "edges": win.document.edges.to_dict(),  # issue 13: edge adjustments
-    }
+def snapshot(win) -> ProjectSettings:
+    """The window's widgets -> the settings a project stores."""
+    doc = win.document
+    bg = doc.background
+    return ProjectSettings(
+        engine=win.engine_panel.engine or None,
+        params=win.engine_panel.params_raw(),
+        background=bg if isinstance(bg, str) else (list(bg) if isinstance(bg, tuple) else "image"),
+        brush_size=win.tools.size,
+        band=win.tools.band,
+        view=win.canvas.mode,
+        result_seconds=doc.result.seconds if doc.result is not None else None,
+        result_current=not doc.result_is_stale,
+        edges=doc.edges.to_dict(),  # issue 13: edge adjustments
+    )
 
 
-def apply(win, s: dict) -> None:
-    """Apply a project's settings to the window."""
+def apply(win, s: ProjectSettings) -> None:
+    """A project's settings -> the window's widgets (what is not stored stays as it is)."""
     from mattestudio.core.edges import EdgeAdjustmentError, EdgeAdjustments  # issue 13
 
     with contextlib.suppress(EdgeAdjustmentError):  # issue 13: a bad value keeps the defaults
-        win.document.set_edges(EdgeAdjustments.from_dict(s.get("edges")))
-    if s.get("engine"):
-        win.engine_panel.set_engine(str(s["engine"]))
-        win.engine_panel.set_params(s.get("params") or {})
-    bg = s.get("background")
+        win.document.set_edges(EdgeAdjustments.from_dict(s.edges))
+    if s.engine:
+        win.engine_panel.set_engine(s.engine)
+        win.engine_panel.set_params(s.params)
+    bg = s.background
     if isinstance(bg, str) and bg != "image":
         win.document.set_background(bg)
         win.view_panel.set_background_key(bg)
-    elif isinstance(bg, list) and len(bg) == 3:
-        win.document.set_background(tuple(float(v) for v in bg))
+    elif isinstance(bg, list):
+        win.document.set_background(tuple(bg))
         win.view_panel.set_background_key("color")
-    if s.get("brush_size"):
-        win.tools.set_size(float(s["brush_size"]))
-    if s.get("band"):
-        win.tools.set_band(int(s["band"]))
-    if s.get("view") in ("trimap", "alpha", "composite"):
-        win.view_panel.set_mode(s["view"])
+    if s.brush_size:
+        win.tools.set_size(s.brush_size)
+    if s.band:
+        win.tools.set_band(s.band)
+    if s.view:
+        win.view_panel.set_mode(s.view)
 
 
 def restore(win) -> None:
@@ -65,7 +67,7 @@ def restore(win) -> None:
     name = settings.get("engine/name", None, str)
     if name:
         win.engine_panel.set_engine(name)
-    win.live_action.setChecked(settings.get("run/live", False, bool))
+    win.set_live(settings.get("run/live", False, bool))
     win.set_side_by_side(settings.get("view/side_by_side", False, bool))
     bg = settings.get("view/background", "checker", str)
     if bg == "color":

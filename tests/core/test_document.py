@@ -108,7 +108,7 @@ def test_many_undo_steps():
 
 
 def test_downscaled_keeps_only_agreeing_pixels():
-    from mattestudio.core.document import downscaled
+    from mattestudio.core.trimap import downscaled
 
     img = np.zeros((40, 40, 3), np.float32)
     tri = np.zeros((40, 40), np.uint8)

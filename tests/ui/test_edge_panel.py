@@ -121,12 +121,17 @@ def test_refine_edge_brush_marks_only_edges_and_undoes(window, send_mouse, qtbot
     np.testing.assert_array_equal(doc.trimap, before)
 
 
-def test_smart_band_checkbox_reaches_grabcut(window):
+def test_smart_band_checkbox_reaches_grabcut(window, qtbot):
+    """GrabCut runs on the worker (issue 9); the checkbox's smart band reaches its job."""
     window.tool_panel.smart_check.setChecked(True)
     assert window.tools.smart_band
     window.tools.rect = (10, 8, 50, 48)
-    tri = window.tools.grabcut_job()()
-    assert tri.shape == window.document.shape and np.any(tri == UNKNOWN)
+    doc = window.document
+    rev = doc.revision
+    window.run_grabcut()
+    assert window.control._pending_grabcut.smart
+    qtbot.waitUntil(lambda: doc.revision > rev, timeout=60000)
+    assert np.any(doc.trimap == UNKNOWN)
 
 
 def test_on_black_on_white_and_edge_only_views(solved, qtbot):

@@ -18,9 +18,15 @@ def runner(qtbot):
     r.shutdown()
 
 
+def _job(engine, params, image, trimap, revision):
+    from mattestudio.ui.protocol import MattingJob
+
+    return MattingJob(engine, params, image, 1, trimap.copy(), revision)
+
+
 def _collect(runner):
     got = {"results": [], "failed": [], "cancelled": 0}
-    runner.result_ready.connect(lambda res, v: got["results"].append((res, v)))
+    runner.result_ready.connect(lambda ev: got["results"].append((ev.value, ev.revision)))
     runner.failed.connect(got["failed"].append)
     runner.cancelled.connect(lambda: got.__setitem__("cancelled", got["cancelled"] + 1))
     return got
@@ -31,8 +37,9 @@ def test_run_gives_result_signal(window, qtbot, idle):
     with qtbot.waitSignal(window.runner.result_ready, timeout=60000) as blocker:
         job = window.run()
     assert job is not None
-    result, version = blocker.args
-    assert result.request_id == job and version == window.document.trimap_version
+    (event,) = blocker.args
+    result = event.value
+    assert result.request_id == job and event.revision == window.document.revision
     idle(window)
     doc = window.document
     assert doc.result is result and not doc.result_is_stale
@@ -48,10 +55,10 @@ def test_run_gives_result_signal(window, qtbot, idle):
 def test_newer_request_supersedes_older(runner, synthetic_matte, qtbot):
     got = _collect(runner)
     m = synthetic_matte
-    first = runner.submit("closed-form-pymatting", {}, m.image, 1, m.trimap, 1)
+    first = runner.submit(_job("closed-form-pymatting", {}, m.image, m.trimap, 1))
     second_tri = m.trimap.copy()
     second_tri[:4] = UNKNOWN
-    second = runner.submit("closed-form-pymatting", {}, m.image, 1, second_tri, 2)
+    second = runner.submit(_job("closed-form-pymatting", {}, m.image, second_tri, 2))
     assert second > first
     qtbot.waitUntil(lambda: bool(got["results"]) and not runner.busy, timeout=60000)
     assert [r.request_id for r, _ in got["results"]] == [second]
@@ -62,9 +69,11 @@ def test_newer_request_supersedes_older(runner, synthetic_matte, qtbot):
 def test_stale_results_are_dropped(runner, synthetic_matte, qtbot):
     got = _collect(runner)
     m = synthetic_matte
-    runner.submit("closed-form-pymatting", {}, m.image, 1, m.trimap, 1)
+    from mattestudio.ui.protocol import Result
+
+    runner.submit(_job("closed-form-pymatting", {}, m.image, m.trimap, 1))
     # The job is running; simulate a result arriving after a newer submit replaced it.
-    runner._on_result(runner.latest_id - 1, object(), 0)
+    runner.handle(Result(runner.latest_id - 1, 0, object()))
     assert runner.dropped == 1 and got["results"] == []
     qtbot.waitUntil(lambda: not runner.busy, timeout=60000)
     assert len(got["results"]) == 1
@@ -79,7 +88,7 @@ def test_cancel_while_running(runner, qtbot):
     tri[-10:] = FOREGROUND
     progressed = []
     runner.progress.connect(lambda f, m: progressed.append(f))
-    runner.submit("closed-form-pymatting", {"rtol": 1e-12, "maxiter": 100000}, image, 1, tri, 1)
+    runner.submit(_job("closed-form-pymatting", {"rtol": 1e-12, "maxiter": 100000}, image, tri, 1))
     qtbot.waitUntil(lambda: bool(progressed), timeout=60000)
     t0 = time.monotonic()
     runner.cancel()
@@ -111,25 +120,24 @@ def test_bad_parameter_and_no_unknown_are_reported(window):
     assert window.run() is None and "unknown" in window.last_error
 
 
-def test_live_mode_coarse_then_full_after_stroke(window, qtbot, idle, monkeypatch):
-    from mattestudio.ui import main_window
+def test_live_mode_slow_engine_coarse_then_full_after_stroke(window, qtbot, idle, monkeypatch):
+    from mattestudio.ui import run_control
 
-    monkeypatch.setattr(
-        main_window, "COARSE_ABOVE", 1000
-    )  # the 64 x 80 test image gets a coarse pass
+    # the 64 x 80 test image gets a coarse pass
+    monkeypatch.setattr(run_control, "COARSE_ABOVE", 1000)
     window.engine_panel.set_engine("knn")
+    window.set_live(True)
+    idle(window)
     scales = []
-    window.runner.result_ready.connect(lambda r, v: scales.append(r.scale))
-    window.live_action.setChecked(True)
+    window.runner.result_ready.connect(lambda ev: scales.append(ev.value.scale))
     doc = window.document
     doc.begin_stroke()
-    doc.paint_segment((3, 3), (10, 3), 3, BACKGROUND)
-    doc.end_stroke()
-    window.tools.stroke_finished.emit()
+    doc.paint_segment((3, 3), (10, 3), 3, UNKNOWN)
+    assert doc.end_stroke()
     qtbot.waitUntil(lambda: 1.0 in scales, timeout=60000)
     idle(window)
     assert len(scales) == 2 and scales[0] < 1.0
-    assert window.document.result.scale == 1.0
+    assert window.document.result.scale == 1.0 and not doc.result_is_stale
 
 
 def test_event_loop_never_stalls_during_a_run(window, qtbot, idle, synthetic_matte):

@@ -164,7 +164,7 @@ class FastClosedFormEngine(EngineBase):
         """
         import cv2
 
-        from mattestudio.core.document import downscaled
+        from mattestudio.core.trimap import downscaled
 
         image = self._require_image()
         if scale >= 1.0:

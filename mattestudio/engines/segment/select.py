@@ -68,7 +68,7 @@ def grabcut_select(image: np.ndarray, prompts: Prompts) -> np.ndarray:
     fg = _disks(prompts.positive, image.shape, r)
     bg = _disks(prompts.negative, image.shape, r)
     try:
-        mask = trimap_ops.grabcut_mask(image, rect, fg, bg)
+        mask = trimap_ops.grabcut_segment(image, rect, fg, bg)
     except TrimapError as exc:
         raise PromptError(exc.reason) from None
     return check_mask(mask)
