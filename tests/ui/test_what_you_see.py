@@ -2,8 +2,8 @@
 alpha and zoom in the status bar, room for the canvas, a reopened project's timing."""
 
 import numpy as np
-from PySide6.QtCore import Qt
 import pytest
+from PySide6.QtCore import Qt
 
 from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN, MattingResult
 
