@@ -218,6 +218,7 @@ def replay(
         tool = rec.get("tool") if isinstance(rec, dict) else None
         if tool == "brush":
             where = None
+            value: Value
             if rec["value"] == "refine":
                 if image is None:
                     raise ValueError(f"record {i} is a Refine Edge stroke: replay needs the image")
