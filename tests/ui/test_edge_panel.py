@@ -167,3 +167,18 @@ def test_a_fast_drag_computes_few_previews_and_ends_on_the_last_value(solved, qt
     np.testing.assert_array_equal(
         c.preview_shown, io.to_uint(edges.adjust_alpha(doc.alpha(), doc.edges))
     )
+
+
+def test_a_project_with_bad_edge_values_opens_with_defaults_and_says_so(window, tmp_path):
+    from mattestudio.core import project
+
+    doc = window.document
+    path = project.save_project(
+        tmp_path / "bad.mattestudio",
+        project.ProjectState(
+            image=doc.image, trimap=doc.trimap, settings={"edges": {"contrast": 300}}
+        ),
+    )
+    assert window.files.open_project(str(path))
+    assert doc.edges == EdgeAdjustments()
+    assert "contrast must be between 0 and 100" in window.message.text()
