@@ -5,7 +5,6 @@ Functions over a MainWindow, kept apart so the window module stays composition o
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 from PySide6.QtGui import QColor
@@ -34,8 +33,10 @@ def apply(win, s: dict) -> None:
     """Apply a project's settings to the window."""
     from mattestudio.core.edges import EdgeAdjustmentError, EdgeAdjustments  # issue 13
 
-    with contextlib.suppress(EdgeAdjustmentError):  # issue 13: a bad value keeps the defaults
+    try:  # issue 13: edge adjustments; a bad value keeps the defaults and says so
         win.document.set_edges(EdgeAdjustments.from_dict(s.get("edges")))
+    except EdgeAdjustmentError as exc:
+        win.status(f"Edge adjustments in the project ignored: {exc}")
     if s.get("engine"):
         win.engine_panel.set_engine(str(s["engine"]))
         win.engine_panel.set_params(s.get("params") or {})
