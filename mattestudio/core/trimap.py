@@ -144,12 +144,23 @@ def from_mask(mask: np.ndarray, band: int = 10) -> np.ndarray:
     return tri
 
 
-def from_alpha(alpha: np.ndarray, band: int = 10, lo: float = 0.02, hi: float = 0.98) -> np.ndarray:
-    """Alpha matte -> trimap: fractional pixels plus a band around the 0.5 edge become unknown."""
+def from_alpha(
+    alpha: np.ndarray,
+    band: int = 10,
+    lo: float = 0.02,
+    hi: float = 0.98,
+    image: np.ndarray | None = None,
+) -> np.ndarray:
+    """Alpha matte -> trimap: fractional pixels plus a band around the 0.5 edge become unknown.
+    With the ``image``, the band is a :func:`smart_band` (a third of ``band`` on hard edges, up to
+    twice ``band`` on hair and fur) instead of a fixed width."""
     import cv2
 
     alpha = np.asarray(alpha, np.float32)
-    tri = from_mask(alpha > 0.5, band)
+    if image is not None:
+        tri = smart_band(image, alpha > 0.5, max(band / 3, 2), 2 * band)
+    else:
+        tri = from_mask(alpha > 0.5, band)
     frac = ((alpha > lo) & (alpha < hi)).astype(np.uint8)
     if band > 0:
         frac = cv2.dilate(frac, _disk(max(band // 4, 1)))

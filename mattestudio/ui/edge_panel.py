@@ -190,6 +190,39 @@ VIEW_MODES = (
 )
 
 
+class _LatestOnly:
+    """Recompute the canvases' previews for slider moves, one at a time: while one is being
+    computed, further moves only mark it dirty, and one more runs when it lands. A fast drag then
+    costs a few previews instead of a queue of stale ones lagging behind the slider."""
+
+    def __init__(self, canvases):
+        self.canvases = canvases
+        self.busy = self.dirty = False
+        for c in canvases:
+            c.preview_ready.connect(self._landed)
+
+    def request(self) -> None:
+        if self.busy:
+            self.dirty = True
+            for c in self.canvases:
+                c.preview_pending = True  # what is shown is stale; the next one is coming
+            return
+        self._start()
+
+    def _start(self) -> None:
+        self.busy, self.dirty = True, False
+        for c in self.canvases:
+            c.refresh_preview()
+        self._landed()
+
+    def _landed(self) -> None:
+        if not self.busy or any(c.preview_pending for c in self.canvases):
+            return
+        self.busy = False
+        if self.dirty:
+            self._start()
+
+
 def install(win) -> EdgePanel:
     """Add the Edge dock, the Refine Edge brush action and the extra view modes to ``win``."""
     from PySide6.QtGui import QKeySequence
@@ -205,8 +238,9 @@ def install(win) -> EdgePanel:
     win.docks[1].raise_()
 
     canvases = (win.canvas, win.result_view)
-    for canvas in canvases:
-        doc.edges_changed.connect(canvas.refresh_preview)
+    throttle = _LatestOnly(canvases)
+    win.edge_throttle = throttle
+    doc.edges_changed.connect(throttle.request)
     # The edge-only view follows the trimap while you paint (coalesced like the overlay).
     timer = setp(QTimer(win), singleShot=True, interval=40)
     timer.timeout.connect(

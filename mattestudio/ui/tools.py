@@ -159,7 +159,11 @@ class ToolController(QObject):
         if alpha is None:
             return False
         self.document.set_trimap(
-            trimap_ops.from_alpha(alpha, self.band), "trimap from alpha", source="from-alpha"
+            trimap_ops.from_alpha(
+                alpha, self.band, image=self.document.image if self.smart_band else None
+            ),
+            "trimap from alpha",
+            source="from-alpha",
         )
         return True
 
@@ -265,8 +269,8 @@ class ToolPanel(QWidget):
         )
         self.smart_check = setp(  # issue 13
             QCheckBox("Smart band"),
-            toolTip="GrabCut's band follows the edge: thin (a third of the width) on hard "
-            "edges, up to twice as wide on hair and fur",
+            toolTip="The band of GrabCut and 'From alpha' follows the edge: thin (a third of "
+            "the width) on hard edges, up to twice as wide on hair and fur",
         )
         self.smart_check.toggled.connect(lambda on: setattr(controller, "smart_band", on))
         av.addWidget(self.smart_check)

@@ -5,7 +5,6 @@ Functions over a MainWindow, kept apart so the window module stays composition o
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 from PySide6.QtGui import QColor
@@ -36,8 +35,10 @@ def apply(win, s: ProjectSettings) -> None:
     """A project's settings -> the window's widgets (what is not stored stays as it is)."""
     from mattestudio.core.edges import EdgeAdjustmentError, EdgeAdjustments  # issue 13
 
-    with contextlib.suppress(EdgeAdjustmentError):  # issue 13: a bad value keeps the defaults
+    try:  # issue 13: edge adjustments; a bad value keeps the defaults and says so
         win.document.set_edges(EdgeAdjustments.from_dict(s.edges))
+    except EdgeAdjustmentError as exc:
+        win.status(f"Edge adjustments in the project ignored: {exc}")
     if s.engine:
         win.engine_panel.set_engine(s.engine)
         win.engine_panel.set_params(s.params)

@@ -106,3 +106,18 @@ def test_grabcut_smart_band_follows_the_edge():
     tri = trimap_ops.grabcut(img, rect=(20, 10, 80, 70), band=9, smart=True)
     assert np.any(tri == UNKNOWN) and tri[45, 60] == FOREGROUND and tri[5, 5] == BACKGROUND
     assert band_width_per_column(tri)[60] <= 8  # a hard edge keeps a thin band (3 + 3)
+
+
+def test_from_alpha_with_the_image_uses_the_smart_band():
+    h, w = 90, 120
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = BLUE
+    img[20:70, 30:90] = RED
+    alpha = np.zeros((h, w), np.float32)
+    alpha[20:70, 30:90] = 1.0
+    fixed = trimap_ops.from_alpha(alpha, 12)
+    smart = trimap_ops.from_alpha(alpha, 12, image=img)
+    top = slice(0, 45)  # the top edge only
+    assert band_width_per_column(fixed[top])[60] >= 12
+    assert 2 <= band_width_per_column(smart[top])[60] <= 6  # a hard edge: a third of it
+    assert smart[45, 60] == FOREGROUND and smart[5, 5] == BACKGROUND

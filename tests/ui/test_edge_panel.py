@@ -153,3 +153,37 @@ def test_on_black_on_white_and_edge_only_views(solved, qtbot):
     # Painting updates the edge-only view.
     doc.set_trimap(np.where(band, 255, doc.trimap).astype(np.uint8), "no band")
     qtbot.waitUntil(lambda: np.all(c.preview_shown[band] == io.to_uint(np.float32(0.12))))
+
+
+def test_a_fast_drag_computes_few_previews_and_ends_on_the_last_value(solved, qtbot, monkeypatch):
+    win, doc, c = solved, solved.document, solved.canvas
+    win.view_panel.set_mode("alpha")
+    _wait_preview(qtbot, c)
+    calls = []
+    real = doc.preview_job
+    monkeypatch.setattr(doc, "preview_job", lambda mode: calls.append(mode) or real(mode))
+    slider = win.edge_panel.rows["shift_edge"].slider
+    for v in range(1, 41):  # 40 moves without giving the event loop a chance
+        slider.setValue(v)
+    _wait_preview(qtbot, c)
+    qtbot.waitUntil(lambda: not win.edge_throttle.busy, timeout=10000)
+    assert doc.edges.shift_edge == 10.0
+    assert len(calls) <= 4 * 2  # a few rounds for the two canvases, not 40
+    np.testing.assert_array_equal(
+        c.preview_shown, io.to_uint(edges.adjust_alpha(doc.alpha(), doc.edges))
+    )
+
+
+def test_a_project_with_bad_edge_values_opens_with_defaults_and_says_so(window, tmp_path):
+    from mattestudio.core import project
+
+    doc = window.document
+    path = project.save_project(
+        tmp_path / "bad.mattestudio",
+        project.ProjectState(
+            image=doc.image, trimap=doc.trimap, settings={"edges": {"contrast": 300}}
+        ),
+    )
+    assert window.files.open_project(str(path))
+    assert doc.edges == EdgeAdjustments()
+    assert "contrast must be between 0 and 100" in window.message.text()
