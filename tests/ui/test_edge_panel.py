@@ -159,9 +159,13 @@ def test_a_fast_drag_computes_few_previews_and_ends_on_the_last_value(solved, qt
     win, doc, c = solved, solved.document, solved.canvas
     win.view_panel.set_mode("alpha")
     _wait_preview(qtbot, c)
+    from mattestudio.ui import canvas as canvas_module
+
     calls = []
-    real = doc.preview_job
-    monkeypatch.setattr(doc, "preview_job", lambda mode: calls.append(mode) or real(mode))
+    real = canvas_module.result_pixels  # every preview of a result goes through it (issue 9)
+    monkeypatch.setattr(
+        canvas_module, "result_pixels", lambda mode, *a: calls.append(mode) or real(mode, *a)
+    )
     slider = win.edge_panel.rows["shift_edge"].slider
     for v in range(1, 41):  # 40 moves without giving the event loop a chance
         slider.setValue(v)
