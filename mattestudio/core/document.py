@@ -76,6 +76,8 @@ class Document:
         self.modified = False
         self._stroke_bbox: BBox | None = None
         self._stroke_revision = 0
+        self._alpha_cache: tuple | None = None
+        self._bg_cache: tuple | None = None
         #: Records of the edits now applied, oldest first (undone edits are removed).
         self.strokes: list[dict] = []
         self._open_records: list[dict] = []
@@ -348,7 +350,9 @@ class Document:
         if alpha is None:
             return None
         bg = self.background_array() if background is None else background
-        return composite(self.foreground(), alpha, bg, original=self.image)
+        fg = self.foreground()
+        assert fg is not None  # there is a result
+        return composite(fg, alpha, bg, original=self.image)
 
     def trimap_counts(self) -> dict[str, int]:
         t = self.trimap

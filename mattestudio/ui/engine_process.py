@@ -26,6 +26,7 @@ import multiprocessing as mp
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 from mattestudio.errors import Cancelled, MattestudioError
 from mattestudio.types import CancelToken
@@ -68,7 +69,7 @@ class _Session:
     def __init__(self, engine) -> None:
         self.engine = engine
         self.image_key: int | None = None
-        self.previous = None  # MattingResult at full resolution
+        self.previous: Any = None  # MattingResult at full resolution
         self.previous_id = -1
 
 
@@ -79,7 +80,7 @@ class _Server:
         self.conn = conn
         self.token = token
         self.sessions: dict = {}
-        self.image = None
+        self.image: Any = None  # float32 H x W x 3 once a job has brought it
         self.image_key: int | None = None
         self.last_sent = (
             -1
@@ -255,12 +256,14 @@ class EngineProcess:
 
     def __init__(self, grace_seconds: float = 3.0):
         self.grace_seconds = grace_seconds
-        self._proc = None
-        self._conn = None
-        self._cancel = None
-        self._image_ref = None  # the image array last sent (compared by identity)
+        self._proc: Any = None
+        self._conn: Any = None
+        self._cancel: Any = None
+        self._image_ref: Any = None  # the image array last sent (compared by identity)
         self._image_key = 0
-        self._basis = None  # the last full-resolution MattingResult received (see the module doc)
+        self._basis: Any = (
+            None  # the last full-resolution MattingResult received (see the module doc)
+        )
 
     @property
     def alive(self) -> bool:
@@ -314,9 +317,9 @@ class EngineProcess:
 
     def _full_result(self, event: Result) -> Result:
         """Paste a patch into a copy of the basis; remember full-resolution matting results."""
-        value = event.value
+        value: Any = event.value
         if event.patch:
-            if self._basis is None:
+            if self._basis is None or event.box is None:
                 raise MattestudioError("the engine process sent a patch without a basis")
             y0, y1, x0, x1 = event.box
             alpha = self._basis.alpha.copy()
@@ -337,6 +340,7 @@ class EngineProcess:
         self._cancel.clear()
         # The image travels only when it is a different array from the last one sent (Documents
         # replace their image, never edit it in place); the child keys its sessions by it.
+        assert job.image is not None, "a job carries the image; only the wire copy may drop it"
         base = job.image.base if job.image.base is not None else job.image
         wire = job
         if base is not self._image_ref:

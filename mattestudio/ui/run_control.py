@@ -193,6 +193,7 @@ class RunController(QObject):
                 self._grabcut = _GrabCutMemory(job, value)
                 self._apply_grabcut(value.trimap)
             return
+        assert isinstance(value, MattingResult)
         doc = self.document
         if value.shape != doc.shape and value.scale == 1.0:
             return  # from an image no longer open
@@ -203,7 +204,7 @@ class RunController(QObject):
         same_basis = (
             shown is not None and event.basis is not None and shown.request_id == event.basis
         )
-        box = event.box if same_basis and shown.scale == 1.0 else None
+        box = event.box if same_basis and shown is not None and shown.scale == 1.0 else None
         doc.set_result(value, event.revision, box)
         stale = " (the trimap changed since)" if doc.result_is_stale else ""
         kind = "coarse preview" if value.scale != 1.0 else "alpha"

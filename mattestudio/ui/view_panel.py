@@ -152,7 +152,7 @@ class ViewPanel(QWidget):
         self.mode_buttons[mode].setChecked(True)
 
     def set_color(self, value: int, rgb: tuple[int, int, int]) -> None:
-        self.colors[value] = tuple(int(c) for c in rgb)
+        self.colors[value] = (int(rgb[0]), int(rgb[1]), int(rgb[2]))
         self._paint_color_buttons()
         self.colors_changed.emit(dict(self.colors))
 
