@@ -79,6 +79,8 @@ class Document:
         self.modified = False
         self._stroke_bbox: BBox | None = None
         self._stroke_revision = 0
+        self._alpha_cache: tuple | None = None
+        self._bg_cache: tuple | None = None
         #: Records of the edits now applied, oldest first (undone edits are removed).
         self.strokes: list[dict] = []
         self._open_records: list[dict] = []
@@ -118,8 +120,8 @@ class Document:
         self.strokes = list(strokes or [])
         self._open_records = []
         self.result = None
-        self._alpha_cache: tuple | None = None
-        self._bg_cache: tuple | None = None
+        self._alpha_cache = None
+        self._bg_cache = None
         self.result_revision = -1
         self.edges = EdgeAdjustments()  # a new image starts from the engine's own alpha
         self.image_version += 1

@@ -322,7 +322,7 @@ class EngineProcess:
 
     def _full_result(self, event: Result) -> Result:
         """Paste a patch into a copy of the basis; remember full-resolution matting results."""
-        value = event.value
+        value: Any = event.value
         if event.patch:
             if self._basis is None or event.box is None or not isinstance(value, MattingResult):
                 raise MattestudioError("the engine process sent a patch without a basis")

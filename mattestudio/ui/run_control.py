@@ -200,6 +200,7 @@ class RunController(QObject):
                 self._grabcut = _GrabCutMemory(job, value)
                 self._apply_grabcut(value.trimap)
             return
+        assert isinstance(value, MattingResult)
         doc = self.document
         if value.shape != doc.shape and value.scale == 1.0:
             return  # from an image no longer open

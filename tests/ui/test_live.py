@@ -42,6 +42,9 @@ def _check_shown_is_fresh(win) -> None:
     # ... within one grey level of the fresh solve,
     assert np.abs(c.preview_shown.astype(int) - to_u8(fresh).astype(int)).max() <= 2
     # and the QImage pyqtgraph paints shares them (a patched box is really on screen).
+    assert np.shares_memory(c.preview_item.image, c.preview_shown)
+    if c.preview_item.qimage is None:  # not painted yet (a hidden or busy window): render now
+        c.preview_item.render()
     qimg = c.preview_item.qimage
     h, w = doc.shape
     for y, x in ((0, 0), (h // 2, w // 2), (h - 1, w - 1), (h // 3, w // 4)):
