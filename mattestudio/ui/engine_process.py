@@ -167,9 +167,7 @@ class _Server:
         if full.image_key != self.image_key or job.exact:
             full.previous = None
         if job.exact:
-            forget = getattr(full.engine, "forget_previous", None)
-            if forget is not None:
-                forget()
+            full.engine.forget_previous()  # part of the engine contract (a no-op by default)
         # An engine that re-solves only around the edit answers faster than a coarse preview would.
         warm = full.previous is not None and bool(full.engine.params.get("incremental"))
         lo = 0.0
