@@ -4,6 +4,7 @@ survived, trimaps and earlier outputs skipped, claims shared between concurrent 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -268,6 +269,8 @@ def test_ctrl_c_during_batch_leaves_only_complete_files(tmp_path):
         _pair(src, f"im{i}", h=400, w=400, seed=i)
     cmd = [sys.executable, "-m", "mattestudio", "batch", str(src), "--out", str(out)]
     for delay in (0.0, 0.3):
+        if out.exists():  # the first round's files must not end the wait of the second at once
+            shutil.rmtree(out)
         proc = subprocess.Popen(
             cmd + ["--cutout", "--quiet", "--overwrite"],
             stdout=subprocess.PIPE,
@@ -305,3 +308,15 @@ def test_python_api_batch(tmp_path):
     assert again.count("skipped") == 1 and again.count("done") == 0
     with pytest.raises(MattestudioError, match="not found"):
         mattestudio.batch(tmp_path / "missing", tmp_path / "out")
+
+
+def test_ctrl_c_while_starting_up_is_one_line(monkeypatch, capsys):
+    """Ctrl-C before the command runs (imports, building the parser) is "interrupted", 130."""
+    from mattestudio.cli import main as cli_main
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_main, "build_parser", interrupted)
+    assert cli_main.main(["batch", "x", "--out", "y"]) == 130
+    assert capsys.readouterr().err.strip() == "mattestudio: interrupted"

@@ -138,3 +138,58 @@ def shared_engine_process():
     yield proc
     MattingRunner.shared_process = None
     proc.stop()
+
+
+class EventLoopProbe:
+    """A QTimer ticking every 5 ms on the GUI thread. Each gap between ticks is split into the
+    time the thread waited for a CPU (the machine's load, from /proc/thread-self/schedstat) and
+    the rest: work or blocking on the GUI thread, which is what the editor controls. A stall is
+    the rest; wall gaps are reported too."""
+
+    def __init__(self) -> None:
+        import time
+
+        from PySide6.QtCore import QTimer
+
+        self._clock = time.perf_counter
+        self.wall: list[float] = []
+        self.stalls: list[float] = []
+        self._last = (self._clock(), self._queued())
+        self.timer = QTimer()
+        self.timer.setInterval(5)
+        self.timer.timeout.connect(self._tick)
+
+    @staticmethod
+    def _queued() -> float:
+        try:
+            with open("/proc/thread-self/schedstat") as f:
+                return int(f.read().split()[1]) / 1e9  # ns waiting on a run queue
+        except (OSError, ValueError, IndexError):  # not Linux: count the whole gap
+            return 0.0
+
+    def _tick(self) -> None:
+        now, queued = self._clock(), self._queued()
+        gap = now - self._last[0]
+        self.wall.append(gap)
+        self.stalls.append(gap - (queued - self._last[1]))
+        self._last = (now, queued)
+
+    def start(self) -> None:
+        self._last = (self._clock(), self._queued())
+        self.timer.start()
+
+    def stop(self) -> None:
+        self.timer.stop()
+
+    def summary(self) -> str:
+        return (
+            f"event loop: {len(self.wall)} ticks, worst stall {1000 * max(self.stalls):.1f} ms, "
+            f"worst wall gap {1000 * max(self.wall):.1f} ms"
+        )
+
+
+@pytest.fixture
+def loop_probe():
+    probe = EventLoopProbe()
+    yield probe
+    probe.stop()

@@ -2,11 +2,9 @@
 
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QTimer
 
 from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN
 
@@ -234,8 +232,9 @@ def test_live_reruns_on_open_engine_and_parameter_change(make_window, synthetic_
     )
 
 
-def test_no_event_loop_gap_during_live_strokes(window, qtbot, synthetic_matte):
-    """A QTimer ticking every 5 ms measures the event loop while Live re-runs after strokes."""
+def test_no_event_loop_gap_during_live_strokes(window, qtbot, synthetic_matte, loop_probe):
+    """The event loop keeps ticking every 5 ms while Live re-runs after strokes
+    (conftest.EventLoopProbe: time spent waiting for a CPU on a loaded machine is not a stall)."""
     import cv2
 
     win, doc = window, window.document
@@ -246,17 +245,7 @@ def test_no_event_loop_gap_during_live_strokes(window, qtbot, synthetic_matte):
     win.view_panel.set_mode("composite")
     win.set_live(True)
     qtbot.waitUntil(lambda: _settled(win) and doc.result is not None, timeout=60000)
-    gaps, last = [], [time.perf_counter()]
-
-    def tick():
-        now = time.perf_counter()
-        gaps.append(now - last[0])
-        last[0] = now
-
-    timer = QTimer()
-    timer.setInterval(5)
-    timer.timeout.connect(tick)
-    timer.start()
+    loop_probe.start()
     for k in range(4):
         doc.begin_stroke()
         doc.paint_segment((100 + 25 * k, 78), (150 + 25 * k, 84), 8, FOREGROUND)
@@ -264,11 +253,10 @@ def test_no_event_loop_gap_during_live_strokes(window, qtbot, synthetic_matte):
         qtbot.wait(30)
     qtbot.waitUntil(lambda: _settled(win), timeout=60000)
     qtbot.wait(100)
-    timer.stop()
-    assert len(gaps) > 20
-    worst = max(gaps) * 1000
-    print(f"event loop: {len(gaps)} ticks, worst gap {worst:.1f} ms")
-    assert worst < 50, f"event loop stalled {worst:.0f} ms"
+    loop_probe.stop()
+    assert len(loop_probe.wall) > 20
+    print(loop_probe.summary())
+    assert max(loop_probe.stalls) < 0.050, loop_probe.summary()
     assert doc.result_revision == doc.revision
 
 
