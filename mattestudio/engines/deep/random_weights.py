@@ -68,7 +68,7 @@ def vitmatte_config(size: str = "tiny"):
             residual_block_indices=[1],
             use_relative_position_embeddings=True,
             window_size=2,
-            out_features=["stage2"],
+            out_features=["stage2"],  # type: ignore[call-arg]  # a __post_init__ kwarg
         )
         return VitMatteConfig(
             backbone_config=backbone,
@@ -89,7 +89,7 @@ def vitmatte_config(size: str = "tiny"):
         residual_block_indices=[2, 5, 8, 11],
         use_relative_position_embeddings=True,
         window_size=14,
-        out_features=["stage12"],
+        out_features=["stage12"],  # type: ignore[call-arg]
     )
     # lists, as in the published config.json (transformers' tuple defaults fail to build)
     return VitMatteConfig(
