@@ -38,11 +38,11 @@ def _weights(net: str, recipe: str, seed: int, wdir: Path) -> dict:
     if net == "vitmatte-s":
         from transformers import VitMatteForImageMatting
 
-        model = VitMatteForImageMatting(R.vitmatte_config("small")).eval()
-        if recipe == "fan-in":  # the detail decoder only: a He-scaled 12-block transformer's
-            R.randomise_(model.decoder, seed)  # activations grow without bound (error ~0.9)
         folder = wdir / f"{net}-{recipe}-{seed}"
-        model.save_pretrained(str(folder))
+        if recipe == "fan-in":  # the detail decoder only (see random_weights.write_vitmatte_folder)
+            R.write_vitmatte_folder(folder, "small", seed)
+        else:
+            VitMatteForImageMatting(R.vitmatte_config("small")).eval().save_pretrained(str(folder))
         return {"engine": "vitmatte", "checkpoint": str(folder)}
 
     def write(kind):

@@ -112,8 +112,9 @@ def cmd_info(args) -> int:
         from mattestudio.engines.deep.checkpoints import identify_variant
 
         stored = meta.get("mattestudio_kind") or None
-        name = meta.get("source", "") if stored and not why else path.name
-        kind, new_why = identify_variant(state, path, None if not why else stored, name)
+        again = stored is None or (stored == "huo-stage1" and not why)  # see load_for
+        name = meta.get("source", "") if stored else path.name
+        kind, new_why = identify_variant(state, path, None if again else stored, name)
         why = why or new_why
     except CheckpointError:
         kind = meta.get("mattestudio_kind") or K.recognise(state) or "unknown"

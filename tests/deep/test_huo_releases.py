@@ -139,3 +139,13 @@ def test_older_import_is_decided_again_from_its_source_name(tmp_path, models_dir
     kind, why = K.explain(m)
     assert kind == "huo-stage1-noskip" and "stage1_sad_54.4.pth" in why
     assert C.load_for("dim", path)[0] == "huo-stage1-noskip"
+
+
+def test_kind_recorded_in_the_file_is_kept(tmp_path):
+    """A safetensors file whose metadata names the no-skip kind (written by a tool, no source
+    name) runs as that kind: only huo-stage1 from older imports is decided again."""
+    from safetensors.torch import save_file
+
+    path = tmp_path / "bench.safetensors"
+    save_file(dict(_state("1", 3)), str(path), metadata={"mattestudio_kind": "huo-stage1-noskip"})
+    assert C.load_for("dim", path)[0] == "huo-stage1-noskip"

@@ -272,10 +272,12 @@ def test_fp32_default_and_run_order_independence(hf):
 
 
 def test_pull_offline_is_one_clear_line(tmp_path, monkeypatch, models_dir):
+    from huggingface_hub import constants
     from test_device_cli import _cli
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    # an empty hub cache, even where a developer has the model cached (read at call time)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
     args = _cli().parse_args(["models", "pull", "vitmatte-small-composition-1k"])
     with pytest.raises(CheckpointError, match="cannot download hustvl/vitmatte-small") as err:
         args.func(args)

@@ -232,8 +232,9 @@ def load_for(engine: str, path: Path, role: str = "matting") -> tuple[str, Order
     """(kind, state) of ``path``, checked to belong to ``engine`` and ``role``."""
     state, meta = read_state(path)
     kind = meta.get("mattestudio_kind") or None
-    if kind and "mattestudio_why" not in meta and kind.startswith("huo-"):
-        # imported before variants were told apart: decide again from the source file's name
+    if kind == "huo-stage1" and "mattestudio_why" not in meta:
+        # imported before variants were told apart (then v1.4 files became huo-stage1 too):
+        # decide again from the source file's name
         kind, _ = identify_variant(state, path, None, meta.get("source", ""))
     else:
         kind, _ = identify_variant(state, path, kind)

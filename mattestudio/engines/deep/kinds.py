@@ -183,7 +183,7 @@ def installed(kind_filter=None) -> list[Installed]:
 def explain(m: Installed) -> tuple[str, str]:
     """(kind it runs as, why) for an imported model, from its header alone (no torch)."""
     why = m.meta.get("mattestudio_why")
-    if why or not m.kind.startswith("huo-"):
+    if why or m.kind != "huo-stage1":  # only that kind was given to v1.4 files before
         return m.kind, why or ""
     # imported before variants were told apart: checkpoints.load_for decides again the same way
     shapes = {

@@ -68,7 +68,7 @@ def vitmatte_config(size: str = "tiny"):
             residual_block_indices=[1],
             use_relative_position_embeddings=True,
             window_size=2,
-            out_features=["stage2"],  # type: ignore[call-arg]  # accepted via **kwargs
+            out_features=["stage2"],  # type: ignore[call-arg]  # a __post_init__ kwarg
         )
         return VitMatteConfig(
             backbone_config=backbone,
@@ -89,7 +89,7 @@ def vitmatte_config(size: str = "tiny"):
         residual_block_indices=[2, 5, 8, 11],
         use_relative_position_embeddings=True,
         window_size=14,
-        out_features=["stage12"],  # type: ignore[call-arg]  # accepted via **kwargs
+        out_features=["stage12"],  # type: ignore[call-arg]
     )
     # lists, as in the published config.json (transformers' tuple defaults fail to build)
     return VitMatteConfig(
@@ -101,9 +101,14 @@ def vitmatte_config(size: str = "tiny"):
 
 
 def write_vitmatte_folder(folder, size: str = "tiny", seed: int = 0):
-    """A Hugging Face model folder (config.json + model.safetensors) with random weights."""
+    """A Hugging Face model folder (config.json + model.safetensors) with random weights.
+
+    ``small``/``base`` randomise only the detail decoder: fan-in scaled weights in all 12
+    transformer blocks make the activations grow until the alpha saturates, which would make
+    any fp32/bf16 comparison meaningless; transformers' own initialisation stays there."""
     from transformers import VitMatteForImageMatting
 
-    model = randomise_(VitMatteForImageMatting(vitmatte_config(size)).eval(), seed)
+    model = VitMatteForImageMatting(vitmatte_config(size)).eval()
+    randomise_(model if size == "tiny" else model.decoder, seed)
     model.save_pretrained(str(folder))
     return model

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from mattestudio.errors import CheckpointError
 
@@ -80,13 +81,14 @@ def read_folder(folder) -> tuple[str, dict, dict]:
     bar = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # our commands print their own one-line progress
     try:
-        model, info = VitMatteForImageMatting.from_pretrained(
+        loaded: Any = VitMatteForImageMatting.from_pretrained(
             str(folder),
             config=config,
             local_files_only=True,
             weights_only=True,
             output_loading_info=True,
         )
+        model, info = loaded
     except Exception as exc:
         detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
