@@ -19,7 +19,7 @@ from tests.conftest import make_synthetic_matte
 
 @pytest.fixture(scope="module")
 def big():
-    return make_synthetic_matte(h=120, w=150, seed=5, band=10)
+    return make_synthetic_matte(h=280, w=360, seed=5, band=10)
 
 
 def _random_problem(seed):
@@ -122,7 +122,7 @@ def test_progress_and_cancel(big):
 
     changed = big.trimap.copy()
     changed[changed == 128] = 0
-    changed[30:90, 40:110][big.trimap[30:90, 40:110] == 128] = 128
+    changed[40:150, 60:200][big.trimap[40:150, 60:200] == 128] = 128
     with pytest.raises(Cancelled):
         engine.predict(changed, progress=cancel_in_solver, cancel=token)
     assert calls and max(calls) < 1.0
