@@ -20,11 +20,24 @@ from __future__ import annotations
 import numpy as np
 
 from mattestudio.engines.base import EngineBase, EngineInfo, Param
-from mattestudio.engines.fastcf.engine import _checker
 from mattestudio.errors import TrimapError
 from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN, CancelToken, ProgressFn
 
 Box = tuple[int, int, int, int]
+
+
+def _checker(
+    progress: ProgressFn | None, cancel: CancelToken | None, lo: float, hi: float, label: str
+):
+    """check(fraction of a stage): raises Cancelled if asked to, reports progress in [lo, hi]."""
+
+    def check(frac: float) -> None:
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        if progress is not None:
+            progress(lo + (hi - lo) * min(max(frac, 0.0), 1.0), label)
+
+    return check
 
 
 class InformationFlowEngine(EngineBase):
@@ -95,10 +108,26 @@ class InformationFlowEngine(EngineBase):
             Param(
                 "band",
                 5,
-                "Known pixels within this distance of the unknown region take part in the colour-mixture flow.",
+                "Known pixels within this distance of the unknown region take part in the "
+                "colour-mixture flow.",
                 "Known band (px)",
                 0,
                 50,
+            ),
+            Param(
+                "mix_known_rows",
+                False,
+                "Also write colour-mixture equations for the known pixels of the band "
+                "(not in the paper).",
+                "Known-pixel mixtures",
+            ),
+            Param(
+                "ku_fit",
+                "colour",
+                "Fit the known-to-unknown mixture weights to the neighbours' colours (colour) or, "
+                "as the paper writes, to colour and position (colour+position).",
+                "Known-to-unknown fit",
+                choices=("colour", "colour+position"),
             ),
             Param(
                 "rtol",
@@ -191,6 +220,8 @@ class InformationFlowEngine(EngineBase):
             k_ku=p["k_ku"],
             k_uu=p["k_uu"],
             band=p["band"],
+            known_rows=p["mix_known_rows"],
+            ku_colour_only=p["ku_fit"] == "colour",
             check=_checker(progress, cancel, 0.0, 0.4, f"{self.info.display_name}: flows"),
         )
         alpha = None

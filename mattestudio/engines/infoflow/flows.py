@@ -214,10 +214,14 @@ def compute(
     k_uu: int = 5,
     band: int = 5,
     reg: float = 1e-3,
+    known_rows: bool = False,
+    ku_colour_only: bool = True,
     check=None,
 ) -> Flows:
     """All non-local flows for a trimap (uint8 0 / 128 / 255). ``band``: colour-mixture neighbours
-    are searched among the unknown pixels and the known ones within this many pixels of them.
+    are searched among the unknown pixels and the known ones within this many pixels of them;
+    with ``known_rows`` those known pixels also get a mixture equation (the paper writes one for
+    the unknown pixels only), which ties the unknown pixels they mix from to their known alpha.
     ``check(fraction)`` is called between the stages (progress and cancellation)."""
     import cv2
 
@@ -233,7 +237,7 @@ def compute(
     di = np.flatnonzero(near.ravel())
     if check is not None:
         check(0.0)
-    mix = colour_mixture(image64, ui, di, int(k_mix), reg)
+    mix = colour_mixture(image64, di if known_rows else ui, di, int(k_mix), reg)
     if check is not None:
         check(0.45)
     wf, eta = known_to_unknown(
@@ -243,6 +247,7 @@ def compute(
         np.flatnonzero(flat == BACKGROUND),
         int(k_ku),
         reg,
+        ku_colour_only,
     )
     if check is not None:
         check(0.8)
