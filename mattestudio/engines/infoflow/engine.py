@@ -116,7 +116,7 @@ class InformationFlowEngine(EngineBase):
             ),
             Param(
                 "mix_known_rows",
-                False,
+                True,
                 "Also write colour-mixture equations for the known pixels of the band "
                 "(not in the paper).",
                 "Known-pixel mixtures",
