@@ -47,10 +47,14 @@ class System:
     coords: np.ndarray
     mix_weight: float
 
+    def __post_init__(self) -> None:
+        self._mix_t = self.mix.T.tocsr()  # row-major transpose: a faster product than a CSC view
+        self._local_intra = (self.local + self.intra).tocsr()
+
     def matvec(self, x: np.ndarray) -> np.ndarray:
-        out = self.local @ x + self.intra @ x + self.diag * x
+        out = self._local_intra @ x + self.diag * x
         if self.mix.shape[0]:
-            out += self.mix_weight * (self.mix.T @ (self.mix @ x))
+            out += self.mix_weight * (self._mix_t @ (self.mix @ x))
         return out
 
     def dense(self) -> np.ndarray:
@@ -134,7 +138,7 @@ class Solver:
         rz = float(r @ z)
         start = float(np.linalg.norm(r))
         for it in range(max_iter):
-            rn = float(np.linalg.norm(r))
+            rn = float(np.sqrt(r @ r))
             if rn <= rtol * bnorm:
                 break
             if check is not None:
