@@ -168,15 +168,17 @@ class InformationFlowEngine(EngineBase):
         super().prepare(image)
         from mattestudio.engines.fastcf.laplacian import WindowStats
 
-        self._image64 = np.ascontiguousarray(image, np.float64)
-        self._stats = WindowStats.lazy(1, self.params["epsilon"])
+        self._image64: np.ndarray | None = np.ascontiguousarray(image, np.float64)
+        self._stats: WindowStats | None = WindowStats.lazy(1, self.params["epsilon"])
         self._last: tuple[np.ndarray, np.ndarray] | None = None
         self.last_mode = ""  # "full", "incremental", "unchanged": for benchmarks and tests
         self.iterations = 0
 
     def reset(self) -> None:
         super().reset()
-        self._image64 = self._stats = self._last = None
+        self._image64 = None
+        self._stats = None
+        self._last = None
 
     def forget_previous(self) -> None:
         """Make the next predict() a full solve."""
@@ -222,6 +224,7 @@ class InformationFlowEngine(EngineBase):
                 self.last_mode = "unchanged"
                 return self._output(before, unknown), None
         p = self.params
+        assert self._image64 is not None  # set with the image by prepare()
         flows = flow_ops.compute(
             self._image64,
             trimap,
@@ -272,6 +275,7 @@ class InformationFlowEngine(EngineBase):
         if not variables.any():
             return None
         name = self.info.display_name
+        assert self._image64 is not None and self._stats is not None
         system = build(flows, self._stats, self._image64, variables, fixed, self._weights())
         solver = Solver(system, 1, _checker(progress, cancel, 0.4, 0.6, f"{name}: {label}"))
         x = solver.solve(
@@ -287,6 +291,8 @@ class InformationFlowEngine(EngineBase):
         """Re-solve around the change from the previous trimap; None when a full solve is better."""
         from mattestudio.engines.fastcf import regional
 
+        if self._last is None:
+            return None
         before_tri, before = self._last
         if before_tri.shape != trimap.shape:
             return None
