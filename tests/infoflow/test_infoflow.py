@@ -12,7 +12,7 @@ import pytest
 
 from mattestudio.engines import registry
 from mattestudio.engines.infoflow.engine import InformationFlowEngine
-from mattestudio.errors import Cancelled, TrimapError
+from mattestudio.errors import Cancelled, MattestudioError, TrimapError
 from mattestudio.types import CancelToken
 from tests.conftest import make_synthetic_matte
 
@@ -145,3 +145,10 @@ def test_registered_and_validates(synthetic_matte):
         engine.predict(np.full(m.trimap.shape, 128, np.uint8))
     result = run_matting(engine, m.image, m.trimap, estimate_foreground=False)
     assert result.engine == "information-flow" and result.alpha.shape == m.trimap.shape
+    # Past its memory budget the engine refuses in one line instead of running out of memory.
+    small = InformationFlowEngine(memory_gb=0.05)
+    small.prepare(np.zeros((300, 400, 3), np.float32))
+    tri = np.full((300, 400), 128, np.uint8)
+    tri[:, :5] = 0
+    with pytest.raises(MattestudioError, match="memory_gb"):
+        small.predict(tri)

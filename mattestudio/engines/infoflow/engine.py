@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from mattestudio.engines.base import EngineBase, EngineInfo, Param
-from mattestudio.errors import TrimapError
+from mattestudio.errors import MattestudioError, TrimapError
 from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN, CancelToken, ProgressFn
 
 Box = tuple[int, int, int, int]
@@ -147,6 +147,15 @@ class InformationFlowEngine(EngineBase):
                 0.1,
             ),
             Param(
+                "memory_gb",
+                2.0,
+                "Memory for the solver and the neighbour tables; larger problems are refused "
+                "with a message (no tiled path yet: use closed-form for them).",
+                "Solver memory (GB)",
+                0.05,
+                64.0,
+            ),
+            Param(
                 "incremental",
                 True,
                 "After a local trimap change, re-solve only the region it can reach.",
@@ -224,6 +233,7 @@ class InformationFlowEngine(EngineBase):
                 self.last_mode = "unchanged"
                 return self._output(before, unknown), None
         p = self.params
+        self._check_memory(int(unknown.sum()))
         assert self._image64 is not None  # set with the image by prepare()
         flows = flow_ops.compute(
             self._image64,
@@ -251,6 +261,20 @@ class InformationFlowEngine(EngineBase):
         if progress is not None:
             progress(1.0, "done")
         return self._output(alpha, unknown), None
+
+    def _check_memory(self, n_unknown: int) -> None:
+        """Refuse, in one line, a problem whose factor and neighbour tables would not fit."""
+        from mattestudio.engines.fastcf import regional
+
+        p = self.params
+        per_row = (p["k_mix"] + 1 + 2 * p["k_ku"] + 2 * p["k_uu"]) * 16.0  # index + weight
+        need = 1.5 * 8.0 * regional.factor_entries(n_unknown) + 2.0 * per_row * n_unknown
+        if need > p["memory_gb"] * 1e9:
+            raise MattestudioError(
+                f"{self.info.display_name}: {n_unknown} unknown pixels need about "
+                f"{need / 1e9:.1f} GB, over the {p['memory_gb']:g} GB allowed (parameter "
+                "memory_gb); narrow the unknown band or use the closed-form engine"
+            )
 
     def _output(self, alpha: np.ndarray, unknown: np.ndarray) -> np.ndarray:
         """The matte shown: the solution with its levels stretched in the unknown region. The flows
