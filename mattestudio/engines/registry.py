@@ -29,6 +29,11 @@ def register(name: str, target: str, requires: tuple[str, ...] = ()) -> None:
 
 register("closed-form", "mattestudio.engines.fastcf.engine:FastClosedFormEngine", ("numba",))
 register(
+    "information-flow",
+    "mattestudio.engines.infoflow.engine:InformationFlowEngine",
+    ("numba", "scipy"),
+)
+register(
     "closed-form-pymatting", "mattestudio.engines.classical:ClosedFormPymatting", ("pymatting",)
 )
 register("knn", "mattestudio.engines.classical:KnnEngine", ("pymatting",))

@@ -1,0 +1,359 @@
+"""Information-flow matting (Aksoy, Aydin and Pollefeys, CVPR 2017) on the fast solver.
+
+Session use, like the fast closed-form engine:
+
+- ``prepare(image)`` keeps a float64 copy of the image.
+- ``predict(trimap)`` builds the non-local flows for the trimap (nearest neighbours by scipy's
+  cKDTree), then solves the system on the unknown pixels. After a local trimap change (a stroke)
+  only a box around it is re-solved, grown until alpha stops moving at the box's edge; the flows
+  themselves are rebuilt for the whole trimap, since a stroke changes which pixels are known.
+- Cancel and progress are checked between the stages, inside the factorisation and between
+  conjugate-gradient iterations; a cancelled call changes nothing.
+
+Foreground colours: the flows only give a per-pixel average of nearby foreground samples, which
+is not a decontaminated colour, so the engine returns None and the pipeline uses the multilevel
+estimator like every other alpha-only engine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mattestudio.engines.base import EngineBase, EngineInfo, Param
+from mattestudio.errors import MattestudioError, TrimapError
+from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN, CancelToken, ProgressFn
+
+Box = tuple[int, int, int, int]
+
+
+def _checker(
+    progress: ProgressFn | None, cancel: CancelToken | None, lo: float, hi: float, label: str
+):
+    """check(fraction of a stage): raises Cancelled if asked to, reports progress in [lo, hi]."""
+
+    def check(frac: float) -> None:
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        if progress is not None:
+            progress(lo + (hi - lo) * min(max(frac, 0.0), 1.0), label)
+
+    return check
+
+
+class InformationFlowEngine(EngineBase):
+    info = EngineInfo(
+        name="information-flow",
+        display_name="Information flow",
+        kind="classical",
+        description="Aksoy et al. 2017: colour-mixture, known-to-unknown, intra-unknown and local "
+        "flows in one sparse system, solved by conjugate gradients preconditioned with the "
+        "fast closed-form engine's sparse Cholesky; re-solves only around a brush stroke.",
+        params=(
+            Param(
+                "k_mix",
+                20,
+                "Neighbours per pixel of the colour-mixture flow.",
+                "K colour mixture",
+                3,
+                60,
+            ),
+            Param(
+                "k_ku",
+                7,
+                "Foreground and background neighbours each of the known-to-unknown flow.",
+                "K known-to-unknown",
+                1,
+                30,
+            ),
+            Param(
+                "k_uu",
+                5,
+                "Neighbours per pixel of the intra-unknown flow.",
+                "K intra-unknown",
+                1,
+                30,
+            ),
+            Param(
+                "w_ku",
+                0.05,
+                "Weight of the known-to-unknown flow (sigma_KU).",
+                "Known-to-unknown weight",
+                0.0,
+                10.0,
+            ),
+            Param(
+                "w_uu",
+                0.01,
+                "Weight of the intra-unknown flow (sigma_UU).",
+                "Intra-unknown weight",
+                0.0,
+                10.0,
+            ),
+            Param(
+                "w_local",
+                1.0,
+                "Weight of the local flow, the matting Laplacian (sigma_L).",
+                "Local weight",
+                0.0,
+                10.0,
+            ),
+            Param(
+                "epsilon",
+                1e-7,
+                "Regularisation of the matting Laplacian's local colour model.",
+                "Smoothness (epsilon)",
+                1e-10,
+                1e-1,
+            ),
+            Param(
+                "band",
+                10,
+                "Known pixels within this distance of the unknown region take part in the "
+                "colour-mixture flow.",
+                "Known band (px)",
+                0,
+                50,
+            ),
+            Param(
+                "mix_known_rows",
+                True,
+                "Also write colour-mixture equations for the known pixels of the band "
+                "(not in the paper).",
+                "Known-pixel mixtures",
+            ),
+            Param(
+                "ku_fit",
+                "colour",
+                "Fit the known-to-unknown mixture weights to the neighbours' colours (colour) or, "
+                "as the paper writes, to colour and position (colour+position).",
+                "Known-to-unknown fit",
+                choices=("colour", "colour+position"),
+            ),
+            Param(
+                "levels",
+                0.02,
+                "Alpha below this becomes 0 and above 1 - this becomes 1, linearly stretched in "
+                "between (a Levels adjustment of the matte; not in the paper). 0 turns it off.",
+                "Alpha levels",
+                0.0,
+                0.2,
+            ),
+            Param(
+                "rtol",
+                1e-3,
+                "Relative residual at which conjugate gradients stop.",
+                "Solver tolerance",
+                1e-10,
+                0.1,
+            ),
+            Param(
+                "memory_gb",
+                2.0,
+                "Memory for the solver and the neighbour tables; larger problems are refused "
+                "with a message (no tiled path yet: use closed-form for them).",
+                "Solver memory (GB)",
+                0.05,
+                64.0,
+            ),
+            Param(
+                "incremental",
+                True,
+                "After a local trimap change, re-solve only the region it can reach.",
+                "Incremental re-solve",
+            ),
+            Param(
+                "tolerance",
+                2e-3,
+                "Incremental re-solves grow until alpha moves less than this at the region's edge.",
+                "Incremental tolerance",
+                1e-6,
+                0.1,
+            ),
+        ),
+        progressive=True,
+    )
+
+    def prepare(self, image: np.ndarray) -> None:
+        super().prepare(image)
+        from mattestudio.engines.fastcf.laplacian import WindowStats
+
+        self._image64: np.ndarray | None = np.ascontiguousarray(image, np.float64)
+        self._stats: WindowStats | None = WindowStats.lazy(1, self.params["epsilon"])
+        self._last: tuple[np.ndarray, np.ndarray] | None = None
+        self.last_mode = ""  # "full", "incremental", "unchanged": for benchmarks and tests
+        self.iterations = 0
+
+    def reset(self) -> None:
+        super().reset()
+        self._image64 = None
+        self._stats = None
+        self._last = None
+
+    def forget_previous(self) -> None:
+        """Make the next predict() a full solve."""
+        self._last = None
+
+    def _weights(self):
+        from mattestudio.engines.infoflow.system import Weights
+
+        p = self.params
+        return Weights(mix=1.0, ku=p["w_ku"], uu=p["w_uu"], local=p["w_local"])
+
+    def predict(
+        self,
+        trimap: np.ndarray,
+        *,
+        progress: ProgressFn | None = None,
+        cancel: CancelToken | None = None,
+    ):
+        from mattestudio.engines.infoflow import flows as flow_ops
+
+        image = self._require_image()
+        trimap = np.asarray(trimap)
+        if trimap.shape != image.shape[:2]:
+            raise TrimapError(
+                f"trimap is {trimap.shape[1]}x{trimap.shape[0]} but the prepared image is "
+                f"{image.shape[1]}x{image.shape[0]}"
+            )
+        if not ((trimap == FOREGROUND).any() or (trimap == BACKGROUND).any()):
+            raise TrimapError(
+                f"{self.info.display_name} needs some foreground or background in the trimap"
+            )
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        unknown = trimap == UNKNOWN
+        fixed = (trimap == FOREGROUND).astype(np.float64)
+        if not unknown.any():
+            self.last_mode = "full"
+            self._last = (trimap.copy(), fixed)
+            return fixed.astype(np.float32), None
+        if self._last is not None and self.params["incremental"]:
+            before_tri, before = self._last
+            if before_tri.shape == trimap.shape and not (before_tri != trimap).any():
+                self.last_mode = "unchanged"
+                return self._output(before, unknown), None
+        p = self.params
+        self._check_memory(int(unknown.sum()))
+        assert self._image64 is not None  # set with the image by prepare()
+        flows = flow_ops.compute(
+            self._image64,
+            trimap,
+            k_mix=p["k_mix"],
+            k_ku=p["k_ku"],
+            k_uu=p["k_uu"],
+            band=p["band"],
+            known_rows=p["mix_known_rows"],
+            ku_colour_only=p["ku_fit"] == "colour",
+            check=_checker(progress, cancel, 0.0, 0.4, f"{self.info.display_name}: flows"),
+        )
+        alpha = None
+        if self.params["incremental"] and self._last is not None:
+            alpha = self._incremental(flows, trimap, unknown, progress, cancel)
+        if alpha is None:
+            alpha = fixed
+            h, w = trimap.shape
+            values = self._solve_box(
+                flows, unknown, fixed, (0, h, 0, w), progress, cancel, "solving"
+            )
+            _paste(alpha, values, (0, h, 0, w))
+            self.last_mode = "full"
+        self._last = (trimap.copy(), alpha)  # the solution itself: later strokes start from it
+        if progress is not None:
+            progress(1.0, "done")
+        return self._output(alpha, unknown), None
+
+    def _check_memory(self, n_unknown: int) -> None:
+        """Refuse, in one line, a problem whose factor and neighbour tables would not fit."""
+        from mattestudio.engines.fastcf import regional
+
+        p = self.params
+        per_row = (p["k_mix"] + 1 + 2 * p["k_ku"] + 2 * p["k_uu"]) * 16.0  # index + weight
+        need = 1.5 * 8.0 * regional.factor_entries(n_unknown) + 2.0 * per_row * n_unknown
+        if need > p["memory_gb"] * 1e9:
+            raise MattestudioError(
+                f"{self.info.display_name}: {n_unknown} unknown pixels need about "
+                f"{need / 1e9:.1f} GB, over the {p['memory_gb']:g} GB allowed (parameter "
+                "memory_gb); narrow the unknown band or use the closed-form engine"
+            )
+
+    def _output(self, alpha: np.ndarray, unknown: np.ndarray) -> np.ndarray:
+        """The matte shown: the solution with its levels stretched in the unknown region. The flows
+        leave a faint haze (a few percent) over regions that are really 0 or 1; stretching
+        removes it without a hard edge (measured in docs/benchmarks.md)."""
+        out = np.clip(alpha, 0, 1)
+        lo = float(self.params["levels"])
+        if lo > 0:
+            out[unknown] = np.clip((out[unknown] - lo) / (1.0 - 2.0 * lo), 0.0, 1.0)
+        return out.astype(np.float32)
+
+    # -- solves -------------------------------------------------------------------------------
+
+    def _solve_box(self, flows, unknown, fixed, box: Box, progress, cancel, label: str):
+        """Alpha of the unknown pixels in ``box`` (box-shaped, NaN elsewhere) with every other
+        pixel held at ``fixed``; None if the box holds no unknown pixel."""
+        from mattestudio.engines.infoflow.system import Solver, build
+
+        y0, y1, x0, x1 = box
+        variables = np.zeros_like(unknown)
+        variables[y0:y1, x0:x1] = unknown[y0:y1, x0:x1]
+        if not variables.any():
+            return None
+        name = self.info.display_name
+        assert self._image64 is not None and self._stats is not None
+        system = build(flows, self._stats, self._image64, variables, fixed, self._weights())
+        solver = Solver(system, 1, _checker(progress, cancel, 0.4, 0.6, f"{name}: {label}"))
+        x = solver.solve(
+            rtol=self.params["rtol"],
+            check=_checker(progress, cancel, 0.6, 0.98, f"{name}: {label}"),
+        )
+        self.iterations = solver.iterations
+        out = np.full((y1 - y0, x1 - x0), np.nan)
+        out[system.coords[:, 0] - y0, system.coords[:, 1] - x0] = x
+        return out
+
+    def _incremental(self, flows, trimap, unknown, progress, cancel) -> np.ndarray | None:
+        """Re-solve around the change from the previous trimap; None when a full solve is better."""
+        from mattestudio.engines.fastcf import regional
+
+        if self._last is None:
+            return None
+        before_tri, before = self._last
+        if before_tri.shape != trimap.shape:
+            return None
+        changed = before_tri != trimap
+        ys = np.flatnonzero(changed.any(axis=1))
+        xs = np.flatnonzero(changed.any(axis=0))
+        h, w = trimap.shape
+        seed = (int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1)
+        fixed = (trimap == FOREGROUND).astype(np.float64)
+        fixed[unknown] = before[unknown]
+        # The known-to-unknown flow reaches further than the Laplacian: start with a wider margin.
+        margin = max(32, (seed[1] - seed[0] + seed[3] - seed[2]) // 2)
+        while True:
+            box = regional.grow(seed, margin, trimap.shape)
+            if (box[1] - box[0]) * (box[3] - box[2]) > 0.5 * h * w:
+                return None
+            values = self._solve_box(
+                flows, unknown, fixed, box, progress, cancel, "re-solving the stroke"
+            )
+            if values is None:
+                break
+            depth = max(4, margin // 4)
+            if (
+                regional.ring_change(values, before, box, trimap.shape, depth)
+                <= self.params["tolerance"] / 4
+            ):
+                _paste(fixed, values, box)
+                break
+            margin *= 2
+        self.last_mode = "incremental"
+        return fixed
+
+
+def _paste(alpha: np.ndarray, values: np.ndarray | None, box: Box) -> None:
+    if values is None:
+        return
+    y0, y1, x0, x1 = box
+    view = alpha[y0:y1, x0:x1]
+    ok = ~np.isnan(values)
+    view[ok] = values[ok]
