@@ -13,6 +13,12 @@ ENGINES = {
         "The all-rounder: hair and soft edges with a reasonably tight edge band; in Live mode it "
         "re-solves only around your last stroke.",
     ),
+    "information-flow": (
+        "Best classical detail: hair, haze, holes",
+        "Links each edge pixel to similar colours near and far, so background showing through "
+        "hair and wide bands come out clean; the best classical matte on the benchmark images "
+        "(docs/benchmarks.md), several times slower than the all-rounder.",
+    ),
     "shared-sampling": (
         "Hair and fur, with its own colours",
         "Picks foreground and background colour samples for every edge pixel; strong on hair "
@@ -77,6 +83,17 @@ PARAMS = {
     "roi": "Work only around the edge band (faster, same matte).",
     "precision": "Speed vs exactness of the arithmetic; the matte changes very little.",
     "device": "Where the network runs; the matte is the same.",
+    "k_mix": "More colour-mixture neighbours give smoother mattes; fewer keep finer detail.",
+    "k_ku": "More known-colour neighbours make the edge follow the painted regions' colours more.",
+    "k_uu": "More edge-to-edge neighbours spread the matte more evenly along the band.",
+    "w_ku": "Higher pulls edge pixels harder towards the painted foreground/background colours.",
+    "w_uu": "Higher makes similar-looking edge pixels take more similar alpha.",
+    "w_local": "Higher gives smoother transitions between neighbouring pixels.",
+    "band": "Wider uses more of the painted area around the edge as colour samples.",
+    "mix_known_rows": "On: cleaner mattes near the painted regions (the default); off: the paper's "
+    "method.",
+    "ku_fit": "colour: edges follow colour (the default); colour+position: the paper's form.",
+    "levels": "Clears faint haze (alpha near 0 or 1 snaps to 0 or 1); 0 keeps every faint strand.",
 }
 
 
