@@ -58,6 +58,7 @@ def batch(
     cutout: bool = False,
     alpha_bits: int = 8,
     overwrite: bool = False,
+    client=None,
     **params,
 ) -> batching.Summary:
     """Matte every image of ``images_dir`` with its trimap into ``out_dir`` (``NAME_alpha.png``,
@@ -68,9 +69,16 @@ def batch(
     stop the run: the returned Summary lists every outcome (``summary.failures`` name the files,
     ``summary.line()`` is the closing line). Raises MattestudioError only for problems that stop
     everything (a missing folder, an unwritable output folder, an unknown engine).
+
+    ``client``: a ``distributed.Client``; the images are then matted on its Dask cluster (each
+    worker creates the engine once), with the same outputs as a local run (README, Many machines).
     """
     options = batching.BatchOptions(
         engine=engine, params=params, cutout=cutout, alpha_bits=alpha_bits, overwrite=overwrite
     )
     trimaps = images_dir if trimaps_dir is None else trimaps_dir
+    if client is not None:
+        from mattestudio import dask_batch
+
+        return dask_batch.run(images_dir, trimaps, out_dir, options, client)
     return batching.run(images_dir, trimaps, out_dir, options)

@@ -33,6 +33,18 @@ def register(sub) -> None:
         "--overwrite", action="store_true", help="redo images whose outputs already exist"
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="matte on N local worker processes (a Dask LocalCluster; pip install mattestudio[dask])",
+    )
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="matte on an existing Dask cluster, e.g. tcp://host:8786 (see README, Many machines)",
+    )
     p.set_defaults(func=run)
 
 
@@ -50,6 +62,10 @@ def run(args) -> int:
         overwrite=args.overwrite,
     )
     trimaps = args.trimaps if args.trimaps is not None else args.images
+    if args.workers is not None or args.scheduler:
+        from mattestudio.cli.batch_dask import run_on_cluster
+
+        return run_on_cluster(args, trimaps, options)
     plan = batch.plan(args.images, trimaps, args.out, options)
     batch.check_output_folder(plan.out_dir)  # before any solve
     engine = make_engine(args)
