@@ -280,7 +280,7 @@ def local_client(workers: int) -> Iterator[Any]:
         n_workers=workers,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",  # a free port: several batches may run at once
         preload=["mattestudio.dask_local_worker"],  # Ctrl-C is the batch's to handle
     )
     try:
