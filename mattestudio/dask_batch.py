@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mattestudio import batching
-from mattestudio.errors import MattestudioError
+from mattestudio.errors import MattestudioError, naming_file
 
 #: Test hook: ``NAME:MARKER`` makes the worker process exit (as if killed) when it starts on the
 #: image NAME while the file MARKER does not exist yet; it creates MARKER first, so once only.
@@ -54,12 +54,7 @@ class ClusterSummary(batching.Summary):
 # ---------------------------------------------------------------------------------------------
 # Worker side
 
-_POOL: dict[tuple, list] = {}  # engine key -> idle engines of this worker process
-_POOL_LOCK = threading.Lock()
-
-
-def engine_key(options: batching.BatchOptions) -> tuple:
-    return (options.engine, tuple(sorted((str(k), repr(v)) for k, v in options.params.items())))
+_LOCAL = threading.local()  # this worker thread's engines, kept from one task to the next
 
 
 def gpu_for_worker(index: int | None, gpus: int) -> str | None:
@@ -101,20 +96,17 @@ def _worker_params(options: batching.BatchOptions) -> dict[str, Any]:
     return params
 
 
-def _take_engine(options: batching.BatchOptions) -> tuple[Any, bool]:
-    """An idle engine of this worker's pool, or a new one (True) the first time."""
+def _engines() -> batching.Engines:
+    engines = getattr(_LOCAL, "engines", None)
+    if engines is None:
+        engines = _LOCAL.engines = batching.Engines(_create_on_worker)
+    return engines
+
+
+def _create_on_worker(options: batching.BatchOptions):
     from mattestudio.engines import registry
 
-    with _POOL_LOCK:
-        idle = _POOL.setdefault(engine_key(options), [])
-        if idle:
-            return idle.pop(), False
-    return registry.create(options.engine, **_worker_params(options)), True
-
-
-def _give_back(options: batching.BatchOptions, engine) -> None:
-    with _POOL_LOCK:
-        _POOL[engine_key(options)].append(engine)
+    return registry.create(options.engine, **_worker_params(options))
 
 
 def _maybe_exit_for_test(job: batching.ImageJob) -> None:
@@ -135,18 +127,22 @@ def matte_on_worker(job: batching.ImageJob, options: batching.BatchOptions) -> R
     """The Dask task for one image. Never raises for a bad image; a failure is an outcome."""
     _maybe_exit_for_test(job)
     worker = f"{socket.gethostname()}:{os.getpid()}"
+    engines = _engines()
     try:
-        engine, created = _take_engine(options)
+        opts = batching.job_options(job, options)  # a project's own engine and parameters
+        before = engines.created
+        engine = engines.get(opts)
     except Exception as exc:
         message = str(exc) if isinstance(exc, MattestudioError) else f"{type(exc).__name__}: {exc}"
+        if batching.is_project(job.image):  # this project's engine: this project fails
+            message = str(naming_file(exc, job.image, options.engine))
+            failed = batching.ImageOutcome(job.image, "failed", message)
+            return RemoteOutcome(failed, worker)
         message = f"on worker {worker}: {message}"
-        return RemoteOutcome(
-            batching.ImageOutcome(job.image, "failed", message), worker, engine_error=message
-        )
-    try:
-        outcome = batching.process_one(job, engine, options)
-    finally:
-        _give_back(options, engine)
+        failed = batching.ImageOutcome(job.image, "failed", message)
+        return RemoteOutcome(failed, worker, engine_error=message)
+    outcome = batching.process_one(job, engine, opts)
+    created = engines.created > before
     return RemoteOutcome(outcome, worker, engine_created=created)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from mattestudio.cli.common import add_engine_options, make_engine
+from mattestudio.cli.common import add_engine_options
 
 
 def register(sub) -> None:
@@ -68,14 +68,15 @@ def run(args) -> int:
         return run_on_cluster(args, trimaps, options)
     plan = batch.plan(args.images, trimaps, args.out, options)
     batch.check_output_folder(plan.out_dir)  # before any solve
-    engine = make_engine(args)
+    engines = batch.Engines()
+    engines.get(options)  # an unknown or unavailable engine stops the run before any image
     summary = batch.Summary(ignored=len(plan.ignored))
     for job in plan.finished:
         summary.add(batch.ImageOutcome(job.image, "skipped"))
     bar = tqdm(plan.todo, desc="matting", unit="image", disable=args.quiet, file=sys.stderr)
     try:
         for job in bar:
-            outcome = batch.process_one(job, engine, options)
+            outcome = batch.process_job(job, engines, options)
             summary.add(outcome)
             if outcome.status == "failed":
                 bar.write(f"mattestudio: {outcome.message}", file=sys.stderr)
