@@ -46,6 +46,21 @@ def _cli(images: Path, trimaps: Path, out: Path, engine: str, extra: list[str]) 
     return seconds
 
 
+def _tiny_images(folder: Path, count: int) -> None:
+    import numpy as np
+
+    from mattestudio.core import io
+
+    folder.mkdir(parents=True)
+    yy, xx = np.mgrid[:24, :24]
+    disc = np.hypot(yy - 12, xx - 12)
+    trimap = np.where(disc < 6, 255, np.where(disc < 9, 128, 0)).astype(np.uint8)
+    for i in range(count):
+        image = np.random.default_rng(i).random((24, 24, 3)).astype(np.float32)
+        io.save_rgb(folder / f"t{i:03d}.png", image)
+        io.save_trimap(folder / f"t{i:03d}_trimap.png", trimap)
+
+
 def main(argv=None) -> int:
     from mattestudio import batching, dask_batch
     from mattestudio.machine import summary
@@ -58,6 +73,7 @@ def main(argv=None) -> int:
     ap.add_argument("--engine", default="closed-form")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--out", help="write the Markdown report here")
+    ap.add_argument("--no-cold", action="store_true", help="skip the end-to-end commands")
     args = ap.parse_args(argv)
 
     images, trimaps = Path(args.dataset) / "input", Path(args.dataset) / args.trimap
@@ -66,6 +82,8 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-dask-"))
     options = batching.BatchOptions(engine=args.engine, overwrite=True)
     warm: dict[str, list[float]] = {"plain": [], "1 worker": [], "2 workers": []}
+    inside: dict[str, list[float]] = {k: [] for k in warm}  # seconds per image in process_one
+    spread: dict[str, str] = {}  # images per worker process
     try:
         # --- warm, in one process -------------------------------------------------------------
         startup = {}
@@ -91,18 +109,39 @@ def main(argv=None) -> int:
                     result = run(out)
                     warm[label].append(time.perf_counter() - t0)
                     assert result.count("done") == n, result.line()
+                    inside[label].append(sum(o.seconds for o in result.outcomes))
+                    if label != "plain":
+                        spread[label] = "/".join(map(str, result.images_per_worker.values()))
                     print(f"round {r}: {label}: {warm[label][-1]:.2f} s", file=sys.stderr)
+            # --- overhead: images so small that matting costs nothing, so the time is the batch's
+            tiny = work / "tiny"
+            _tiny_images(tiny, 40)
+            tiny_runs = {
+                "plain": lambda out, t=tiny: batching.run(t, t, out, options),
+                "1 worker": lambda out, t=tiny: dask_batch.run(t, t, out, options, c1),
+            }
+            tiny_s: dict[str, list[float]] = {k: [] for k in tiny_runs}
+            for r in range(args.rounds + 1):
+                for label, run in tiny_runs.items():
+                    t0 = time.perf_counter()
+                    run(work / f"tiny-{label}-{r}")
+                    tiny_s[label].append(time.perf_counter() - t0)
+            tiny_overhead = (min(tiny_s["1 worker"]) - min(tiny_s["plain"])) / 40
         reference = _files(work / "plain-0")
         for label in warm:
             for r in range(args.rounds):
                 assert _files(work / f"{label}-{r}") == reference, f"{label} differs from plain"
 
         # --- cold, the command a user runs -----------------------------------------------------
-        cold = {}
+        cold = dict.fromkeys(warm, float("nan"))
         for label, extra in (
-            ("plain", []),
-            ("1 worker", ["--workers", "1"]),
-            ("2 workers", ["--workers", "2"]),
+            []
+            if args.no_cold
+            else (
+                ("plain", []),
+                ("1 worker", ["--workers", "1"]),
+                ("2 workers", ["--workers", "2"]),
+            )
         ):
             print(f"cold: {label}", file=sys.stderr, flush=True)
             out = work / f"cold-{label}"
@@ -120,20 +159,26 @@ def main(argv=None) -> int:
         f"{load_before[0]:.1f} before, {load_after[0]:.1f} after (1 min). Outputs of every mode "
         "equal the plain run's byte for byte.",
         "",
-        "| mode | warm: s / batch | s / image | vs plain | cold command: s | vs plain |",
-        "|---|---|---|---|---|---|",
+        "| mode | warm: s / batch | s / image | vs plain | matting s / image (inside) | "
+        "images per worker | cold command: s | vs plain |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for label in warm:
+        i = warm[label].index(best[label])
         lines.append(
             f"| {label} | {best[label]:.2f} | {best[label] / n:.3f} | "
-            f"{best['plain'] / best[label]:.2f}x | {cold[label]:.2f} | "
-            f"{cold['plain'] / cold[label]:.2f}x |"
+            f"{best['plain'] / best[label]:.2f}x | {inside[label][i] / n:.3f} | "
+            f"{spread.get(label, '-')} | {cold[label]:.2f} | {cold['plain'] / cold[label]:.2f}x |"
         )
     overhead = (best["1 worker"] - best["plain"]) / n
     lines += [
         "",
-        f"- Overhead per image on 1 worker (warm): {overhead * 1000:+.0f} ms "
-        f"({best['1 worker'] / best['plain']:.2f}x the plain batch).",
+        f"- Overhead per image of the Dask path, measured on 40 images of 24x24 pixels (matting "
+        f"costs nothing): {tiny_overhead * 1000:+.1f} ms "
+        f"(plain {min(tiny_s['plain']) / 40 * 1000:.1f} ms, 1 worker "
+        f"{min(tiny_s['1 worker']) / 40 * 1000:.1f} ms per image).",
+        f"- 1 worker vs plain on the dataset (warm): {overhead * 1000:+.0f} ms per image "
+        f"({best['1 worker'] / best['plain']:.2f}x the plain batch's time).",
         f"- Speed-up with 2 workers: {best['plain'] / best['2 workers']:.2f}x warm, "
         f"{cold['plain'] / cold['2 workers']:.2f}x for the whole command.",
         f"- Starting the LocalCluster: {startup['1 worker']:.1f} s (1 worker), "

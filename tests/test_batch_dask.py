@@ -106,6 +106,16 @@ def test_same_outputs_as_the_plain_run_and_one_engine_per_worker(tmp_path, clien
     assert _files(tmp_path / "dask") == expected
 
 
+def test_projects_render_as_in_the_plain_run(tmp_path, client):
+    from tests.test_batch_projects import project_folder
+
+    src = project_folder(tmp_path / "in")
+    plain = batching.run(src, src, tmp_path / "plain")
+    cluster = dask_batch.run(src, src, tmp_path / "dask", batching.BatchOptions(), client)
+    assert plain.line() == cluster.line() and plain.count("done") == 4
+    assert _files(tmp_path / "dask") == _files(tmp_path / "plain")
+
+
 def test_resume_skips_finished_images_through_the_cli(tmp_path, client, capsys):
     src = _folder(tmp_path / "in", ["a", "b", "c", "d"])
     out = tmp_path / "out"
@@ -115,8 +125,10 @@ def test_resume_skips_finished_images_through_the_cli(tmp_path, client, capsys):
     assert capsys.readouterr().out.strip().startswith("4 done, 0 skipped")
     (out / "c_alpha.png").unlink()
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    assert main(argv) == 0
-    assert capsys.readouterr().out.strip().startswith("1 done, 3 skipped (already done), 0 failed")
+    assert main(argv[:-1]) == 0  # with the progress bar: over the one image left to do
+    captured = capsys.readouterr()
+    assert captured.out.strip().startswith("1 done, 3 skipped (already done), 0 failed")
+    assert "matting: 100%" in captured.err and "1/1" in captured.err, captured.err
     after = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     assert sorted(after) == ["a_alpha.png", "b_alpha.png", "c_alpha.png", "d_alpha.png"]
     assert all(after[name] == t for name, t in before.items())  # finished files untouched
