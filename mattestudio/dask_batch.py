@@ -3,8 +3,9 @@
 The client plans the run exactly like :func:`mattestudio.batching.run` (same inputs, same skipped
 and finished images, same output names) and submits every image as paths; a worker mattes it with
 :func:`mattestudio.batching.process_one` (claim, matte, atomic writes, a typed outcome), so the
-outputs are the plain run's, byte for byte. Each worker keeps its engines in a pool keyed by
-engine and parameters: a deep model is loaded once per worker and reused for every image.
+outputs are the plain run's, byte for byte. Each worker thread keeps its engines
+(:class:`mattestudio.batching.Engines`, one per engine and parameters) from one task to the next:
+a deep model is loaded once per worker and reused for every image it gets.
 
 Dask does the scheduling: a worker that dies (crash, out of memory, machine lost) has its images
 rescheduled on the others; an image that kills ``distributed.scheduler.allowed-failures`` + 1

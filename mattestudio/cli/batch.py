@@ -13,7 +13,8 @@ def register(sub) -> None:
         help="matte every image of a folder",
         description="Matte every image in IMAGES_DIR with the trimap of the same name (any image "
         "extension) in --trimaps. Trimaps and outputs of earlier runs (NAME_trimap, NAME_alpha, "
-        "NAME_cutout) are not matted. Finished outputs are skipped on a re-run, and batches "
+        "NAME_cutout) are not matted; editor projects (NAME.mattestudio) render with the engine "
+        "and parameters saved in them. Finished outputs are skipped on a re-run, and batches "
         "sharing an output folder share the work; a bad image is reported with its file name, "
         "the rest go on, and the exit status is 1 if any failed.",
     )
