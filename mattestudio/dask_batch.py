@@ -227,14 +227,10 @@ def sweep_claims(plan: batching.Plan) -> None:
 
 
 def check_engine(options: batching.BatchOptions) -> None:
-    """Refuse an unknown or unavailable engine on the client, before any task is submitted."""
-    from mattestudio.engines import registry
-    from mattestudio.errors import EngineUnavailable
-
-    params = {k: v for k, v in options.params.items() if k in ("checkpoint", "classifier")}
-    reason = registry.unavailable_reason(options.engine, **params)
-    if reason:
-        raise EngineUnavailable(f"engine {options.engine} is not available: {reason}")
+    """Refuse an unknown or unavailable engine, or a bad parameter, on the client before any task
+    is submitted, with the plain batch's message (creating an engine loads no model: deep engines
+    load theirs on the first image)."""
+    batching.Engines().get(options)
 
 
 def run(
@@ -251,9 +247,9 @@ def run(
     images_dir, trimaps_dir, out_dir = (
         Path(p).resolve() for p in (images_dir, trimaps_dir, out_dir)
     )
-    check_engine(options)
     plan = batching.plan(images_dir, trimaps_dir, out_dir, options)
     batching.check_output_folder(plan.out_dir)
+    check_engine(options)
     return run_plan(plan, options, client, on_outcome, timeout)
 
 

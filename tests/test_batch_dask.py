@@ -174,11 +174,14 @@ def test_a_worker_that_dies_has_its_image_retried_on_the_others(tmp_path, client
     client.wait_for_workers(2, timeout=TIMEOUT)  # the nanny restarted it for the next tests
 
 
-def test_unknown_engine_is_refused_before_anything_is_submitted(tmp_path):
+def test_unknown_engine_or_bad_parameter_is_refused_before_anything_is_submitted(tmp_path):
     src = _folder(tmp_path / "in", ["a"])
     with pytest.raises(MattestudioError, match="unknown engine 'nope'"):
         dask_batch.run(src, src, tmp_path / "out", batching.BatchOptions(engine="nope"), None)
-    assert not (tmp_path / "out").exists()
+    assert not list((tmp_path / "out").iterdir())  # nothing written
+    bad = batching.BatchOptions(params={"radius": "x"})
+    with pytest.raises(MattestudioError, match="parameter radius: 'x' is not a valid int"):
+        dask_batch.run(src, src, tmp_path / "out", bad, None)
 
 
 def test_unreachable_scheduler_is_one_clear_error():

@@ -24,9 +24,9 @@ def run_on_cluster(args, trimaps: str, options) -> int:
 
     # Absolute paths: workers on other machines or in other folders see the same names.
     images, trimaps_dir, out = (Path(p).resolve() for p in (args.images, trimaps, args.out))
-    dask_batch.check_engine(options)
     plan = batching.plan(images, trimaps_dir, out, options)
     batching.check_output_folder(plan.out_dir)  # before a cluster is started
+    dask_batch.check_engine(options)
     if args.scheduler:
         connect = dask_batch.remote_client(args.scheduler)
     else:
