@@ -9,6 +9,8 @@ The steps are separate so that a scheduler (e.g. a Dask worker per image) can ca
 - :func:`process_one` claims one image (a lock file per image, so concurrent batches on one output
   folder never redo each other's work), mattes it, writes its outputs atomically and returns an
   :class:`ImageOutcome` instead of raising, so one bad image never stops the rest;
+- :func:`process_job` is :func:`process_one` with the engine each job needs, from an
+  :class:`Engines` cache: an editor project (``.mattestudio``) renders with its saved engine;
 - :class:`Summary` counts the outcomes and gives the closing line and exit status.
 
 Only KeyboardInterrupt escapes :func:`process_one` (including the SystemError that numba-compiled

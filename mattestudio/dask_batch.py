@@ -191,8 +191,15 @@ def run_plan(
         return summary
     run_id = uuid.uuid4().hex[:8]
     futures = {
+        # retries: a task that raised (a bad image never does: it is an outcome), e.g. on a
+        # hiccup of the shared storage, runs again; a lost worker's tasks are rescheduled anyway.
         client.submit(
-            matte_on_worker, job, options, key=f"mattestudio-{job.name}-{run_id}", pure=False
+            matte_on_worker,
+            job,
+            options,
+            key=f"mattestudio-{job.name}-{run_id}",
+            pure=False,
+            retries=2,
         ): job
         for job in plan.todo
     }
