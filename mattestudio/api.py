@@ -121,6 +121,7 @@ def batch(
     alpha_bits: int = 8,
     overwrite: bool = False,
     edges: EdgeAdjustments | Mapping | None = None,
+    client=None,
     **params,
 ) -> batching.Summary:
     """Matte every image of ``images_dir`` with its trimap into ``out_dir`` (``NAME_alpha.png``,
@@ -132,6 +133,9 @@ def batch(
     ``summary.line()`` is the closing line). Raises MattestudioError only for problems that stop
     everything (a missing folder, an unwritable output folder, an unknown engine).
     ``edges`` and the edge keywords (``feather=2``, ...) work as in :func:`matte`.
+
+    ``client``: a ``distributed.Client``; the images are then matted on its Dask cluster (each
+    worker creates the engine once), with the same outputs as a local run (README, Many machines).
     """
     options = batching.BatchOptions(
         engine=engine,
@@ -142,4 +146,8 @@ def batch(
         edges=_edges(edges, params),
     )
     trimaps = images_dir if trimaps_dir is None else trimaps_dir
+    if client is not None:
+        from mattestudio import dask_batch
+
+        return dask_batch.run(images_dir, trimaps, out_dir, options, client)
     return batching.run(images_dir, trimaps, out_dir, options)

@@ -9,6 +9,8 @@ The steps are separate so that a scheduler (e.g. a Dask worker per image) can ca
 - :func:`process_one` claims one image (a lock file per image, so concurrent batches on one output
   folder never redo each other's work), mattes it, writes its outputs atomically and returns an
   :class:`ImageOutcome` instead of raising, so one bad image never stops the rest;
+- :func:`process_job` is :func:`process_one` with the engine each job needs, from an
+  :class:`Engines` cache: an editor project (``.mattestudio``) renders with its saved engine;
 - :class:`Summary` counts the outcomes and gives the closing line and exit status.
 
 Only KeyboardInterrupt escapes :func:`process_one` (including the SystemError that numba-compiled
@@ -23,7 +25,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -134,6 +136,16 @@ def _images_in(folder: Path) -> list[Path]:
     ]
 
 
+def is_project(path: Path) -> bool:
+    from mattestudio.core.project import SUFFIX
+
+    return path.suffix.lower() == SUFFIX
+
+
+def _projects_in(folder: Path) -> list[Path]:
+    return [p for p in sorted(folder.iterdir()) if p.is_file() and is_project(p)]
+
+
 def output_paths(name: str, out_dir: Path, options: BatchOptions) -> tuple[Path, ...]:
     alpha = out_dir / f"{name}_alpha.png"
     return (alpha, out_dir / f"{name}_cutout.png") if options.cutout else (alpha,)
@@ -157,11 +169,13 @@ def plan(
         if not folder.is_dir():
             raise MattestudioError(f"{what} not found", folder)
     files = _images_in(images_dir)
-    inputs = [p for p in files if not is_derived(p)]
+    projects = _projects_in(images_dir)
+    stems = {p.stem for p in projects}
+    inputs = [p for p in files if not is_derived(p) and p.stem not in stems] + projects
     ignored = tuple(p for p in files if is_derived(p))
     if not inputs:
         raise MattestudioError(
-            "no images (png, jpg, tif, webp, bmp) in this folder"
+            "no images (png, jpg, tif, webp, bmp) or .mattestudio projects in this folder"
             + (" other than trimaps and outputs" if ignored else ""),
             images_dir,
         )
@@ -175,8 +189,9 @@ def plan(
         trimaps.update({p.stem: p for p in _images_in(trimaps_dir) if not is_derived(p)})
     todo: list[ImageJob] = []
     finished: list[ImageJob] = []
-    for p in inputs:
-        job = ImageJob(p.stem, p, trimaps.get(p.stem), output_paths(p.stem, out_dir, options))
+    for p in sorted(inputs, key=lambda p: p.name):
+        trimap = p if is_project(p) else trimaps.get(p.stem)  # a project holds its trimap
+        job = ImageJob(p.stem, p, trimap, output_paths(p.stem, out_dir, options))
         (finished if job.finished and not options.overwrite else todo).append(job)
     return Plan(tuple(todo), tuple(finished), ignored, out_dir)
 
@@ -301,9 +316,16 @@ def matte_file(job: ImageJob, engine, options: BatchOptions) -> tuple[Path, ...]
 
     if job.trimap is None:
         raise MattestudioError(f"no trimap named {job.name}.* (or {job.name}_trimap.*)", job.image)
-    shape = io.image_size(job.image)
-    tri = trimap_ops.load(job.trimap, shape, image_source=job.image)
-    image = io.load_image(job.image)
+    if is_project(job.image):
+        from mattestudio.core import project
+
+        state = project.load_project(job.image)
+        image = state.image
+        tri = trimap_ops.check(state.trimap, image.shape, job.image)
+    else:
+        shape = io.image_size(job.image)
+        tri = trimap_ops.load(job.trimap, shape, image_source=job.image)
+        image = io.load_image(job.image)
     try:
         edges = options.edges
         result = run_matting(
@@ -319,6 +341,72 @@ def matte_file(job: ImageJob, engine, options: BatchOptions) -> tuple[Path, ...]
     if options.cutout:
         written.append(io.save_rgba(job.outputs[1], result.foreground, result.alpha))
     return tuple(written)
+
+
+def job_options(job: ImageJob, options: BatchOptions) -> BatchOptions:
+    """The options one job renders with: a project uses the engine, parameters and edge
+    adjustments saved in it (as ``mattestudio matte PROJECT`` does; edge flags given for the
+    batch override the saved values); images, and projects that saved no engine, use
+    ``options``. Raises MattestudioError naming an unreadable project."""
+    if not is_project(job.image):
+        return options
+    from mattestudio.core import project
+    from mattestudio.core.edges import EdgeAdjustments
+
+    settings = project.load_settings(job.image)
+    out = options
+    saved_edges = settings.get("edges")
+    if isinstance(saved_edges, dict):
+        default = EdgeAdjustments().to_dict()
+        given = options.edges.to_dict() if options.edges is not None else default
+        flags = {k: v for k, v in given.items() if v != default[k]}
+        edges = EdgeAdjustments.from_dict(saved_edges, job.image).replace(**flags)
+        out = replace(out, edges=edges)
+    engine = settings.get("engine")
+    if not engine:
+        return out
+    params = settings.get("params")
+    return replace(out, engine=str(engine), params=dict(params) if isinstance(params, dict) else {})
+
+
+def engine_key(options: BatchOptions) -> tuple:
+    return (options.engine, tuple(sorted((str(k), repr(v)) for k, v in options.params.items())))
+
+
+class Engines:
+    """The engines of one batch (or one worker), each created on first use and then reused: one
+    per engine name and parameters. ``factory(options)`` makes one (default: the registry)."""
+
+    def __init__(self, factory=None):
+        self._factory = factory or _create_engine
+        self._engines: dict[tuple, Any] = {}
+        self.created = 0
+
+    def get(self, options: BatchOptions):
+        key = engine_key(options)
+        if key not in self._engines:
+            self._engines[key] = self._factory(options)
+            self.created += 1
+        return self._engines[key]
+
+
+def _create_engine(options: BatchOptions):
+    from mattestudio.engines import registry
+
+    return registry.create(options.engine, **options.params)
+
+
+def process_job(job: ImageJob, engines: Engines, options: BatchOptions) -> ImageOutcome:
+    """:func:`process_one` with the engine this job needs (a project's own engine); a project
+    whose settings or engine cannot be had is a failed outcome naming it."""
+    try:
+        opts = job_options(job, options)
+        engine = engines.get(opts)
+    except Exception as exc:
+        if is_interrupt(exc):
+            raise KeyboardInterrupt from None
+        return ImageOutcome(job.image, "failed", str(naming_file(exc, job.image, options.engine)))
+    return process_one(job, engine, opts)
 
 
 def process_one(job: ImageJob, engine, options: BatchOptions) -> ImageOutcome:
@@ -363,19 +451,18 @@ def run(
     progress bar there). Raises MattestudioError for problems that stop the whole run (missing
     folder, unwritable output folder, unknown engine); KeyboardInterrupt passes through.
     """
-    from mattestudio.engines import registry
-
     options = options or BatchOptions()
     the_plan = plan(images_dir, trimaps_dir, out_dir, options)
     check_output_folder(the_plan.out_dir)
-    engine = registry.create(options.engine, **options.params)
+    engines = Engines()
+    engines.get(options)  # an unknown or unavailable engine stops the run before any image
     summary = Summary(ignored=len(the_plan.ignored))
     for job in the_plan.finished:
         summary.add(ImageOutcome(job.image, "skipped"))
         if on_outcome is not None:
             on_outcome(summary.outcomes[-1])
     for job in the_plan.todo:
-        summary.add(process_one(job, engine, options))
+        summary.add(process_job(job, engines, options))
         if on_outcome is not None:
             on_outcome(summary.outcomes[-1])
     return summary

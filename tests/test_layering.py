@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-HEAVY = ("PySide6", "pyqtgraph", "torch", "pymatting")
+HEAVY = ("PySide6", "pyqtgraph", "torch", "pymatting", "distributed")
 
 
 def _lint_imports() -> list[str]:

@@ -8,7 +8,6 @@ from mattestudio.cli.common import (
     add_edge_options,
     add_engine_options,
     edge_adjustments,
-    make_engine,
 )
 
 
@@ -18,7 +17,8 @@ def register(sub) -> None:
         help="matte every image of a folder",
         description="Matte every image in IMAGES_DIR with the trimap of the same name (any image "
         "extension) in --trimaps. Trimaps and outputs of earlier runs (NAME_trimap, NAME_alpha, "
-        "NAME_cutout) are not matted. Finished outputs are skipped on a re-run, and batches "
+        "NAME_cutout) are not matted; editor projects (NAME.mattestudio) render with the engine "
+        "and parameters saved in them. Finished outputs are skipped on a re-run, and batches "
         "sharing an output folder share the work; a bad image is reported with its file name, "
         "the rest go on, and the exit status is 1 if any failed.",
     )
@@ -39,6 +39,18 @@ def register(sub) -> None:
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_edge_options(p)
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="matte on N local worker processes (a Dask LocalCluster; pip install mattestudio[dask])",
+    )
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="matte on an existing Dask cluster, e.g. tcp://host:8786 (see README, Many machines)",
+    )
     p.set_defaults(func=run)
 
 
@@ -57,16 +69,21 @@ def run(args) -> int:
         edges=edge_adjustments(args),
     )
     trimaps = args.trimaps if args.trimaps is not None else args.images
+    if args.workers is not None or args.scheduler:
+        from mattestudio.cli.batch_dask import run_on_cluster
+
+        return run_on_cluster(args, trimaps, options)
     plan = batch.plan(args.images, trimaps, args.out, options)
     batch.check_output_folder(plan.out_dir)  # before any solve
-    engine = make_engine(args)
+    engines = batch.Engines()
+    engines.get(options)  # an unknown or unavailable engine stops the run before any image
     summary = batch.Summary(ignored=len(plan.ignored))
     for job in plan.finished:
         summary.add(batch.ImageOutcome(job.image, "skipped"))
     bar = tqdm(plan.todo, desc="matting", unit="image", disable=args.quiet, file=sys.stderr)
     try:
         for job in bar:
-            outcome = batch.process_one(job, engine, options)
+            outcome = batch.process_job(job, engines, options)
             summary.add(outcome)
             if outcome.status == "failed":
                 bar.write(f"mattestudio: {outcome.message}", file=sys.stderr)

@@ -356,6 +356,28 @@ def load_project(path: PathLike) -> ProjectState:
         raise ProjectError(f"cannot read the project ({exc})", path) from exc
 
 
+def load_settings(path: PathLike) -> dict:
+    """Only a project's settings (engine, params, ...), without decoding its images (a batch
+    picks each project's engine this way). Raises ProjectError naming the file."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            if "settings.json" not in zf.namelist():
+                raise ProjectError(
+                    "the project is incomplete: member 'settings.json' is missing", path
+                )
+            settings = json.loads(_read_member(zf, "settings.json", path, MAX_SETTINGS_BYTES))
+    except ProjectError:
+        raise
+    except zipfile.BadZipFile as exc:
+        raise ProjectError(
+            "not a mattestudio project, or the file is truncated (not a complete zip archive)", path
+        ) from exc
+    except (OSError, EOFError, ValueError, RecursionError) as exc:  # JSON errors are ValueErrors
+        raise ProjectError(f"cannot read the project's settings ({exc})", path) from exc
+    return settings if isinstance(settings, dict) else {}
+
+
 def _load(zf: zipfile.ZipFile, path: Path) -> ProjectState:
     names = set(zf.namelist())
     if "manifest.json" not in names:
