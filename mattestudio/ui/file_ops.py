@@ -32,21 +32,29 @@ PROJECT_FILTER = f"mattestudio projects (*{project.SUFFIX})"
 
 #: kind -> (menu text, default suffix, dialog filter)
 EXPORTS = {
-    "alpha8": ("Alpha PNG (8-bit)...", "_alpha.png", "PNG (*.png);;TIFF (*.tif *.tiff)"),
-    "alpha16": ("Alpha PNG (16-bit)...", "_alpha16.png", "PNG (*.png);;TIFF (*.tif *.tiff)"),
+    "alpha8": (
+        "Alpha mask (black and white PNG, 8-bit)...",
+        "_alpha.png",
+        "PNG (*.png);;TIFF (*.tif *.tiff)",
+    ),
+    "alpha16": (
+        "Alpha mask (black and white PNG, 16-bit)...",
+        "_alpha16.png",
+        "PNG (*.png);;TIFF (*.tif *.tiff)",
+    ),
     "cutout": (
-        "Cut-out RGBA PNG...",
+        "Cut-out with transparency (RGBA PNG)...",
         "_cutout.png",
         "PNG (*.png);;TIFF (*.tif *.tiff);;WebP (*.webp)",
     ),
     "composite": (
-        "Composite PNG / JPEG...",
+        "Composite over the background (PNG / JPEG)...",
         "_composite.png",
         "PNG (*.png);;JPEG (*.jpg *.jpeg);;TIFF (*.tif)",
     ),
     "trimap": ("Trimap PNG...", "_trimap.png", "PNG (*.png)"),
-    "ora": ("OpenRaster (.ora)...", ".ora", "OpenRaster (*.ora)"),
-    "psd": ("Photoshop (.psd)...", ".psd", "Photoshop (*.psd)"),
+    "ora": ("New layer with mask (OpenRaster .ora: GIMP, Krita)...", ".ora", "OpenRaster (*.ora)"),
+    "psd": ("Layered PSD with a layer mask (Photoshop)...", ".psd", "Photoshop (*.psd)"),
 }
 AUTOSAVE_MS = 20_000
 
