@@ -335,7 +335,9 @@ def main(argv=None) -> int:
             if ver not in versions:
                 entry[ver] = {"error": "not run"}
                 continue
-            n = args.before_strokes if ver == "before" else args.strokes
+            n = args.strokes
+            if ver == "before":  # each takes about a whole Run: fewer, halved again at 24 MP
+                n = args.before_strokes if mp <= 12 else max(1, args.before_strokes // 2)
             print(f"{mp} MP {ver}: Run + {n} strokes ...", file=sys.stderr, flush=True)
             rep = _run_child(versions[ver], scene, n, work / f"alpha{mp}_{ver}.npy")
             rep["load"] = os.getloadavg()

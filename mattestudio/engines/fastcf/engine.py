@@ -159,9 +159,9 @@ class FastClosedFormEngine(EngineBase):
     live_first_unknowns = 30_000
     #: Variables of the reduced-resolution solve that starts a Live session without a result.
     live_start_unknowns = 100_000
-    #: Variables all of one stroke's refinements may solve (about 5 s of work on one core); what
+    #: Variables all of one stroke's refinements may solve (about 3 s of work on one core); what
     #: the change still moves beyond that is marked "unsettled" until the next Run.
-    live_stroke_unknowns = 600_000
+    live_stroke_unknowns = 400_000
 
     def _live_caps(self) -> tuple[int, int]:
         """The Live budgets, lowered where ``memory_gb`` could not hold their factors."""

@@ -91,6 +91,9 @@ class LiveState:
     grid: TileGrid
     waves: list[Wave] = field(default_factory=list)  # oldest first
     strokes: int = 0
+    #: float32 copy of ``alpha`` kept up to date box by box, so a result costs one memcpy
+    #: instead of a whole-image clip and conversion.
+    alpha32: np.ndarray | None = None
 
     def regions(self) -> tuple[Region, ...]:
         out = []
@@ -103,8 +106,13 @@ class LiveState:
         return tuple(out)
 
     def result(self, changed, mode, solved, start) -> LiveResult:
+        if self.alpha32 is None:
+            self.alpha32 = np.clip(self.alpha, 0, 1).astype(np.float32)
+        elif changed is not None:
+            y0, y1, x0, x1 = changed
+            self.alpha32[y0:y1, x0:x1] = np.clip(self.alpha[y0:y1, x0:x1], 0, 1)
         return LiveResult(
-            np.clip(self.alpha, 0, 1).astype(np.float32),
+            self.alpha32.copy(),
             changed,
             self.regions(),
             self.strokes,
