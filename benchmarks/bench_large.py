@@ -277,7 +277,7 @@ def render(report: dict) -> str:
                 f"{b['run_peak_mb'] / a['run_peak_mb']:.2f}x | "
                 f"{_pct(b['first_s'], 50) / _pct(a['first_s'], 50):.1f}x (p50) | "
                 f"{_pct(b['final_s'], 50) / _pct(a['final_s'], 50):.1f}x (p50) | | "
-                f"{b.get('cli_s', 0) / a.get('cli_s', 1):.2f}x | | | |"
+                f"{b.get('cli_s', float('nan')) / a.get('cli_s', float('nan')):.2f}x | | | |"
             )
     lines.append("")
     for size in report["sizes"]:
@@ -303,6 +303,11 @@ def main(argv=None) -> int:
     ap.add_argument("--out")
     ap.add_argument("--json")
     ap.add_argument("--skip-cli", action="store_true")
+    ap.add_argument(
+        "--before-run-only",
+        action="store_true",
+        help="the code before only does Run (no strokes, no CLI): it needs minutes per step",
+    )
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--image", help=argparse.SUPPRESS)
     ap.add_argument("--trimap", help=argparse.SUPPRESS)
@@ -337,11 +342,17 @@ def main(argv=None) -> int:
                 continue
             n = args.strokes
             if ver == "before":  # each takes about a whole Run: fewer, halved again at 24 MP
-                n = args.before_strokes if mp <= 12 else max(1, args.before_strokes // 2)
+                n = args.before_strokes if mp <= 12 else args.before_strokes // 2
             print(f"{mp} MP {ver}: Run + {n} strokes ...", file=sys.stderr, flush=True)
+            if ver == "before" and args.before_run_only:
+                n = 0
             rep = _run_child(versions[ver], scene, n, work / f"alpha{mp}_{ver}.npy")
             rep["load"] = os.getloadavg()
-            if not args.skip_cli and "error" not in rep:
+            if (
+                not args.skip_cli
+                and "error" not in rep
+                and (ver == "after" or not args.before_run_only)
+            ):
                 print(f"{mp} MP {ver}: CLI ...", file=sys.stderr, flush=True)
                 rep.update(_run_cli(versions[ver], scene, work / f"cli{mp}_{ver}.png"))
             print(json.dumps(rep), file=sys.stderr, flush=True)
