@@ -1,0 +1,38 @@
+"""Where the merged features meet: docks, shortcuts, view fit, project reopen (found by using
+the editor as an artist would)."""
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
+from PySide6.QtTest import QTest
+
+
+def test_every_shortcut_belongs_to_one_action(window, qtbot):
+    seen: dict[str, list[str]] = {}
+    for act in window.findChildren(QAction):
+        for seq in act.shortcuts():
+            seen.setdefault(seq.toString(), []).append(act.text())
+    assert {k: v for k, v in seen.items() if len(v) > 1} == {}
+    # and the keys reach their view: an ambiguous key would do nothing at all
+    window.activateWindow()
+    window.canvas.setFocus()
+    for key, mode in ((Qt.Key.Key_4, "on-black"), (Qt.Key.Key_7, "plain"), (Qt.Key.Key_2, "alpha")):
+        QTest.keyClick(window.canvas, key)
+        assert window.canvas.mode == mode
+
+
+def test_edge_dock_is_a_tab_on_the_right_and_tools_show_first(window):
+    area = window.dockWidgetArea
+    assert area(window.edge_dock) == Qt.DockWidgetArea.RightDockWidgetArea
+    tools = window.docks[0]
+    assert area(tools) == Qt.DockWidgetArea.LeftDockWidgetArea
+    assert not tools.visibleRegion().isEmpty(), "the Tools panel is hidden behind another tab"
+
+
+def test_opening_fits_the_whole_image_in_the_view(window, qtbot, synthetic_files):
+    c = window.canvas
+    for _ in range(2):  # the second open starts from a fitted view of the same image
+        assert window.files.open_image(str(synthetic_files["image"]))
+        qtbot.wait(50)
+        (x0, x1), (y0, y1) = c.vb.viewRange()
+        h, w = window.document.shape
+        assert x0 <= 0 and y0 <= 0 and x1 >= w and y1 >= h, c.vb.viewRange()
