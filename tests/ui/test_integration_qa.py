@@ -36,3 +36,19 @@ def test_opening_fits_the_whole_image_in_the_view(window, qtbot, synthetic_files
         (x0, x1), (y0, y1) = c.vb.viewRange()
         h, w = window.document.shape
         assert x0 <= 0 and y0 <= 0 and x1 >= w and y1 >= h, c.vb.viewRange()
+
+
+def test_selection_outline_shows_only_with_the_select_tool(window, qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("MATTESTUDIO_MODELS", str(tmp_path / "models"))  # GrabCut fallback
+    tool = window.select_tool
+    tool.action.trigger()
+    ctrl, ov = tool.controller, tool.overlay
+    ctrl.add_point(32, 40)
+    ctrl.set_box(8, 8, 56, 70)
+    qtbot.waitUntil(lambda: ctrl.mask is not None and not ctrl.busy, timeout=30000)
+    items = lambda: [ov.outline, ov.outline_shadow, ov.box, *ov.markers]  # noqa: E731
+    assert ov.markers and all(i.isVisible() for i in items())
+    window.tools.set_tool("brush")  # painting the trimap: the old selection must not clutter it
+    assert not any(i.isVisible() for i in items())
+    tool.action.trigger()
+    assert all(i.isVisible() for i in items())
