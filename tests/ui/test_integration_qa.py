@@ -52,3 +52,20 @@ def test_selection_outline_shows_only_with_the_select_tool(window, qtbot, tmp_pa
     assert not any(i.isVisible() for i in items())
     tool.action.trigger()
     assert all(i.isVisible() for i in items())
+
+
+def test_export_of_a_stale_result_runs_then_says_exported(window, qtbot, tmp_path):
+    from mattestudio.types import BACKGROUND
+
+    doc = window.document
+    window.run()
+    qtbot.waitUntil(lambda: not window.runner.busy and not doc.result_is_stale, timeout=60000)
+    doc.begin_stroke()
+    doc.paint_segment((2, 2), (20, 2), 4, BACKGROUND)
+    doc.end_stroke()
+    assert doc.result_is_stale
+    out = tmp_path / "cut.png"
+    assert not window.files.export("cutout", str(out))  # not yet: the engine runs first
+    qtbot.waitUntil(lambda: out.exists() and not window.runner.busy, timeout=60000)
+    qtbot.wait(50)
+    assert "Exported" in window.message.text()  # not hidden by the run's own status line
