@@ -142,8 +142,10 @@ class MattingRunner(QObject):
                 if self._current is not None:
                     self._current.cancel.cancel()
                 self._valid_from = job.job_id
-            self._pending = ticket
+            dropped, self._pending = self._pending, ticket
             self.latest_id = job.job_id
+        if dropped is not None:  # it never reaches the worker: no Done will say it is over
+            self.finished.emit(dropped.job.job_id)
         self._set_busy(True)
         self.started.emit(job.job_id)
         self._wake.emit()
@@ -154,12 +156,14 @@ class MattingRunner(QObject):
         ``cancelled`` signal is emitted only then, and never when ``quiet``."""
         with self._lock:
             had = self._pending is not None or self._current is not None
-            self._pending = None
+            dropped, self._pending = self._pending, None
             if self._current is not None:
                 self._current.cancel.cancel()
             self.latest_id = next(self._ids)  # anything still in flight is now stale
             self._valid_from = self.latest_id
             running = self._current is not None
+        if dropped is not None:  # it never reaches the worker: no Done will say it is over
+            self.finished.emit(dropped.job.job_id)
         if not running:
             self._set_busy(False)
         if had and not quiet:

@@ -69,3 +69,24 @@ def test_export_of_a_stale_result_runs_then_says_exported(window, qtbot, tmp_pat
     qtbot.waitUntil(lambda: out.exists() and not window.runner.busy, timeout=60000)
     qtbot.wait(50)
     assert "Exported" in window.message.text()  # not hidden by the run's own status line
+
+
+def test_grabcut_dropped_before_it_started_frees_its_button(make_window, qtbot):
+    """A GrabCut still waiting for the worker when Run (or Cancel) replaces it never runs; its
+    button must come back all the same (it used to stay disabled for good)."""
+    win = make_window(trimap=False)
+    runner = win.runner
+    button = win.tool_panel.grabcut_button
+    for replace in (lambda: win.run(), lambda: win.cancel_action.trigger()):
+        runner._wake.disconnect(runner._worker.wake)  # hold the job in the queue
+        try:
+            win.tools.rect = (12, 6, 50, 52)
+            win.control._grabcut = None
+            win.run_grabcut()
+            assert not button.isEnabled()
+            replace()
+        finally:
+            runner._wake.connect(runner._worker.wake)
+        runner._wake.emit()
+        qtbot.waitUntil(lambda: not runner.busy, timeout=60000)
+        assert button.isEnabled()
