@@ -90,3 +90,16 @@ def test_grabcut_dropped_before_it_started_frees_its_button(make_window, qtbot):
         runner._wake.emit()
         qtbot.waitUntil(lambda: not runner.busy, timeout=60000)
         assert button.isEnabled()
+
+
+def test_engine_process_that_never_started_stops_quietly():
+    """A failed start (start() raised) cleans up with stop(kill=True): that must not raise an
+    AttributeError of its own, which hid the real reason from the user."""
+    import multiprocessing as mp
+
+    from mattestudio.ui.engine_process import EngineProcess
+
+    proc = EngineProcess()
+    proc._proc = mp.get_context("spawn").Process(target=print)  # created, never started
+    proc.stop(kill=True)
+    assert not proc.alive
