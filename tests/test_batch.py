@@ -305,3 +305,16 @@ def test_python_api_batch(tmp_path):
     assert again.count("skipped") == 1 and again.count("done") == 0
     with pytest.raises(MattestudioError, match="not found"):
         mattestudio.batch(tmp_path / "missing", tmp_path / "out")
+
+
+def test_ctrl_c_while_the_commands_are_still_loading(monkeypatch, capsys):
+    # Ctrl-C right after start (here: while build_parser imports the commands) gave a
+    # KeyboardInterrupt traceback; seen when the machine is busy.
+    from mattestudio.cli import main as cli_main
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_main, "build_parser", interrupted)
+    assert cli_main.main(["batch", "in", "--out", "out"]) == 130
+    assert capsys.readouterr().err.strip() == "mattestudio: interrupted"
