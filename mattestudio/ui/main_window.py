@@ -260,7 +260,7 @@ class MainWindow(QMainWindow):
         ctl.status.connect(self.status)
         ctl.error.connect(self._failed)
         ctl.grabcut_busy.connect(lambda busy: self.tool_panel.grabcut_button.setEnabled(not busy))
-        ctl.grabcut_busy.connect(lambda busy: busy or self.canvas.show_rubber(None))
+        ctl.grabcut_busy.connect(lambda busy: busy or self.tools.canvas.show_rubber(None))
         rn = self.runner
         rn.result_ready.connect(self._result)
         rn.progress.connect(

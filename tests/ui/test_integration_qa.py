@@ -103,3 +103,16 @@ def test_engine_process_that_never_started_stops_quietly():
     proc._proc = mp.get_context("spawn").Process(target=print)  # created, never started
     proc.stop(kill=True)
     assert not proc.alive
+
+
+def test_grabcut_box_drawn_on_the_result_pane_goes_away(window, qtbot, send_mouse):
+    window.set_side_by_side(True)
+    window.tools.set_tool("rect")
+    pane = window.result_view
+    vp = pane.viewport()
+    send_mouse(vp, "press", pane.image_to_widget(10, 6))
+    send_mouse(vp, "move", pane.image_to_widget(40, 40))
+    send_mouse(vp, "release", pane.image_to_widget(60, 70))
+    assert window.tools.rect is not None and pane.rubber.isVisible()
+    qtbot.waitUntil(lambda: window.tool_panel.grabcut_button.isEnabled(), timeout=60000)
+    assert not pane.rubber.isVisible() and not window.canvas.rubber.isVisible()
