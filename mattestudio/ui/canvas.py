@@ -174,7 +174,8 @@ class Canvas(pg.GraphicsView):
         self.image_item.setRect(QRectF(0, 0, w, h))
         self.overlay_item.setRect(QRectF(0, 0, w, h))
         self.refresh_preview()
-        self.fit()
+        if not self.isHidden():  # a hidden linked pane (side by side) would fit to its own size
+            self.fit()
 
     def _update_badge(self, *_) -> None:
         doc = self.document

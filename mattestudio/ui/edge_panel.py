@@ -233,7 +233,8 @@ def install(win) -> EdgePanel:
     dock = win._dock("Edge", panel, Qt.DockWidgetArea.RightDockWidgetArea)
     win.edge_dock = dock
     # A tab beside Engine and View, so the canvas keeps most of the window (issue 9).
-    win.tabifyDockWidget(win.docks[-1], dock)
+    view_dock = next(d for d in win.docks if d.objectName() == "dock-view")
+    win.tabifyDockWidget(view_dock, dock)
     win.docks.append(dock)
     win.docks[1].raise_()
 

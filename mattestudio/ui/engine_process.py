@@ -313,7 +313,8 @@ class EngineProcess:
                 if proc.is_alive():
                     proc.kill()
                     proc.join(timeout=2)
-            except (AssertionError, ValueError, OSError):  # never started, or already closed
+            # never started (kill() then raises AttributeError), or already closed
+            except (AssertionError, AttributeError, ValueError, OSError):
                 pass
         if conn is not None:
             conn.close()

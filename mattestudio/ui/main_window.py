@@ -197,12 +197,14 @@ class MainWindow(QMainWindow):
             checkable=True,
         )
         v.addSeparator()
-        for i, key in enumerate(("trimap", "alpha", "composite", "plain")):
+        # 4-6 are the edge views (edge_panel.install); the plain trimap comes after them, as
+        # in the View panel.
+        for key, sc in (("trimap", "1"), ("alpha", "2"), ("composite", "3"), ("plain", "7")):
             self._action(
                 v,
                 "Show plain trimap" if key == "plain" else f"Show {key}",
                 lambda _=False, k=key: self.view_panel.set_mode(k),
-                str(i + 1),
+                sc,
             )
         v.addSeparator()
         for dock in self.docks:  # closed panels come back from here
@@ -258,7 +260,7 @@ class MainWindow(QMainWindow):
         ctl.status.connect(self.status)
         ctl.error.connect(self._failed)
         ctl.grabcut_busy.connect(lambda busy: self.tool_panel.grabcut_button.setEnabled(not busy))
-        ctl.grabcut_busy.connect(lambda busy: busy or self.canvas.show_rubber(None))
+        ctl.grabcut_busy.connect(lambda busy: busy or self.tools.canvas.show_rubber(None))
         rn = self.runner
         rn.result_ready.connect(self._result)
         rn.progress.connect(

@@ -212,10 +212,11 @@ class RunController(QObject):
             shown is not None and event.basis is not None and shown.request_id == event.basis
         )
         box = event.box if same_basis and shown is not None and shown.scale == 1.0 else None
-        doc.set_result(value, event.revision, box)
-        stale = " (the trimap changed since)" if doc.result_is_stale else ""
+        # The status first: showing the result may write a waiting export, whose message wins.
+        stale = " (the trimap changed since)" if event.revision != doc.revision else ""
         kind = "coarse preview" if value.scale != 1.0 else "alpha"
         self.status.emit(f"{value.engine}: {kind} in {value.seconds:.2f} s{stale}")
+        doc.set_result(value, event.revision, box)
 
     def _failed(self, message: str) -> None:
         if self._grabcut_id is not None:

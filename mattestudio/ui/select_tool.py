@@ -73,10 +73,18 @@ class SelectOverlay:
             item.setZValue(12 + z)
             canvas.vb.addItem(item, ignoreBounds=True)
         self.markers: list[QGraphicsEllipseItem] = []
+        self.visible = True
         controller.mask_changed.connect(self.update_mask)
         controller.prompts_changed.connect(self.update_prompts)
         self.update_mask()
         self.update_prompts()
+
+    def set_visible(self, on: bool) -> None:
+        """Shown only while the tool is in use: other tools paint the trimap under it."""
+        self.visible = bool(on)
+        for item in (self.outline, self.outline_shadow, *self.markers):
+            item.setVisible(self.visible)
+        self.box.setVisible(self.visible and self.controller.prompts.box is not None)
 
     def update_mask(self) -> None:
         mask = self.controller.mask
@@ -97,9 +105,10 @@ class SelectOverlay:
                 m.setBrush(color)
                 m.setPos(x, y)
                 m.setZValue(15)
+                m.setVisible(self.visible)
                 self.canvas.vb.addItem(m, ignoreBounds=True)
                 self.markers.append(m)
-        self.box.setVisible(p.box is not None)
+        self.box.setVisible(self.visible and p.box is not None)
         if p.box is not None:
             x0, y0, x1, y1 = p.box
             self.box.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
@@ -288,6 +297,8 @@ def install(window) -> SelectTool:
     panel = SelectPanel(controller, window.tools)
     overlay = SelectOverlay(window.canvas, controller)
     mouse = SelectMouse(window.canvas, window.tools, controller)
+    window.tools.changed.connect(lambda: overlay.set_visible(window.tools.tool == TOOL))
+    overlay.set_visible(window.tools.tool == TOOL)
     dock = window._dock("Select subject", panel, Qt.DockWidgetArea.LeftDockWidgetArea)
     # A tab beside Tools, so the canvas keeps most of the window (issue 9).
     window.tabifyDockWidget(window.docks[0], dock)
