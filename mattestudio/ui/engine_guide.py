@@ -76,6 +76,7 @@ PARAMS = {
     "solves everything.",
     "tolerance": "Live mode only: how far an incremental re-solve may differ from a full one.",
     "memory_gb": "Does not change the matte, only how much memory the solver may use.",
+    "workers": "Does not change the matte, only how many cores a large photo's solve uses.",
     "rtol": "Smaller is more exact and slower; the matte rarely changes visibly.",
     "maxiter": "Safety limit on solver iterations; the matte rarely changes visibly.",
     "context": "More surrounding picture helps the network recognise the subject.",
