@@ -55,6 +55,8 @@ class Document:
     history_changed = Signal()
     #: The edge adjustments changed (previews and exports change; the engine does not re-run).
     edges_changed = Signal()
+    #: The result on screen no longer matches the settings (another engine or parameters).
+    result_outdated = Signal()
 
     def __init__(
         self,
@@ -313,6 +315,13 @@ class Document:
         self.result = result
         self.result_revision = self.trimap_version if revision is None else int(revision)
         self.result_changed.emit(box)
+
+    def mark_result_outdated(self) -> None:
+        """The engine or its parameters changed: the result shown was not computed with them.
+        It stays on screen, marked stale, and an export runs the engine again first."""
+        if self.result is not None and self.result_revision != -1:
+            self.result_revision = -1
+            self.result_outdated.emit()
 
     @property
     def result_trimap_version(self) -> int:

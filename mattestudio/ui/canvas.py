@@ -162,6 +162,7 @@ class Canvas(pg.GraphicsView):
         document.result_changed.connect(self._on_result)
         document.background_changed.connect(self.refresh_preview)
         document.trimap_changed.connect(self._update_badge)
+        document.result_outdated.connect(self._update_badge)
         self._on_image()
 
     # -- document -> items ---------------------------------------------------------------------------

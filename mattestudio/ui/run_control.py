@@ -82,6 +82,7 @@ class RunController(QObject):
             self.run(live=True)
 
     def _settings_changed(self, *_) -> None:
+        self.document.mark_result_outdated()  # even if Live is off or its re-run is cancelled
         if self.live:
             self.run(live=True)
 

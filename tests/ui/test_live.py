@@ -280,3 +280,24 @@ def test_engine_process_does_not_import_the_document():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+
+
+def test_another_engine_marks_the_result_stale_and_export_reruns_with_it(
+    window, qtbot, idle, tmp_path
+):
+    """Found in QA: after switching engine (Live off, or Live's re-run cancelled with Esc) the
+    old engine's matte stayed on screen unmarked, and an export wrote it."""
+    win, doc, c = window, window.document, window.canvas
+    win.engine_panel.set_engine("closed-form")
+    win.view_panel.set_mode("alpha")
+    win.run()
+    qtbot.waitUntil(lambda: _settled(win) and doc.result is not None, timeout=60000)
+    assert not doc.result_is_stale and not c.badge.isVisible()
+    win.engine_panel.set_engine("knn")
+    assert doc.result_is_stale and c.badge.isVisible()
+    assert doc.result.engine == "closed-form"  # still shown, but marked
+    out = tmp_path / "a.png"
+    win.files.export("alpha8", str(out))
+    qtbot.waitUntil(out.exists, timeout=60000)
+    idle(win)
+    assert doc.result.engine == "knn" and not doc.result_is_stale and not c.badge.isVisible()
