@@ -40,6 +40,7 @@ class SelectController(QObject):
         self.prompts = Prompts()
         self.mask: np.ndarray | None = None
         self.band = 12
+        self.smart = False  # the band follows the edge (the Tools panel's Smart band, issue 13)
         self.model: str | None = None  # None: the first imported SAM 2 model
         self.backend, self.reason = self._choose_backend()
         self.predictor = None
@@ -232,7 +233,9 @@ class SelectController(QObject):
             self.message.emit("Click on the subject first: there is no selection yet")
             return False
         try:
-            tri = seg.mask_to_trimap(self.mask, self.band)
+            tri = seg.mask_to_trimap(
+                self.mask, self.band, image=self.document.image, smart=self.smart
+            )
         except MattestudioError as exc:
             self.message.emit(str(exc))
             return False

@@ -294,6 +294,10 @@ def install(window) -> SelectTool:
     """Add the tool to a MainWindow: a dock, a Tools menu action (S), the canvas overlay and
     mouse handling. Uses only the window's document, canvas, tools and status()."""
     controller = SelectController(window.document, window)
+    # Make trimap uses the Tools panel's Smart band like GrabCut does.
+    smart = window.tool_panel.smart_check
+    controller.smart = smart.isChecked()
+    smart.toggled.connect(lambda on: setattr(controller, "smart", on))
     panel = SelectPanel(controller, window.tools)
     overlay = SelectOverlay(window.canvas, controller)
     mouse = SelectMouse(window.canvas, window.tools, controller)

@@ -69,6 +69,12 @@ def test_grabcut_fallback_box_then_make_trimap(window, empty_models, send_mouse,
     assert len(doc.history) == 1
     window.undo_action.trigger()
     np.testing.assert_array_equal(doc.trimap, before)
+    # with the Tools panel's Smart band on, the band follows the edge as it does for GrabCut
+    window.tool_panel.smart_check.setChecked(True)
+    tool.panel.make_button.click()
+    smart = mask_to_trimap(ctrl.mask, 6, image=doc.image, smart=True)
+    np.testing.assert_array_equal(doc.trimap, smart)
+    assert not np.array_equal(smart, expected)
 
 
 def test_sam2_clicks_update_the_mask_with_one_embedding(window, sam2_model, qtbot):

@@ -119,11 +119,19 @@ def select(
     return Selection(check_mask(result.mask), "sam2", note)
 
 
-def mask_to_trimap(mask: np.ndarray, band: int = DEFAULT_BAND) -> np.ndarray:
-    """Trimap with an unknown band about ``band`` px wide centred on the mask's edge."""
+def mask_to_trimap(
+    mask: np.ndarray,
+    band: int = DEFAULT_BAND,
+    *,
+    image: np.ndarray | None = None,
+    smart: bool = False,
+) -> np.ndarray:
+    """Trimap with an unknown band about ``band`` px wide centred on the mask's edge; ``smart``
+    (needs ``image``): the band follows the edge, thin on hard edges and wide on hair
+    (core.trimap.smart_band)."""
     if band < 1:
         raise PromptError(f"band {band}: the unknown band must be at least 1 pixel wide")
-    return trimap_ops.from_mask(check_mask(mask), band)
+    return trimap_ops.from_segmentation(check_mask(mask), band, image=image, smart=smart)
 
 
 def trimap_from_prompts(
