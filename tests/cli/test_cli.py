@@ -351,39 +351,21 @@ def test_matte_renders_an_editor_project_headless(tmp_path, capsys):
     assert code == 0, err
     io.save_rgb(tmp_path / "i.png", image)
     io.save_trimap(tmp_path / "t.png", trimap)
-    code, _, err = _run(
-        [
-            "matte",
-            tmp_path / "i.png",
-            "--trimap",
-            tmp_path / "t.png",
-            "--engine",
-            "large-kernel",
-            "--param",
-            "radius=5",
-            "--alpha",
-            tmp_path / "d.png",
-        ],
-        capsys,
-    )
+    matte = [
+        "matte",
+        tmp_path / "i.png",
+        "--trimap",
+        tmp_path / "t.png",
+        "--engine",
+        "large-kernel",
+    ]
+    code, _, err = _run([*matte, "--param", "radius=5", "--alpha", tmp_path / "d.png"], capsys)
     assert code == 0, err
     from_project = io.read_image_array(tmp_path / "p.png")
     direct = io.read_image_array(tmp_path / "d.png")
     assert np.array_equal(from_project, direct)
     # The saved radius mattered: the default radius gives a different matte.
-    code, _, _ = _run(
-        [
-            "matte",
-            tmp_path / "i.png",
-            "--trimap",
-            tmp_path / "t.png",
-            "--engine",
-            "large-kernel",
-            "--alpha",
-            tmp_path / "r10.png",
-        ],
-        capsys,
-    )
+    code, _, _ = _run([*matte, "--alpha", tmp_path / "r10.png"], capsys)
     assert not np.array_equal(io.read_image_array(tmp_path / "r10.png"), direct)
 
 
