@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
+
+# tests/scenes.py and other plain helper modules import by name (pytest runs in importlib mode)
+sys.path.insert(0, str(Path(__file__).parent))
 
 # Qt tests (tests/ui) run without a screen; set before anything imports Qt.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
+from scenes import disc_scene
 
 pytest.importorskip("distributed")
 
@@ -26,17 +26,7 @@ TIMEOUT = 240  # seconds for one run on the cluster; the machine may be busy
 
 
 def _scene(h=40, w=48, seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:h, :w]
-    r = np.hypot(yy - h / 2, xx - w / 2)
-    alpha = np.clip((min(h, w) / 3 - r) / 4 + 0.5, 0, 1)
-    image = np.clip(
-        alpha[..., None] * np.array([0.2, 0.5, 0.9]) + rng.random((h, w, 3)) * 0.3, 0, 1
-    )
-    trimap = np.zeros((h, w), np.uint8)
-    trimap[alpha > 0.0] = 128
-    trimap[alpha >= 1.0] = 255
-    return image.astype(np.float32), trimap
+    return disc_scene(h, w, seed, colour=(0.2, 0.5, 0.9))
 
 
 def _pair(folder: Path, name: str, h=40, w=48, seed=0) -> None:

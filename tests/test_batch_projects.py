@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from scenes import disc_scene
 
 from mattestudio import batching
 from mattestudio.cli.main import main
@@ -14,18 +15,7 @@ from mattestudio.core.project import ProjectState, save_project
 
 
 def _scene(h=40, w=48, seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:h, :w]
-    r = np.hypot(yy - h / 2, xx - w / 2)
-    alpha = np.clip((min(h, w) / 3 - r) / 4 + 0.5, 0, 1)
-    image = np.clip(
-        alpha[..., None] * np.array([0.8, 0.3, 0.6]) + rng.random((h, w, 3)) * 0.4, 0, 1
-    )
-    image = np.rint(image * 255) / 255  # 8-bit exact: the project keeps it unchanged
-    trimap = np.zeros((h, w), np.uint8)
-    trimap[alpha > 0.0] = 128
-    trimap[alpha >= 1.0] = 255
-    return image.astype(np.float32), trimap
+    return disc_scene(h, w, seed, colour=(0.8, 0.3, 0.6), noise=0.4, eight_bit=True)
 
 
 def project_folder(folder: Path) -> Path:

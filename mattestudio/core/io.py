@@ -34,11 +34,49 @@ def max_pixels() -> int:
         return DEFAULT_MAX_PIXELS
 
 
-def _read_bytes(path: Path) -> bytes:
+def _check_file(path: Path) -> None:
     if not path.exists():
         raise ImageLoadError("file not found", path)
     if path.is_dir():
         raise ImageLoadError("is a folder, not an image file", path)
+
+
+def _check_pixels(w: int, h: int, path: Path) -> None:
+    """Refuse an empty image or one over max_pixels(), from its header's size alone."""
+    if w == 0 or h == 0:
+        raise ImageLoadError("image is empty (0 pixels)", path)
+    limit = max_pixels()
+    if w * h > limit:
+        raise ImageLoadError(
+            f"image is {w}x{h} = {w * h:,} pixels, over the limit of {limit:,} pixels "
+            "(set MATTESTUDIO_MAX_PIXELS to raise it)",
+            path,
+        )
+
+
+def _orientation(im) -> int:
+    """The EXIF orientation (1 to 8) of an opened Pillow image."""
+    try:
+        return int(im.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # a broken EXIF block must not stop the image from loading
+        return 1
+
+
+def _decode_error(exc: Exception, path: Path) -> ImageLoadError:
+    """The ImageLoadError for what Pillow raised opening or decoding ``path``."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(exc, UnidentifiedImageError):
+        return ImageLoadError(
+            "not an image, or a format that cannot be read "
+            f"(supported: {', '.join(s[1:] for s in IMAGE_SUFFIXES)})",
+            path,
+        )
+    return ImageLoadError(f"corrupt or truncated image ({exc})", path)
+
+
+def _read_bytes(path: Path) -> bytes:
+    _check_file(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -98,13 +136,10 @@ def image_size(path: PathLike) -> tuple[int, int]:
     """(height, width) of an image file as it will load (EXIF orientation applied), read from its
     header without decoding a pixel, so that a trimap can be checked before a huge image is decoded.
     Raises ImageLoadError like read_image_array (missing, not an image, over the pixel limit)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     path = Path(path)
-    if not path.exists():
-        raise ImageLoadError("file not found", path)
-    if path.is_dir():
-        raise ImageLoadError("is a folder, not an image file", path)
+    _check_file(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -113,29 +148,12 @@ def image_size(path: PathLike) -> tuple[int, int]:
             try:
                 with Image.open(path) as im:
                     w, h = im.size
-                    try:
-                        orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1))
-                    except Exception:  # a broken EXIF block: read_image_array ignores it too
-                        orientation = 1
+                    orientation = _orientation(im)
             finally:
                 Image.MAX_IMAGE_PIXELS = old_limit
-    except UnidentifiedImageError as exc:
-        raise ImageLoadError(
-            "not an image, or a format that cannot be read "
-            f"(supported: {', '.join(s[1:] for s in IMAGE_SUFFIXES)})",
-            path,
-        ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageLoadError(f"corrupt or truncated image ({exc})", path) from exc
-    if w == 0 or h == 0:
-        raise ImageLoadError("image is empty (0 pixels)", path)
-    limit = max_pixels()
-    if w * h > limit:
-        raise ImageLoadError(
-            f"image is {w}x{h} = {w * h:,} pixels, over the limit of {limit:,} pixels "
-            "(set MATTESTUDIO_MAX_PIXELS to raise it)",
-            path,
-        )
+        raise _decode_error(exc, path) from exc
+    _check_pixels(w, h, path)
     return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
 
 
@@ -145,11 +163,10 @@ def read_image_array(path: PathLike) -> np.ndarray:
     Returns H x W (grayscale), H x W x 3 (RGB) or H x W x 4 (RGBA). Palette images are expanded.
     Raises ImageLoadError with the file name and the reason.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     path = Path(path)
     data = _read_bytes(path)
-    limit = max_pixels()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -159,30 +176,13 @@ def read_image_array(path: PathLike) -> np.ndarray:
                 im = Image.open(io.BytesIO(data))
             finally:
                 Image.MAX_IMAGE_PIXELS = old_limit
-            w, h = im.size
-            if w == 0 or h == 0:
-                raise ImageLoadError("image is empty (0 pixels)", path)
-            if w * h > limit:
-                raise ImageLoadError(
-                    f"image is {w}x{h} = {w * h:,} pixels, over the limit of {limit:,} pixels "
-                    "(set MATTESTUDIO_MAX_PIXELS to raise it)",
-                    path,
-                )
-            try:
-                orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1))
-            except Exception:  # a broken EXIF block must not stop the image from loading
-                orientation = 1
+            _check_pixels(*im.size, path)
+            orientation = _orientation(im)
             im.load()  # decodes everything: a truncated file fails here
     except ImageLoadError:
         raise
-    except UnidentifiedImageError as exc:
-        raise ImageLoadError(
-            "not an image, or a format that cannot be read "
-            f"(supported: {', '.join(s[1:] for s in IMAGE_SUFFIXES)})",
-            path,
-        ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageLoadError(f"corrupt or truncated image ({exc})", path) from exc
+        raise _decode_error(exc, path) from exc
 
     # OpenCV decodes files with more than 8 bits per channel (Pillow would reduce them to 8 bits)
     # and TIFFs with an orientation tag: Pillow transposes TIFFs itself while loading, and Pillow 13

@@ -267,41 +267,15 @@ def _batch_folders(tmp_path: Path):
 def test_batch_reports_bad_image_and_skips_on_rerun(tmp_path, capsys):
     imgs, tris = _batch_folders(tmp_path)
     out = tmp_path / "out"
-    code, stdout, err = _run(
-        [
-            "batch",
-            imgs,
-            "--trimaps",
-            tris,
-            "--out",
-            out,
-            "--engine",
-            "large-kernel",
-            "--cutout",
-            "--quiet",
-        ],
-        capsys,
-    )
+    args = ["batch", imgs, "--trimaps", tris, "--out", out, "--engine", "large-kernel"]
+    args += ["--cutout", "--quiet"]
+    code, stdout, err = _run(args, capsys)
     assert code == 1  # one image failed
     assert "broken.png" in err and "not an image" in err and "Traceback" not in err
     assert "3 done, 0 skipped (already done), 1 failed" in stdout
     assert _files(out) == {f"im{i}_{k}.png" for i in range(3) for k in ("alpha", "cutout")}
     before = {p: p.stat().st_mtime_ns for p in out.iterdir()}
-    code, stdout, _ = _run(
-        [
-            "batch",
-            imgs,
-            "--trimaps",
-            tris,
-            "--out",
-            out,
-            "--engine",
-            "large-kernel",
-            "--cutout",
-            "--quiet",
-        ],
-        capsys,
-    )
+    code, stdout, _ = _run(args, capsys)  # the same run again
     assert "0 done, 3 skipped (already done), 1 failed" in stdout
     assert {p: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
@@ -377,39 +351,21 @@ def test_matte_renders_an_editor_project_headless(tmp_path, capsys):
     assert code == 0, err
     io.save_rgb(tmp_path / "i.png", image)
     io.save_trimap(tmp_path / "t.png", trimap)
-    code, _, err = _run(
-        [
-            "matte",
-            tmp_path / "i.png",
-            "--trimap",
-            tmp_path / "t.png",
-            "--engine",
-            "large-kernel",
-            "--param",
-            "radius=5",
-            "--alpha",
-            tmp_path / "d.png",
-        ],
-        capsys,
-    )
+    matte = [
+        "matte",
+        tmp_path / "i.png",
+        "--trimap",
+        tmp_path / "t.png",
+        "--engine",
+        "large-kernel",
+    ]
+    code, _, err = _run([*matte, "--param", "radius=5", "--alpha", tmp_path / "d.png"], capsys)
     assert code == 0, err
     from_project = io.read_image_array(tmp_path / "p.png")
     direct = io.read_image_array(tmp_path / "d.png")
     assert np.array_equal(from_project, direct)
     # The saved radius mattered: the default radius gives a different matte.
-    code, _, _ = _run(
-        [
-            "matte",
-            tmp_path / "i.png",
-            "--trimap",
-            tmp_path / "t.png",
-            "--engine",
-            "large-kernel",
-            "--alpha",
-            tmp_path / "r10.png",
-        ],
-        capsys,
-    )
+    code, _, _ = _run([*matte, "--alpha", tmp_path / "r10.png"], capsys)
     assert not np.array_equal(io.read_image_array(tmp_path / "r10.png"), direct)
 
 

@@ -1,4 +1,5 @@
-"""Random-weight checkpoints with exactly the published keys and shapes (tests/deep/data/*.tsv)."""
+"""Random-weight checkpoints with exactly the published keys and shapes (tests/deep/data/*.tsv),
+and checks shared by the deep engines' tests."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ import warnings
 from collections import OrderedDict
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
+
+from mattestudio.errors import Cancelled
+from mattestudio.types import CancelToken
 
 DATA = Path(__file__).parent / "data"
 
@@ -165,3 +170,19 @@ def tame_sim(state: OrderedDict) -> OrderedDict:
     g = torch.Generator().manual_seed(1)
     state["decoder.conv_up4_alpha.4.weight"] = torch.rand((1, 16, 1, 1), generator=g) * 0.012
     return state
+
+
+def assert_cancels_after_tile_2(eng, tri) -> None:
+    """A prepared tiled engine, cancelled from its progress callback at tile 2, raises Cancelled
+    before it starts tile 3."""
+    token = CancelToken()
+    seen = []
+
+    def progress(f, m):
+        seen.append(m)
+        if "tile 2" in m:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        eng.predict(tri, progress=progress, cancel=token)
+    assert not any("tile 3" in m for m in seen)

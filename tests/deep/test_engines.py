@@ -12,9 +12,7 @@ from conftest import scene
 
 from mattestudio.engines import registry
 from mattestudio.engines.deep import checkpoints as C
-from mattestudio.errors import Cancelled
 from mattestudio.pipeline import run_matting
-from mattestudio.types import CancelToken
 
 DIM_KINDS = ["mmagic-stage3", "mmagic-stage1", "huo-stage1", "huo-stage3", "foam"]
 
@@ -196,17 +194,7 @@ def test_cancel_between_tiles(published):
     img, tri = scene(160, 160)
     eng = _dim(published, "foam", roi=False, tile=96, context=16)
     eng.prepare(img)
-    token = CancelToken()
-    seen = []
-
-    def progress(f, m):
-        seen.append(m)
-        if "tile 2" in m:
-            token.cancel()
-
-    with pytest.raises(Cancelled):
-        eng.predict(tri, progress=progress, cancel=token)
-    assert not any("tile 3" in m for m in seen)
+    helpers.assert_cancels_after_tile_2(eng, tri)
 
 
 def test_model_cache_shared_between_sessions(published):

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 
+import helpers
 import numpy as np
 import pytest
 import torch
@@ -19,8 +20,7 @@ from mattestudio.engines import registry
 from mattestudio.engines.deep import checkpoints as C
 from mattestudio.engines.deep import kinds as K
 from mattestudio.engines.deep.random_weights import write_vitmatte_folder
-from mattestudio.errors import Cancelled, CheckpointError
-from mattestudio.types import CancelToken
+from mattestudio.errors import CheckpointError
 
 
 @pytest.fixture(scope="module")
@@ -238,17 +238,7 @@ def test_cancel_between_tiles(hf):
     img, tri = _scene(160, 160)
     eng = _engine(folder, roi=False, tile=96, context=16)
     eng.prepare(img.astype(np.float32) / 255)
-    token = CancelToken()
-    seen = []
-
-    def progress(f, m):
-        seen.append(m)
-        if "tile 2" in m:
-            token.cancel()
-
-    with pytest.raises(Cancelled):
-        eng.predict(tri, progress=progress, cancel=token)
-    assert not any("tile 3" in m for m in seen)
+    helpers.assert_cancels_after_tile_2(eng, tri)
 
 
 def test_fp32_default_and_run_order_independence(hf):

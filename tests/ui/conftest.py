@@ -16,6 +16,8 @@ from PySide6.QtCore import QEvent, QPointF, QSettings, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from mattestudio.types import MattingResult
+
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
@@ -91,6 +93,16 @@ def make_window(qtbot, synthetic_files):
 @pytest.fixture
 def window(make_window):
     return make_window()
+
+
+@pytest.fixture
+def solved(window, synthetic_matte):
+    """The window with the synthetic matte set as its result (no engine run)."""
+    m = synthetic_matte
+    window.document.set_result(
+        MattingResult(alpha=m.alpha.copy(), foreground=m.foreground.copy(), engine="test")
+    )
+    return window
 
 
 def mouse(widget, kind: str, pos, button=Qt.MouseButton.LeftButton, buttons=None) -> None:

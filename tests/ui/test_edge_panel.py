@@ -7,16 +7,7 @@ import pytest
 
 from mattestudio.core import edges, io
 from mattestudio.core.edges import EdgeAdjustments
-from mattestudio.types import UNKNOWN, MattingResult
-
-
-@pytest.fixture
-def solved(window, synthetic_matte):
-    m = synthetic_matte
-    window.document.set_result(
-        MattingResult(alpha=m.alpha.copy(), foreground=m.foreground.copy(), engine="test")
-    )
-    return window
+from mattestudio.types import UNKNOWN
 
 
 def _wait_preview(qtbot, canvas):

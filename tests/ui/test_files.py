@@ -1,20 +1,9 @@
 """File menu: exports re-read and checked, projects, bad input, recent files, autosave recovery."""
 
 import numpy as np
-import pytest
 
 from mattestudio.core import io, layered
-from mattestudio.types import FOREGROUND, UNKNOWN, MattingResult
-
-
-@pytest.fixture
-def solved(window, synthetic_matte):
-    """The window with a known result set (no engine run needed for file tests)."""
-    m = synthetic_matte
-    window.document.set_result(
-        MattingResult(alpha=m.alpha.copy(), foreground=m.foreground.copy(), engine="test")
-    )
-    return window
+from mattestudio.types import FOREGROUND, UNKNOWN
 
 
 def test_export_alpha_8_and_16_bit(solved, tmp_path, dialogs):

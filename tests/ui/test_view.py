@@ -1,20 +1,9 @@
 """Previews, settings persistence and start-up."""
 
 import numpy as np
-import pytest
 from PySide6.QtGui import QColor
 
 from mattestudio.core import io
-from mattestudio.types import MattingResult
-
-
-@pytest.fixture
-def solved(window, synthetic_matte):
-    m = synthetic_matte
-    window.document.set_result(
-        MattingResult(alpha=m.alpha.copy(), foreground=m.foreground.copy(), engine="test")
-    )
-    return window
 
 
 def _wait_preview(qtbot, canvas):

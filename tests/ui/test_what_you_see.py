@@ -8,15 +8,6 @@ from PySide6.QtCore import Qt
 from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN, MattingResult
 
 
-@pytest.fixture
-def solved(window, synthetic_matte):
-    m = synthetic_matte
-    window.document.set_result(
-        MattingResult(alpha=m.alpha.copy(), foreground=m.foreground.copy(), engine="test")
-    )
-    return window
-
-
 def test_unknown_band_is_tinted_and_colours_are_choosable(window):
     c, vp = window.canvas, window.view_panel
     lut = c.overlay_item.lut

@@ -154,29 +154,16 @@ class Imported:
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
 
 
-def import_checkpoint(src, kind: str | None = None, name: str | None = None) -> Imported:
-    """Validate ``src`` strictly and store it as NAME.safetensors in the models directory."""
+def store_model(
+    kind: str, name: str | None, tensors: dict, source: str, digest: str, extra: dict[str, str]
+) -> tuple[str, Path]:
+    """Write ``tensors`` atomically as NAME.safetensors in the models directory, with the kind,
+    source file name, sha256, import time and ``extra`` as metadata; (name, path). Without a
+    name, the kind (then KIND-2, KIND-3, ...); an existing name is refused, never overwritten."""
     from safetensors.torch import save_file
 
     from mattestudio.core.atomic import write_with_atomic
 
-    src = Path(str(src)).expanduser()
-    extra: dict[str, str] = {}
-    if src.is_dir():  # a Hugging Face model folder (ViTMatte)
-        from mattestudio.engines.deep.vitmatte import folder as HF
-
-        found, cfg, state = HF.read_folder(src)
-        if kind not in (None, found):
-            raise CheckpointError(f"is a {found} model folder, not {kind}", src)
-        kind, why = found, f"config.json says model_type {cfg.get('model_type')!r}"
-        digest = sha256(HF.weights_file(src))
-        extra[HF.CONFIG_META] = json.dumps(cfg)
-        if name is None and _NAME_RE.match(src.name) and found in src.name.lower():
-            name = src.name  # e.g. vitmatte-small-composition-1k
-    else:
-        state, _ = read_state(src)
-        kind, why = identify_variant(state, src, kind)
-        digest = sha256(src)
     dest_dir = K.models_dir()
     if name is not None and not _NAME_RE.match(name):
         raise CheckpointError(f"model name {name!r} must be letters, digits, '.', '_' or '-'")
@@ -197,14 +184,38 @@ def import_checkpoint(src, kind: str | None = None, name: str | None = None) -> 
         ) from None
     meta = {
         "mattestudio_kind": kind,
-        "source": src.name,
+        "source": source,
         "sha256": digest,
         "imported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "mattestudio_why": why,
         **extra,
     }
-    tensors = {k: v.detach().contiguous().clone() for k, v in state.items()}
     write_with_atomic(dest, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+    return name, dest
+
+
+def import_checkpoint(src, kind: str | None = None, name: str | None = None) -> Imported:
+    """Validate ``src`` strictly and store it as NAME.safetensors in the models directory."""
+    src = Path(str(src)).expanduser()
+    extra: dict[str, str] = {}
+    if src.is_dir():  # a Hugging Face model folder (ViTMatte)
+        from mattestudio.engines.deep.vitmatte import folder as HF
+
+        found, cfg, state = HF.read_folder(src)
+        if kind not in (None, found):
+            raise CheckpointError(f"is a {found} model folder, not {kind}", src)
+        kind, why = found, f"config.json says model_type {cfg.get('model_type')!r}"
+        digest = sha256(HF.weights_file(src))
+        extra[HF.CONFIG_META] = json.dumps(cfg)
+        if name is None and _NAME_RE.match(src.name) and found in src.name.lower():
+            name = src.name  # e.g. vitmatte-small-composition-1k
+    else:
+        state, _ = read_state(src)
+        kind, why = identify_variant(state, src, kind)
+        digest = sha256(src)
+    tensors = {k: v.detach().contiguous().clone() for k, v in state.items()}
+    name, dest = store_model(
+        kind, name, tensors, src.name, digest, {"mattestudio_why": why, **extra}
+    )
     return Imported(name, kind, dest, digest, why)
 
 

@@ -188,3 +188,30 @@ class DeepEngine(EngineBase):
 
     def run_window(self, feeds: dict, win) -> np.ndarray:  # pragma: no cover - overridden
         raise NotImplementedError
+
+
+class ImageTrimapEngine(DeepEngine):
+    """A network fed one 4-channel input, normalised RGB and trimap/255, that returns alpha:
+    subclasses give only ``forward``."""
+
+    def forward(self, model, x):  # pragma: no cover - overridden
+        """The alpha tensor (N, 1, H, W) of ``model`` for the input ``x``."""
+        raise NotImplementedError
+
+    def whole_inputs(self, img, img_n, tri, progress, cancel):
+        x = np.concatenate([img_n, (tri.astype(np.float32) / 255.0)[..., None]], axis=2)
+        return {"x": x}
+
+    def run_window(self, feeds, win):
+        from mattestudio.engines.deep import inference as inf
+
+        y0, y1, x0, x1 = win
+        prec, dev = self.precision, self.torch_device
+        model = inf.prepared(
+            self._model, prec, dev
+        )  # a converted copy: the cached model stays fp32
+        fmt = inf.memory_format(prec)
+        x = inf.to_tensor(feeds["x"][y0:y1, x0:x1], dev, fmt, inf.input_dtype(prec, dev))
+        with inf.oom_guard(dev, f"{x1 - x0}x{y1 - y0}"), inf.autocast(dev, prec):
+            alpha = self.forward(model, x)
+        return alpha[0].permute(1, 2, 0).float().cpu().numpy()

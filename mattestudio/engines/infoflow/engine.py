@@ -206,6 +206,7 @@ class InformationFlowEngine(EngineBase):
         progress: ProgressFn | None = None,
         cancel: CancelToken | None = None,
     ):
+        from mattestudio.engines.fastcf import regional
         from mattestudio.engines.infoflow import flows as flow_ops
 
         image = self._require_image()
@@ -255,7 +256,7 @@ class InformationFlowEngine(EngineBase):
             values = self._solve_box(
                 flows, unknown, fixed, (0, h, 0, w), progress, cancel, "solving"
             )
-            _paste(alpha, values, (0, h, 0, w))
+            regional.paste(alpha, values, (0, h, 0, w))
             self.last_mode = "full"
         self._last = (trimap.copy(), alpha)  # the solution itself: later strokes start from it
         if progress is not None:
@@ -343,17 +344,8 @@ class InformationFlowEngine(EngineBase):
                 regional.ring_change(values, before, box, trimap.shape, depth)
                 <= self.params["tolerance"] / 4
             ):
-                _paste(fixed, values, box)
+                regional.paste(fixed, values, box)
                 break
             margin *= 2
         self.last_mode = "incremental"
         return fixed
-
-
-def _paste(alpha: np.ndarray, values: np.ndarray | None, box: Box) -> None:
-    if values is None:
-        return
-    y0, y1, x0, x1 = box
-    view = alpha[y0:y1, x0:x1]
-    ok = ~np.isnan(values)
-    view[ok] = values[ok]

@@ -7,7 +7,6 @@ Weights are read weights-only (safetensors, or ``torch.load(weights_only=True)``
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -93,44 +92,19 @@ class ImportedSam2:
 
 def import_folder(folder, name: str | None = None) -> ImportedSam2:
     """Check a Hugging Face SAM 2 folder and store it as NAME.safetensors in the models dir."""
-    from safetensors.torch import save_file
-
-    from mattestudio.core.atomic import write_with_atomic
-    from mattestudio.engines.deep.checkpoints import _NAME_RE, read_state, sha256
+    from mattestudio.engines.deep.checkpoints import read_state, sha256, store_model
 
     info = read_folder(folder)
     config = build_config(info.config)
     check_size(config, preprocess_from_dict(info.preprocessor), info.path)
     state, _ = read_state(info.weights)
     selected = select_state(state, config, info.weights)
-    dest_dir = K.models_dir()
-    if name is not None and not _NAME_RE.match(name):
-        raise CheckpointError(f"model name {name!r} must be letters, digits, '.', '_' or '-'")
-    if name is None:
-        name, n = KIND, 2
-        while (dest_dir / (name + K.SUFFIX)).exists():
-            name, n = f"{KIND}-{n}", n + 1
-    dest = dest_dir / (name + K.SUFFIX)
-    if dest.exists():
-        raise CheckpointError(
-            f"a model named {name!r} already exists in {dest_dir}; choose another --name"
-        )
-    try:
-        dest_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CheckpointError(
-            f"cannot create the models directory: {exc.strerror or exc}", dest_dir
-        ) from None
     meta = {
-        "mattestudio_kind": KIND,
-        "source": info.path.name,
-        "sha256": sha256(info.weights),
-        "imported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "sam2_config": json.dumps(info.config),
         "sam2_preprocessor": json.dumps(info.preprocessor),
     }
     tensors = {k: v.detach().contiguous() for k, v in selected.items()}
-    write_with_atomic(dest, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+    name, dest = store_model(KIND, name, tensors, info.path.name, sha256(info.weights), meta)
     params = sum(v.numel() for v in tensors.values())
     return ImportedSam2(name, dest, params, len(state) - len(selected))
 

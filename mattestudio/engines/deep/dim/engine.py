@@ -8,13 +8,11 @@ for HUO too (documented deviation). FOAM runs at any size unpadded, as published
 
 from __future__ import annotations
 
-import numpy as np
-
 from mattestudio.engines.base import EngineInfo
-from mattestudio.engines.deep.engine import DeepEngine, common_params
+from mattestudio.engines.deep.engine import ImageTrimapEngine, common_params
 
 
-class DimEngine(DeepEngine):
+class DimEngine(ImageTrimapEngine):
     engine_name = "dim"
     align = 32  # five 2x2 max-pools
     label = "DIM"
@@ -53,23 +51,5 @@ class DimEngine(DeepEngine):
         m = self.multiple
         return (-h) % m, (-w) % m, "reflect" if m > 1 else "edge"
 
-    def whole_inputs(self, img, img_n, tri, progress, cancel):
-        x = np.concatenate([img_n, (tri.astype(np.float32) / 255.0)[..., None]], axis=2)
-        return {"x": x}
-
-    def run_window(self, feeds, win):
-        from mattestudio.engines.deep import inference as inf
-
-        y0, y1, x0, x1 = win
-        prec, dev = self.precision, self.torch_device
-        model = inf.prepared(
-            self._model, prec, dev
-        )  # a converted copy: the cached model stays fp32
-        fmt = inf.memory_format(prec)
-        x = inf.to_tensor(feeds["x"][y0:y1, x0:x1], dev, fmt, inf.input_dtype(prec, dev))
-        with (
-            inf.oom_guard(self.torch_device, f"{x1 - x0}x{y1 - y0}"),
-            inf.autocast(self.torch_device, prec),
-        ):
-            alpha = model(x)
-        return alpha[0].permute(1, 2, 0).float().cpu().numpy()
+    def forward(self, model, x):
+        return model(x)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mattestudio.engines.base import EngineInfo
-from mattestudio.engines.deep.engine import DeepEngine, common_params
+from mattestudio.engines.deep.engine import ImageTrimapEngine, common_params
 
 
 def _params():
@@ -25,7 +25,7 @@ def _params():
     return tuple(replace(p, default=1024) if p.name == "tile" else p for p in common_params(128))
 
 
-class VitMatteEngine(DeepEngine):
+class VitMatteEngine(ImageTrimapEngine):
     engine_name = "vitmatte"
     label = "ViTMatte"
     multiple = 32  # the processor pads to 32 (16-px patches, 4 stride-2 detail convs)
@@ -83,20 +83,5 @@ class VitMatteEngine(DeepEngine):
         # zeros in normalised space and trimap 0, as the processor pads
         return (-h) % 32, (-w) % 32, "constant"
 
-    def whole_inputs(self, img, img_n, tri, progress, cancel):
-        x = np.concatenate([img_n, (tri.astype(np.float32) / 255.0)[..., None]], axis=2)
-        return {"x": x}
-
-    def run_window(self, feeds, win):
-        from mattestudio.engines.deep import inference as inf
-
-        y0, y1, x0, x1 = win
-        prec, dev = self.precision, self.torch_device
-        model = inf.prepared(
-            self._model, prec, dev
-        )  # a converted copy: the cached model stays fp32
-        fmt = inf.memory_format(prec)
-        x = inf.to_tensor(feeds["x"][y0:y1, x0:x1], dev, fmt, inf.input_dtype(prec, dev))
-        with inf.oom_guard(dev, f"{x1 - x0}x{y1 - y0}"), inf.autocast(dev, prec):
-            alphas = model(pixel_values=x).alphas
-        return alphas[0].permute(1, 2, 0).float().cpu().numpy()
+    def forward(self, model, x):
+        return model(pixel_values=x).alphas
