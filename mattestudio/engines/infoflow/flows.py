@@ -38,7 +38,8 @@ def knn(database: np.ndarray, queries: np.ndarray, k: int, *, exclude_self: bool
 
     k_eff = min(k + int(exclude_self), len(database))
     tree = cKDTree(database, balanced_tree=False, compact_nodes=False)
-    _, idx = tree.query(queries, k=k_eff, workers=-1)  # all cores: same answer, 1.13x (notes)
+    # All cores: the same answer, 1.13x faster here (docs/benchmarks.md).
+    _, idx = tree.query(queries, k=k_eff, workers=-1)
     idx = np.asarray(idx, np.int64).reshape(len(queries), k_eff)
     return idx[:, 1:] if exclude_self else idx
 
