@@ -130,10 +130,10 @@ def test_coarse_preview(big):
 
 
 def test_tiled_path_close_to_direct(big):
-    engine = FastClosedFormEngine(memory_gb=0.05)
+    engine = FastClosedFormEngine(memory_gb=0.05, tile=48)
     engine.prepare(big.image)
     # Force the tiled path on a small image by pretending the budget is tiny.
-    engine._budget_entries = lambda: 2000.0
+    engine._budget_entries = lambda: 600_000.0
     alpha, _ = engine.predict(big.trimap)
     assert engine.last_mode == "tiled"
     full = _full(big.image, big.trimap)
