@@ -70,6 +70,7 @@ PARAMS = {
     "solves everything.",
     "tolerance": "Live mode only: how far an incremental re-solve may differ from a full one.",
     "memory_gb": "Does not change the matte, only how much memory the solver may use.",
+    "workers": "Big photos: how many parts are solved at once (0 uses every core). Speed only.",
     "rtol": "Smaller is more exact and slower; the matte rarely changes visibly.",
     "maxiter": "Safety limit on solver iterations; the matte rarely changes visibly.",
     "context": "More surrounding picture helps the network recognise the subject.",

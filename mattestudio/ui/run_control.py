@@ -215,7 +215,14 @@ class RunController(QObject):
         doc.set_result(value, event.revision, box)
         stale = " (the trimap changed since)" if doc.result_is_stale else ""
         kind = "coarse preview" if value.scale != 1.0 else "alpha"
-        self.status.emit(f"{value.engine}: {kind} in {value.seconds:.2f} s{stale}")
+        approx = ""
+        if value.approximate:  # bounded Live updates: part of the matte is still approximate
+            approx = (
+                ", refining…"
+                if value.refining
+                else f", {len(value.approximate)} regions approximate until Run"
+            )
+        self.status.emit(f"{value.engine}: {kind} in {value.seconds:.2f} s{approx}{stale}")
 
     def _failed(self, message: str) -> None:
         if self._grabcut_id is not None:
