@@ -158,7 +158,7 @@ class FileOps(QObject):
         if answer != QMessageBox.StandardButton.Yes:
             return
         try:
-            state = project.load_project(found)
+            state = project.load_project(found, image=self.doc.image)
             if state.trimap.shape != self.doc.shape:
                 raise MattestudioError("the autosaved trimap does not match the image size")
             self.doc.set_trimap(state.trimap, "recover autosave", as_base=False, source="autosave")
@@ -337,7 +337,8 @@ class FileOps(QObject):
             trimap=self.doc.trimap.copy(),
             settings=self.settings_source().to_dict(),
             image_path=str(self.doc.image_path),
-        )
+            strokes=list(self.doc.strokes),
+        )  # the image is not written: an autosave refers to the source file (core.project)
         version = self.doc.trimap_version
         self._autosave_busy = True
 

@@ -1,9 +1,11 @@
 """File menu: exports re-read and checked, projects, bad input, recent files, autosave recovery."""
 
+import zipfile
+
 import numpy as np
 import pytest
 
-from mattestudio.core import io, layered
+from mattestudio.core import io, layered, project
 from mattestudio.types import FOREGROUND, UNKNOWN, MattingResult
 
 
@@ -197,6 +199,13 @@ def test_autosave_and_recovery(window, make_window, dialogs, synthetic_files):
     doc.end_stroke()
     window.files.autosave(wait=True)
     painted = doc.trimap.copy()
+    saved = project.find_autosave(doc.image_path)
+    assert saved is not None
+    with zipfile.ZipFile(saved) as zf:  # trimap and strokes, not the image
+        assert "image.png" not in zf.namelist() and "strokes.json" in zf.namelist()
+    stamp = saved.stat().st_mtime_ns
+    window.files.autosave(wait=True)  # nothing changed since: nothing written
+    assert saved.stat().st_mtime_ns == stamp
     # Simulate a crash: the window never closes normally, so the autosave stays.
     dialogs.answer = QMessageBox.StandardButton.Yes
     other = make_window(open_files=False)
