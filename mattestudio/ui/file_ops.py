@@ -260,11 +260,13 @@ class FileOps(QObject):
         if path is None:
             return False
         doc = self.doc
-        if kind != "trimap" and (doc.result_is_stale or doc.result.scale != 1.0):
-            # What is on screen is older than the trimap (or a coarse preview): never write it.
+        if kind != "trimap" and not _exportable(doc.result, doc.result_is_stale):
+            # What is on screen is older than the trimap, a coarse preview or a Live result
+            # with approximate regions: never write it.
             self.pending_export = (kind, path)
             self.message.emit(
-                "The result is older than the trimap: running the engine before exporting..."
+                "The result is not final (older than the trimap, or approximate): "
+                "running the engine before exporting..."
             )
             self.run_requested.emit()
             return False
@@ -274,7 +276,7 @@ class FileOps(QObject):
         doc = self.doc
         if self.pending_export is None or doc.result is None:
             return
-        if doc.result_is_stale or doc.result.scale != 1.0:
+        if not _exportable(doc.result, doc.result_is_stale):
             return
         kind, path = self.pending_export
         self.pending_export = None
@@ -362,6 +364,11 @@ class FileOps(QObject):
         if self.doc.image_path is not None:
             with contextlib.suppress(MattestudioError):
                 project.clear_autosave(project.autosave_key(self.doc.image_path))
+
+
+def _exportable(result, stale: bool) -> bool:
+    """A result that may be written: current, full resolution, nothing approximate in it."""
+    return result is not None and not stale and result.scale == 1.0 and not result.approximate
 
 
 def _writer(kind: str, path: str, doc, report: Callable[[float, str], None]) -> Callable[[], None]:

@@ -279,3 +279,18 @@ def test_failed_background_export_explains_and_keeps_the_old_file(solved, tmp_pa
         assert solved.files.wait_writes()
     assert dialogs.kinds() == ["warning"] and "space" in dialogs.texts()
     assert path.read_bytes() == b"old" and set(tmp_path.iterdir()) == before
+
+
+def test_an_approximate_live_result_is_never_exported(solved, tmp_path, qtbot):
+    """A Live result that still has approximate regions makes the export run the engine first."""
+    doc, m = solved.document, solved.document.result
+    approx = MattingResult(m.alpha.copy(), m.foreground.copy(), "test", approximate=((0, 8, 0, 8),))
+    doc.set_result(approx, doc.revision)
+    runs: list[bool] = []
+    solved.files.run_requested.connect(lambda: runs.append(True))
+    out = tmp_path / "a.png"
+    assert not solved.files.export("alpha8", str(out))
+    assert runs == [True] and solved.files.pending_export is not None and not out.exists()
+    # The exact result (a Run) arrives: now it is written.
+    doc.set_result(MattingResult(m.alpha.copy(), m.foreground.copy(), "test"), doc.revision)
+    assert solved.files.wait_writes() and out.exists()
