@@ -58,10 +58,12 @@ def strokes(trimap: np.ndarray, count: int, seed: int = 1) -> list[np.ndarray]:
     h, w = trimap.shape
     radius = int(round(24 * (h * w / 12e6) ** 0.5))
     unknown = np.argwhere(trimap == 128)
+    fg = np.argwhere(trimap == 255)
     out, tri = [], trimap.copy()
     for k in range(count):
         kind = k % 3
-        y, x = unknown[rng.integers(len(unknown))]
+        starts = fg if kind == 2 and len(fg) else unknown  # so that every stroke changes pixels
+        y, x = starts[rng.integers(len(starts))]
         ang = rng.uniform(0, np.pi)
         length = rng.uniform(300, 500) * (h * w / 12e6) ** 0.5
         p0 = (int(x), int(y))
@@ -343,9 +345,9 @@ def main(argv=None) -> int:
             n = args.strokes
             if ver == "before":  # each takes about a whole Run: fewer, halved again at 24 MP
                 n = args.before_strokes if mp <= 12 else args.before_strokes // 2
-            print(f"{mp} MP {ver}: Run + {n} strokes ...", file=sys.stderr, flush=True)
             if ver == "before" and args.before_run_only:
                 n = 0
+            print(f"{mp} MP {ver}: Run + {n} strokes ...", file=sys.stderr, flush=True)
             rep = _run_child(versions[ver], scene, n, work / f"alpha{mp}_{ver}.npy")
             rep["load"] = os.getloadavg()
             if (

@@ -20,6 +20,8 @@ can read ``info`` (``mattestudio engines``) without loading them.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from mattestudio.core import trimap as trimap_ops
@@ -137,7 +139,7 @@ class FastClosedFormEngine(EngineBase):
             None  # (trimap, alpha float64) of the last solve
         )
         self._coarse: dict[float, FastClosedFormEngine] = {}
-        self._live = None  # live.LiveState of predict_live / refine
+        self._live: Any = None  # live.LiveState of predict_live / refine
         self.last_mode = ""  # "full", "incremental", "tiled", "unchanged": for benchmarks and tests
         self._margin_hint = 0
 

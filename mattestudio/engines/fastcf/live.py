@@ -96,7 +96,7 @@ class LiveState:
     alpha32: np.ndarray | None = None
 
     def regions(self) -> tuple[Region, ...]:
-        out = []
+        out: list[Region] = []
         for wave in reversed(self.waves):
             out.extend(Region(self.grid.box(*k), wave.stroke, wave.reason) for k in wave.queue)
             out.extend(
@@ -147,8 +147,12 @@ def _edge_tiles(grid: TileGrid, box: Box, shape, margin: int) -> list[tuple[int,
     change that did not die out inside the box continues."""
     h, w = shape
     y0, y1, x0, x1 = box
-    inner = (y0 + margin if y0 > 0 else 0, y1 - margin if y1 < h else h)
-    inner += (x0 + margin if x0 > 0 else 0, x1 - margin if x1 < w else w)
+    inner = (
+        y0 + margin if y0 > 0 else 0,
+        y1 - margin if y1 < h else h,
+        x0 + margin if x0 > 0 else 0,
+        x1 - margin if x1 < w else w,
+    )
     out = []
     for k in tiles_touching(grid, grow(box, margin, shape)):
         b = grid.box(*k)
@@ -201,6 +205,8 @@ def proxy_solve(stats, image, state: LiveState, box: Box, max_unknowns: int) -> 
         np.ascontiguousarray(known, np.float64),
         (0, sh, 0, sw),
     )
+    if values is None:
+        return 0
     small = np.where(np.isnan(values), known, values)
     up = _guided_upsample(small, img, image[c[0] : c[1], c[2] : c[3]])
     a = state.alpha[y0:y1, x0:x1]
@@ -223,7 +229,9 @@ def _downscaled_box(image, state: LiveState, box: Box, scale: float, r: int):
         state.alpha[c[0] : c[1], c[2] : c[3]], (sw, sh), interpolation=cv2.INTER_AREA
     )
     unk = cv2.resize(
-        state.unknown[c[0] : c[1], c[2] : c[3]].astype(np.float32), (sw, sh), cv2.INTER_AREA
+        state.unknown[c[0] : c[1], c[2] : c[3]].astype(np.float32),
+        (sw, sh),
+        interpolation=cv2.INTER_AREA,
     )
     variables = unk > 0
     # Only the box's own pixels are variables; the ring stays at the current alpha.
@@ -279,6 +287,8 @@ def first_solve(
         return box, "stroke", 0
     if n <= first_unknowns:
         values = solve_box(stats, image, state.unknown, state.alpha, box)
+        if values is None:
+            return box, "stroke", 0
         change = ring_change(values, state.alpha, box, shape, depth=max(4, margin // 4))
         paste(state.alpha, values, box)
         if change > tol:

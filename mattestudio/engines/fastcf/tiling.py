@@ -125,7 +125,7 @@ def solve_tiles(
     finished = 0
     error: BaseException | None = None
     with ThreadPoolExecutor(workers, thread_name_prefix="fastcf-tile") as pool:
-        running = set()
+        running: set = set()
         while ready or running:
             while ready and len(running) < workers and error is None:
                 running.add(pool.submit(work, heapq.heappop(ready)))
