@@ -35,6 +35,18 @@ def _hwm_mb(pid: int | str = "self") -> float:
     return float("nan")
 
 
+def _private_settings() -> None:
+    """The editor's remembered settings (Live on, recent files...) go to a temporary folder: a
+    benchmark neither reads nor changes the user's."""
+    import tempfile
+
+    from PySide6.QtCore import QSettings
+
+    folder = tempfile.mkdtemp(prefix="mattestudio-bench-settings-")
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, folder)
+    os.environ["MATTESTUDIO_AUTOSAVE_DIR"] = str(Path(folder) / "autosave")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--mp", type=int, default=12, choices=sorted(SIZES))
@@ -43,6 +55,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="write the JSON report here")
     args = ap.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    _private_settings()
     sys.path.insert(0, str(HERE))
     sys.path.insert(0, str(HERE.parent))
     from bench_large import strokes
