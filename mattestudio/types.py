@@ -55,6 +55,11 @@ class MattingResult:
     request_id: int | None = None
     #: Downscale factor used for a coarse preview (1.0 = full resolution).
     scale: float = 1.0
+    #: Live (bounded per-stroke solves): boxes (y0, y1, x0, x1) of the alpha that are still an
+    #: approximation; empty when the whole matte is settled.
+    approximate: tuple[tuple[int, int, int, int], ...] = ()
+    #: Live: the engine keeps refining the approximate boxes; further results follow.
+    refining: bool = False
 
     @property
     def shape(self) -> tuple[int, int]:

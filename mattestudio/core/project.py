@@ -16,7 +16,9 @@ A project is a zip holding:
                      (``Document.strokes``; format in mattestudio.core.strokes).
 
 Readers refuse a newer format version rather than guess. Autosaves use the same format, one file
-per source image, in :func:`autosave_dir`.
+per source image, in :func:`autosave_dir`, but without ``image.png``: the manifest's ``image`` is
+``"external"`` and the image is the source file at ``image_path`` (or the one the caller has open),
+so an autosave of a 24 MP photo writes the trimap and strokes, not the photo, every time.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import numpy as np
 
 from mattestudio.core import io as _io
 from mattestudio.core.atomic import write_with_atomic
-from mattestudio.errors import ImageLoadError, OutputError
+from mattestudio.errors import ImageLoadError, MattestudioError, OutputError
 
 PathLike = _io.PathLike
 
@@ -179,14 +181,16 @@ def _json_default(obj):
     raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
 
 
-def _members(state: ProjectState, path: Path) -> tuple[dict, list[tuple[str, bytes]]]:
-    image = np.clip(np.asarray(state.image, np.float32), 0, 1)
-    h, w = image.shape[:2]
-    image_bits = 8 if _is_8bit(image) else 16
-    pngs = [
-        ("image.png", _io.encode(_io.to_uint(image, image_bits), ".png")),
-        ("trimap.png", _io.encode(np.asarray(state.trimap, np.uint8), ".png")),
-    ]
+def _members(
+    state: ProjectState, path: Path, embed_image: bool = True
+) -> tuple[dict, list[tuple[str, bytes]]]:
+    h, w = np.asarray(state.image).shape[:2]
+    pngs = [("trimap.png", _io.encode(np.asarray(state.trimap, np.uint8), ".png"))]
+    image_bits = None
+    if embed_image:
+        image = np.clip(np.asarray(state.image, np.float32), 0, 1)
+        image_bits = 8 if _is_8bit(image) else 16
+        pngs.insert(0, ("image.png", _io.encode(_io.to_uint(image, image_bits), ".png")))
     if state.alpha is not None:
         pngs.append(("alpha.png", _io.encode(_io.to_uint(state.alpha, 16), ".png")))
     fg_bits = None
@@ -218,12 +222,15 @@ def _members(state: ProjectState, path: Path) -> tuple[dict, list[tuple[str, byt
         + (["strokes.json"] if strokes else []),
         "image_path": None if state.image_path is None else str(state.image_path),
     }
+    if not embed_image:
+        manifest["image"] = "external"
     files = pngs + [("settings.json", settings)] + ([("strokes.json", strokes)] if strokes else [])
     return manifest, files
 
 
-def save_project(path: PathLike, state: ProjectState) -> Path:
+def save_project(path: PathLike, state: ProjectState, *, embed_image: bool = True) -> Path:
     """Write ``state`` to a ``.mattestudio`` file atomically; returns the path written.
+    ``embed_image`` False: the file refers to the image at ``state.image_path`` (autosaves).
 
     A path without an extension gets ``.mattestudio``; any other extension is refused so that a
     project can never overwrite an image by mistake.
@@ -236,7 +243,9 @@ def save_project(path: PathLike, state: ProjectState) -> Path:
             f"unsupported file type {path.suffix!r} for a project; use {SUFFIX}", path
         )
     _check_state(state, path)
-    manifest, files = _members(state, path)
+    if not embed_image and state.image_path is None:
+        raise OutputError("a project without its image needs the image's path", path)
+    manifest, files = _members(state, path, embed_image)
 
     def writer(tmp: Path) -> None:
         with open(tmp, "wb") as f:
@@ -322,8 +331,10 @@ def _decode(zf: zipfile.ZipFile, name: str, path: Path, shape: tuple) -> np.ndar
     return np.ascontiguousarray(arr)
 
 
-def load_project(path: PathLike) -> ProjectState:
-    """Read a ``.mattestudio`` file. Raises ProjectError (an ImageLoadError) naming the file."""
+def load_project(path: PathLike, image: np.ndarray | None = None) -> ProjectState:
+    """Read a ``.mattestudio`` file. Raises ProjectError (an ImageLoadError) naming the file.
+    ``image``: for a file that does not hold its image (an autosave), the image it belongs to
+    when the caller has it open; otherwise that image is read from the file's ``image_path``."""
     path = Path(path)
     if not path.exists():
         raise ProjectError("file not found", path)
@@ -339,7 +350,7 @@ def load_project(path: PathLike) -> ProjectState:
         raise ProjectError(f"cannot read: {exc.strerror or exc}", path) from exc
     try:
         with zf:
-            return _load(zf, path)
+            return _load(zf, path, image)
     except ProjectError:
         raise
     except zipfile.BadZipFile as exc:  # e.g. a CRC mismatch: damaged on disk or in transfer
@@ -378,7 +389,7 @@ def load_settings(path: PathLike) -> dict:
     return settings if isinstance(settings, dict) else {}
 
 
-def _load(zf: zipfile.ZipFile, path: Path) -> ProjectState:
+def _load(zf: zipfile.ZipFile, path: Path, given: np.ndarray | None = None) -> ProjectState:
     names = set(zf.namelist())
     if "manifest.json" not in names:
         raise ProjectError("not a mattestudio project (no manifest.json)", path)
@@ -402,11 +413,16 @@ def _load(zf: zipfile.ZipFile, path: Path) -> ProjectState:
             path,
         )
     members = set(manifest.get("members") or [])
-    for name in ("image.png", "trimap.png", "settings.json") + tuple(sorted(members)):
+    external = manifest.get("image") == "external"
+    required = ("trimap.png",) if external else ("image.png", "trimap.png")
+    for name in required + ("settings.json",) + tuple(sorted(members)):
         if name not in names:
             raise ProjectError(f"the project is incomplete: member {name!r} is missing", path)
 
-    image = _io.as_rgb_float(_decode(zf, "image.png", path, (h, w, 3)))
+    if external:
+        image = _external_image(manifest.get("image_path"), given, (h, w), path)
+    else:
+        image = _io.as_rgb_float(_decode(zf, "image.png", path, (h, w, 3)))
     trimap = _decode(zf, "trimap.png", path, (h, w))
     if trimap.dtype != np.uint8 or not np.isin(trimap, (0, 128, 255)).all():
         raise ProjectError("trimap.png in the project is not an 8-bit 0/128/255 trimap", path)
@@ -429,6 +445,23 @@ def _load(zf: zipfile.ZipFile, path: Path) -> ProjectState:
         image_path=manifest.get("image_path"),
         strokes=strokes,
     )
+
+
+def _external_image(source, given: np.ndarray | None, shape: tuple, path: Path) -> np.ndarray:
+    """The image of a file that refers to it: the caller's, else read from ``source``."""
+    if given is None:
+        if not isinstance(source, str) or not source:
+            raise ProjectError("the project does not hold its image and names none", path)
+        try:
+            given = _io.load_image(source)
+        except MattestudioError as exc:
+            raise ProjectError(f"its image {source} cannot be read ({exc})", path) from exc
+    if given.shape[:2] != shape:
+        raise ProjectError(
+            f"it belongs to a {shape[1]}x{shape[0]} image, not {given.shape[1]}x{given.shape[0]}",
+            path,
+        )
+    return given
 
 
 def edge_adjustments(state: ProjectState, path: PathLike | None = None):
@@ -474,7 +507,11 @@ def _autosave_path(key: str) -> Path:
 
 def autosave(state: ProjectState, key: str | None = None) -> Path:
     """Save ``state`` as the autosave for ``key`` (default: derived from state.image_path)."""
-    return save_project(_autosave_path(key or autosave_key(state.image_path)), state)
+    return save_project(
+        _autosave_path(key or autosave_key(state.image_path)),
+        state,
+        embed_image=state.image_path is None,  # the source image stays where it is
+    )
 
 
 def find_autosave(image_path: PathLike | None) -> Path | None:

@@ -9,7 +9,9 @@ item whose squares keep their size on screen at any zoom.
 A result that differs from the one on screen only inside a box (a Live re-run) is drawn by
 rewriting that box of the preview's pixel buffer, which the ImageItem's QImage shares, and
 repainting that rectangle; anything else recomputes the whole preview off the GUI thread. A
-badge in the corner says when the result on screen is older than the trimap. Wheel zooms around the cursor (ViewBox),
+badge in the corner says when the result on screen is older than the trimap. A Live result whose
+engine solved part of it approximately (bounded per-stroke work) has those regions outlined
+with a dashed line, and a "refining…" badge while the engine is still settling them. Wheel zooms around the cursor (ViewBox),
 the middle button or space+left drag pans, Ctrl+0 fits, Ctrl+1 shows 100%.
 
 Mouse presses/moves/releases in image pixel coordinates are emitted as signals; the tool
@@ -21,11 +23,12 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QColor, QCursor, QPen, QPixmap, QTransform
+from PySide6.QtGui import QBrush, QColor, QCursor, QPainterPath, QPen, QPixmap, QTransform
 from PySide6.QtWidgets import (
     QGraphicsEllipseItem,
     QGraphicsItem,
     QGraphicsLineItem,
+    QGraphicsPathItem,
     QGraphicsRectItem,
     QLabel,
 )
@@ -127,12 +130,27 @@ class Canvas(pg.GraphicsView):
         self.rubber.setZValue(11)
         self.rubber.setVisible(False)
         self.vb.addItem(self.rubber, ignoreBounds=True)
+        # Regions of a Live result that are still approximate: a subtle dashed outline.
+        self.approx_item = QGraphicsPathItem()
+        pen = QPen(QColor(255, 200, 60, 170), 1, Qt.PenStyle.DashLine)
+        pen.setCosmetic(True)
+        self.approx_item.setPen(pen)
+        self.approx_item.setZValue(4)
+        self.approx_item.setVisible(False)
+        self.vb.addItem(self.approx_item, ignoreBounds=True)
+        #: The boxes outlined now (tests read this; empty when the result is settled).
+        self.approximate_shown: tuple = ()
 
         self.badge = setp(
             QLabel("Stale: the trimap changed since this result", self), visible=False
         )
         self.badge.setStyleSheet(
             "background: rgba(200, 60, 40, 220); color: white; padding: 3px 8px; border-radius: 4px"
+        )
+        self.refining_badge = setp(QLabel("refining…", self), visible=False)
+        self.refining_badge.setStyleSheet(
+            "background: rgba(40, 40, 40, 200); color: rgb(255, 210, 90); padding: 2px 8px;"
+            " border-radius: 4px"
         )
         self.mode = "trimap"
         self.overlay_opacity = 0.45
@@ -182,13 +200,33 @@ class Canvas(pg.GraphicsView):
         doc = self.document
         show = self.mode in RESULT_MODES and doc.result is not None
         self.badge.setVisible(show and doc.result_is_stale)
+        self._update_approximate()
+
+    def _update_approximate(self) -> None:
+        """Outline the result's approximate regions; "refining…" while the engine settles them."""
+        result = self.document.result
+        boxes = tuple(result.approximate) if result is not None and result.scale == 1.0 else ()
+        show = self.mode in RESULT_MODES and bool(boxes)
+        if boxes != self.approximate_shown:
+            path = QPainterPath()
+            for y0, y1, x0, x1 in boxes:
+                path.addRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+            # Overlapping tiles: outline their union, not every tile's own edges.
+            self.approx_item.setPath(path.simplified())
+            self.approximate_shown = boxes
+        self.approx_item.setVisible(show)
+        self.refining_badge.setVisible(show and result is not None and result.refining)
 
     def resizeEvent(self, ev) -> None:
         super().resizeEvent(ev)
         badge = getattr(self, "badge", None)  # pyqtgraph resizes before __init__ has finished
-        if badge is not None:
+        if badge is not None and hasattr(self, "refining_badge"):
             badge.adjustSize()
             badge.move(max(self.width() - badge.width() - 10, 0), 10)
+            self.refining_badge.adjustSize()
+            self.refining_badge.move(
+                max(self.width() - self.refining_badge.width() - 10, 0), 14 + badge.height()
+            )
 
     def _on_trimap(self, _bbox) -> None:
         self._dirty_trimap = True

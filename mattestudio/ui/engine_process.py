@@ -16,6 +16,12 @@ engine and its last full-resolution result. A Live job then re-runs through
 ``pipeline.rematte`` (foreground colors only where the alpha changed) and sends back only the
 changed box; the parent keeps the same last result and pastes the box into a copy of it. Both
 sides see every result in pipe order, so they stay in step; a restart resets both.
+
+Engines with bounded Live updates (``predict_live`` / ``refine``, the fast closed-form engine)
+answer a Live job with one bounded solve around the stroke, then keep refining its approximate
+regions, newest stroke first, sending each refinement as a further Result (its changed box
+only) until nothing is left, the job is cancelled, or the parent says a newer job is waiting
+(the ``yield`` event: the refinement then continues in that job).
 """
 
 from __future__ import annotations
@@ -73,14 +79,30 @@ class _Session:
         self.image_key: int | None = None
         self.previous: MattingResult | None = None  # at full resolution
         self.previous_id = -1
+        #: The engine's Live matte may differ from ``previous`` outside the next changed box
+        #: (a refinement was cancelled half-way): the next Live result is compared in full.
+        self.diverged = False
+
+
+#: Seconds of refinement between two results (and between two looks at the yield event).
+REFINE_SECONDS = 0.25
+
+
+def bounded_live(engine) -> bool:
+    """Whether Live jobs on ``engine`` take the bounded path (predict_live, then refine)."""
+    return callable(getattr(engine, "predict_live", None)) and bool(
+        getattr(engine, "params", {}).get("incremental")
+    )
 
 
 class _Server:
     MAX_SESSIONS = 4
 
-    def __init__(self, conn, token: CancelToken) -> None:
+    def __init__(self, conn, token: CancelToken, newer_waiting=None) -> None:
         self.conn = conn
         self.token = token
+        #: Set by the parent when a newer job waits: stop refining (an Event, or None).
+        self.newer_waiting = newer_waiting
         self.sessions: dict = {}
         self.image: np.ndarray | None = None
         self.image_key: int | None = None
@@ -168,6 +190,9 @@ class _Server:
             full.previous = None
         if job.exact:
             full.engine.forget_previous()  # part of the engine contract (a no-op by default)
+        elif bounded_live(full.engine):
+            self.matte_live(job, full)
+            return
         # An engine that re-solves only around the edit answers faster than a coarse preview would.
         warm = full.previous is not None and bool(full.engine.params.get("incremental"))
         lo = 0.0
@@ -240,8 +265,107 @@ class _Server:
             self.send(Result(job.job_id, job.revision, result, box, basis))
         self.last_sent = job.job_id
 
+    def matte_live(self, job: MattingJob, full: _Session) -> None:
+        """A Live job on an engine with bounded updates: the stroke's first change, then
+        refinements while the engine has approximate regions and no newer job waits."""
+        image, token, engine = self.image, self.token, full.engine
+        assert image is not None  # checked by serve()
+        if full.image_key != self.image_key:
+            full.image_key, full.previous = None, None
+            engine.prepare(image)
+            full.image_key = self.image_key
+        start = time.perf_counter()
+        live = engine.predict_live(
+            job.trimap, progress=self.progress_fn(job.job_id, 0.0, 0.9), cancel=token
+        )
+        self.send_live(job, full, live, start)
+        first = len(live.approximate_regions)
+        while engine.live_pending:
+            if self.newer_waiting is not None and self.newer_waiting.is_set():
+                return  # the next job's refinement continues where this one stopped
+            token.raise_if_cancelled()
+            start = time.perf_counter()
+            try:
+                live = engine.refine(seconds=REFINE_SECONDS, cancel=token)
+            except Cancelled:
+                full.diverged = True  # tiles solved before the cancel are in the engine's matte
+                raise
+            if live is None:
+                break
+            left = len(live.approximate_regions)
+            self.send(
+                Progress(
+                    job.job_id,
+                    min(0.99, 1.0 - left / max(first, left, 1)),
+                    f"refining: {left} regions approximate",
+                )
+            )
+            self.send_live(job, full, live, start)
 
-def _serve(conn, cancel_event) -> None:  # runs in the child
+    def send_live(self, job: MattingJob, full: _Session, live: Any, start: float) -> None:
+        """Send one LiveResult: foreground colors re-estimated only in its changed box, and
+        only that box on the wire when the parent holds the previous result."""
+        from mattestudio.engines.foreground import estimate_foreground, update_foreground
+        from mattestudio.pipeline import changed_box
+
+        image = self.image
+        assert image is not None
+        alpha = live.alpha  # the engine's own copy: known pixels are exactly 0 and 1
+        previous, previous_id = full.previous, full.previous_id
+        box: tuple[int, int, int, int] | None = None
+        if previous is None or previous.alpha.shape != alpha.shape:
+            fg = estimate_foreground(image, alpha)
+        else:
+            box = live.changed or (0, 0, 0, 0)
+            if full.diverged:
+                box = _union(box, changed_box(alpha, previous.alpha))
+                full.diverged = False
+            fg = previous.foreground  # owned here (the parent has its own copy): edit in place
+            if box[1] > box[0] and box[3] > box[2]:
+                update_foreground(image, alpha, fg, box)
+        result = MattingResult(
+            alpha=alpha,
+            foreground=fg,
+            engine=engine_name(full.engine),
+            params=dict(full.engine.params),
+            seconds=time.perf_counter() - start,
+            request_id=job.job_id,
+            approximate=tuple(_box(r.box) for r in live.approximate_regions),
+            refining=bool(full.engine.live_pending),
+        )
+        full.previous, full.previous_id = result, job.job_id
+        if box is not None and previous_id == self.last_sent:
+            y0, y1, x0, x1 = box
+            crop = dataclasses.replace(
+                result,
+                alpha=alpha[y0:y1, x0:x1].copy(),
+                foreground=fg[y0:y1, x0:x1].copy(),
+            )
+            self.send(Result(job.job_id, job.revision, crop, box, previous_id, patch=True))
+        else:
+            basis = previous_id if box is not None else None
+            self.send(Result(job.job_id, job.revision, result, box, basis))
+        self.last_sent = job.job_id
+
+
+def engine_name(engine) -> str:
+    return engine.info.name
+
+
+def _box(b) -> tuple[int, int, int, int]:
+    return int(b[0]), int(b[1]), int(b[2]), int(b[3])
+
+
+def _union(a, b):
+    """The smallest box holding both (an empty box counts as nothing)."""
+    if a[1] <= a[0] or a[3] <= a[2]:
+        return b
+    if b[1] <= b[0] or b[3] <= b[2]:
+        return a
+    return min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])
+
+
+def _serve(conn, cancel_event, newer_waiting=None) -> None:  # runs in the child
     with contextlib.suppress(
         AttributeError, OSError
     ):  # the editor's event loop wins any fight for a core
@@ -250,7 +374,7 @@ def _serve(conn, cancel_event) -> None:  # runs in the child
         Exception
     ):  # pymatting's import (and numba compile) now, not in the first run
         import pymatting  # noqa: F401
-    _Server(conn, _EventToken(cancel_event)).serve()
+    _Server(conn, _EventToken(cancel_event), newer_waiting).serve()
 
 
 # -- parent side ------------------------------------------------------------------------------------
@@ -264,6 +388,7 @@ class EngineProcess:
         self._proc: Any = None
         self._conn: Any = None
         self._cancel: Any = None
+        self._newer: Any = None  # Event: a newer job waits, stop refining
         self._image_ref: np.ndarray | None = None  # the image array last sent (by identity)
         self._image_key = 0
         self._basis: MattingResult | None = None  # last full-resolution result (module doc)
@@ -279,8 +404,12 @@ class EngineProcess:
         ctx = mp.get_context("spawn")  # never fork a process that runs Qt threads
         parent, child = ctx.Pipe()
         self._cancel = ctx.Event()
+        self._newer = ctx.Event()
         self._proc = ctx.Process(
-            target=_serve, args=(child, self._cancel), daemon=True, name="mattestudio-engine"
+            target=_serve,
+            args=(child, self._cancel, self._newer),
+            daemon=True,
+            name="mattestudio-engine",
         )
         self._conn = parent
         try:
@@ -337,11 +466,21 @@ class EngineProcess:
         self._basis = value
         return event
 
-    def run(self, job: Job, cancel: CancelToken, on_event: Callable[[Event], None]) -> None:
+    def run(
+        self,
+        job: Job,
+        cancel: CancelToken,
+        on_event: Callable[[Event], None],
+        newer_waiting: Callable[[], bool] | None = None,
+    ) -> None:
         """Run ``job`` to completion, passing its Progress and Result events to ``on_event``.
-        Raises Cancelled or MattestudioError."""
+        ``newer_waiting``: polled while the job runs; once true the engine stops refining (a
+        Live job then ends early, with what it has shown so far). Raises Cancelled or
+        MattestudioError."""
         self.start()
         self._cancel.clear()
+        self._newer.clear()
+        told_newer = False
         # The image travels only when it is a different array from the last one sent (Documents
         # replace their image, never edit it in place); the child keys its sessions by it.
         if job.image is None:
@@ -363,6 +502,9 @@ class EngineProcess:
         failure: str | None = None
         cancelled = False
         while True:
+            if not told_newer and newer_waiting is not None and newer_waiting():
+                self._newer.set()
+                told_newer = True
             if cancel.cancelled and cancel_at is None:
                 self._cancel.set()
                 cancel_at = time.monotonic()

@@ -8,6 +8,11 @@ FileOps works on the Document and talks through signals; it does not know the wi
 window gives it ``settings_source`` (the session's ProjectSettings for saving) and listens to
 ``settings_loaded``, ``message`` and ``run_requested``. An export of a result older than the
 trimap asks for a run first and writes once the fresh result has arrived.
+
+Exports are written on a pool thread (a 12 MP PSD takes seconds) from a snapshot of the
+document taken when asked, with ``progress`` reports; every writer in mattestudio.core is
+atomic (temp file + rename), so a reader never sees a half-written file. Autosave runs there
+too, and only when the trimap changed since the last one.
 """
 
 from __future__ import annotations
@@ -68,6 +73,8 @@ class FileOps(QObject):
     settings_loaded = Signal(object)
     #: An export needs a fresh result: run the engine (a clean full solve).
     run_requested = Signal()
+    #: An export on the pool thread: (fraction, text); 1.0 when it is over.
+    progress = Signal(float, str)
 
     def __init__(self, document, parent=None):
         super().__init__(parent)
@@ -81,6 +88,7 @@ class FileOps(QObject):
         self.autosave_timer.start()
         self._autosaved_version = -1
         self._autosave_busy = False
+        self.writing = 0  # exports still being written on the pool
 
     # -- helpers -------------------------------------------------------------------------------------
     def error(self, title: str, exc) -> None:
@@ -158,7 +166,7 @@ class FileOps(QObject):
         if answer != QMessageBox.StandardButton.Yes:
             return
         try:
-            state = project.load_project(found)
+            state = project.load_project(found, image=self.doc.image)
             if state.trimap.shape != self.doc.shape:
                 raise MattestudioError("the autosaved trimap does not match the image size")
             self.doc.set_trimap(state.trimap, "recover autosave", as_base=False, source="autosave")
@@ -260,11 +268,13 @@ class FileOps(QObject):
         if path is None:
             return False
         doc = self.doc
-        if kind != "trimap" and (doc.result_is_stale or doc.result.scale != 1.0):
-            # What is on screen is older than the trimap (or a coarse preview): never write it.
+        if kind != "trimap" and not _exportable(doc.result, doc.result_is_stale):
+            # What is on screen is older than the trimap, a coarse preview or a Live result
+            # with approximate regions: never write it.
             self.pending_export = (kind, path)
             self.message.emit(
-                "The result is older than the trimap: running the engine before exporting..."
+                "The result is not final (older than the trimap, or approximate): "
+                "running the engine before exporting..."
             )
             self.run_requested.emit()
             return False
@@ -274,7 +284,7 @@ class FileOps(QObject):
         doc = self.doc
         if self.pending_export is None or doc.result is None:
             return
-        if doc.result_is_stale or doc.result.scale != 1.0:
+        if not _exportable(doc.result, doc.result_is_stale):
             return
         kind, path = self.pending_export
         self.pending_export = None
@@ -286,31 +296,44 @@ class FileOps(QObject):
             self.message.emit("Export not written: the engine did not finish")
 
     def _write(self, kind: str, path: str) -> bool:
+        """Start writing ``kind`` to ``path`` on the pool; True when started. The file appears
+        (atomically) when done; ``wait_writes`` waits for it."""
         doc = self.doc
-        out = doc.output()  # every export shows the edge adjustments (issue 13)
-        if out is None and kind != "trimap":
+        if doc.alpha() is None and kind != "trimap":
             self.message.emit("Nothing to export yet: run the engine first")
             return False
-        try:
-            if kind == "trimap":
-                export.save_trimap_png(path, doc.trimap)
-            elif out is not None:
-                alpha, fg = out
-                if kind in ("alpha8", "alpha16"):
-                    export.save_alpha_png(path, alpha, bits=16 if kind == "alpha16" else 8)
-                elif kind == "cutout":
-                    export.save_cutout(path, fg, alpha)
-                elif kind == "composite":
-                    export.save_composite(path, fg, alpha, doc.background, original=doc.image)
-                elif kind == "ora":
-                    layered.save_ora(path, doc.image, fg, alpha, doc.background, doc.trimap)
-                elif kind == "psd":
-                    layered.save_psd(path, doc.image, fg, alpha, doc.background, doc.trimap)
-        except (MattestudioError, OSError, MemoryError) as exc:
-            self.error("Export failed", exc)
-            return False
-        self.message.emit(f"Exported {path}")
+        write = _writer(kind, path, doc, self.progress.emit)
+        name = Path(path).name
+        self.writing += 1
+        self.progress.emit(0.0, f"Exporting {name}...")
+
+        def done(_) -> None:
+            self.writing -= 1
+            self.progress.emit(1.0, f"Exported {path}")
+            self.message.emit(f"Exported {path}")
+
+        def failed(exc: BaseException) -> None:
+            self.writing -= 1
+            self.progress.emit(1.0, f"Export of {name} failed")
+            if isinstance(exc, (MattestudioError, OSError, MemoryError)):
+                self.error("Export failed", exc)
+            else:
+                self.error("Export failed", f"{type(exc).__name__}: {exc}")
+
+        run_task(write, done, failed)
         return True
+
+    def wait_writes(self, timeout_s: float = 300.0) -> bool:
+        """Process events until every export started so far is written (closing, tests)."""
+        import time
+
+        from PySide6.QtCore import QCoreApplication
+
+        end = time.monotonic() + timeout_s
+        while self.writing and time.monotonic() < end:
+            QCoreApplication.processEvents()
+            time.sleep(0.005)
+        return not self.writing
 
     # -- autosave ------------------------------------------------------------------------------------
     def autosave(self, wait: bool = False) -> None:
@@ -324,7 +347,8 @@ class FileOps(QObject):
             trimap=self.doc.trimap.copy(),
             settings=self.settings_source().to_dict(),
             image_path=str(self.doc.image_path),
-        )
+            strokes=list(self.doc.strokes),
+        )  # the image is not written: an autosave refers to the source file (core.project)
         version = self.doc.trimap_version
         self._autosave_busy = True
 
@@ -348,6 +372,48 @@ class FileOps(QObject):
         if self.doc.image_path is not None:
             with contextlib.suppress(MattestudioError):
                 project.clear_autosave(project.autosave_key(self.doc.image_path))
+
+
+def _exportable(result, stale: bool) -> bool:
+    """A result that may be written: current, full resolution, nothing approximate in it."""
+    return result is not None and not stale and result.scale == 1.0 and not result.approximate
+
+
+def _writer(kind: str, path: str, doc, report: Callable[[float, str], None]) -> Callable[[], None]:
+    """The write of one export as a function for the pool, over a snapshot of the document (its
+    image and result arrays are replaced, never edited, so they are shared, not copied)."""
+    from mattestudio.core import edges as edge_ops
+
+    trimap = doc.trimap.copy()
+    image, background, edges = doc.image, doc.background, doc.edges
+    alpha, fg = doc.alpha(), doc.foreground()
+    cached = getattr(doc, "_output_cache", None)
+    out = (
+        cached[2] if cached is not None and cached[0] is doc.result and cached[1] == edges else None
+    )
+    name = Path(path).name
+
+    def write() -> None:
+        if kind == "trimap":
+            export.save_trimap_png(path, trimap)
+            return
+        a, f = out if out is not None else (alpha, fg)
+        if out is None:  # every export shows the edge adjustments (issue 13)
+            report(0.1, f"Exporting {name}: edge adjustments")
+            a, f = edge_ops.apply(alpha, image if fg is None else fg, image, edges)
+        report(0.3, f"Exporting {name}: writing")
+        if kind in ("alpha8", "alpha16"):
+            export.save_alpha_png(path, a, bits=16 if kind == "alpha16" else 8)
+        elif kind == "cutout":
+            export.save_cutout(path, f, a)
+        elif kind == "composite":
+            export.save_composite(path, f, a, background, original=image)
+        elif kind == "ora":
+            layered.save_ora(path, image, f, a, background, trimap)
+        elif kind == "psd":
+            layered.save_psd(path, image, f, a, background, trimap)
+
+    return write
 
 
 def sample_arrays() -> tuple[str, str]:

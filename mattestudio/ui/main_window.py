@@ -255,6 +255,7 @@ class MainWindow(QMainWindow):
         fo.message.connect(self.status)
         fo.settings_loaded.connect(self.apply_settings)
         fo.run_requested.connect(self.run)
+        fo.progress.connect(self._file_progress)
         self.engine_panel.engine_changed.connect(lambda name: settings.put("engine/name", name))
         self.engine_panel.import_checkpoint.connect(self.import_checkpoint)
         ctl.status.connect(self.status)
@@ -310,6 +311,13 @@ class MainWindow(QMainWindow):
         self.cancel_action.setEnabled(busy)
         if busy:
             self.progress.setValue(0)
+
+    def _file_progress(self, fraction: float, text: str) -> None:
+        """An export on the pool thread: the progress bar while no engine job uses it."""
+        if not self.runner.busy:
+            self.progress.setVisible(fraction < 1.0)
+            self.progress.setValue(int(fraction * 1000))
+        self.status(text)
 
     def status(self, text: str) -> None:
         self.message.setStyleSheet("")
@@ -477,6 +485,7 @@ class MainWindow(QMainWindow):
         settings.put("window/geometry", self.saveGeometry())
         settings.put("window/state", self.saveState())
         self.runner.shutdown()
+        self.files.wait_writes()  # an export being written finishes before the exit
         QThreadPool.globalInstance().waitForDone(
             5000
         )  # previews, histogram, GrabCut still in flight

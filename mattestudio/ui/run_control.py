@@ -216,7 +216,14 @@ class RunController(QObject):
         # The status first: showing the result may write a waiting export, whose message wins.
         stale = " (the trimap changed since)" if event.revision != doc.revision else ""
         kind = "coarse preview" if value.scale != 1.0 else "alpha"
-        self.status.emit(f"{value.engine}: {kind} in {value.seconds:.2f} s{stale}")
+        approx = ""
+        if value.approximate:  # bounded Live updates: part of the matte is still approximate
+            approx = (
+                ", refining…"
+                if value.refining
+                else f", {len(value.approximate)} regions approximate until Run"
+            )
+        self.status.emit(f"{value.engine}: {kind} in {value.seconds:.2f} s{approx}{stale}")
         doc.set_result(value, event.revision, box)
 
     def _failed(self, message: str) -> None:

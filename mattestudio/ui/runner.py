@@ -52,10 +52,11 @@ class _Worker(QObject):
     #: reference-counting bugs there (crashes at interpreter exit on None/True payloads).
     notify = Signal()
 
-    def __init__(self, take, process: EngineProcess | None = None):
+    def __init__(self, take, process: EngineProcess | None = None, waiting=None):
         super().__init__()
         self.events: queue.SimpleQueue = queue.SimpleQueue()
         self._take = take
+        self._waiting = waiting  # () -> bool: a newer job waits (Live refinement yields to it)
         self.owns_process = process is None
         self.process = process or EngineProcess()
 
@@ -75,7 +76,7 @@ class _Worker(QObject):
             job_id = ticket.job.job_id
             cancelled = False
             try:
-                self.process.run(ticket.job, ticket.cancel, self._post)
+                self.process.run(ticket.job, ticket.cancel, self._post, self._waiting)
             except Cancelled:
                 cancelled = True
             except BaseException as exc:
@@ -121,7 +122,7 @@ class MattingRunner(QObject):
         self._busy = False
         self._thread = QThread()
         self._thread.setObjectName("matting-worker")
-        self._worker = _Worker(self._take, MattingRunner.shared_process)
+        self._worker = _Worker(self._take, MattingRunner.shared_process, self._has_pending)
         self._worker.moveToThread(self._thread)
         self._wake.connect(self._worker.wake)
         self._warm.connect(self._worker.warm_up)
@@ -188,6 +189,9 @@ class MattingRunner(QObject):
             self._worker.process.stop()
 
     # -- worker side -------------------------------------------------------------------------------
+    def _has_pending(self) -> bool:  # called on the worker thread
+        return self._pending is not None  # one reference read: no lock needed
+
     def _take(self) -> _Ticket | None:  # called on the worker thread
         with self._lock:
             ticket, self._pending = self._pending, None

@@ -246,7 +246,7 @@ def test_autosave_cycle(autosave_env, tmp_path):
     assert project.autosave_key(tmp_path / "a" / "x.jpg") != project.autosave_key(
         tmp_path / "b" / "x.jpg"
     )
-    back = load_project(project.find_autosave(image_path))
+    back = load_project(project.find_autosave(image_path), image=state.image)
     assert np.array_equal(back.trimap, state.trimap)
     project.autosave(state)  # overwriting is fine
     assert leftovers(autosave_env) == []
@@ -313,3 +313,36 @@ def test_load_bad_strokes(tmp_path):
         q = rewrite(p, tmp_path / "b.mattestudio", replace={"strokes.json": lambda _, bad=bad: bad})
         with pytest.raises(ProjectError, match="b.mattestudio.*strokes|JSON"):
             load_project(q)
+
+
+def test_autosave_holds_trimap_and_strokes_not_the_image(autosave_env, tmp_path):
+    from mattestudio.core import io
+
+    state = make_state()
+    import cv2
+
+    source = tmp_path / "photo.png"
+    rgb8 = np.clip(np.rint(state.image * 255), 0, 255).astype(np.uint8)
+    assert cv2.imwrite(str(source), rgb8[:, :, ::-1])
+    image = io.load_image(source)
+    state.image, state.image_path = image, str(source)
+    state.strokes = [{"kind": "segment", "value": 255}]
+    p = project.autosave(state)
+    with zipfile.ZipFile(p) as zf:
+        names = set(zf.namelist())
+        manifest = json.loads(zf.read("manifest.json"))
+    assert "image.png" not in names and {"trimap.png", "strokes.json"} <= names
+    assert manifest["image"] == "external" and manifest["image_path"] == str(source)
+    # With the image the editor has open, or read from the source file: the same state.
+    for back in (load_project(p, image=image), load_project(p)):
+        np.testing.assert_array_equal(back.image, image)
+        np.testing.assert_array_equal(back.trimap, state.trimap)
+        assert back.strokes == state.strokes
+    with pytest.raises(ProjectError, match="belongs to a"):
+        load_project(p, image=image[:-1])
+    source.unlink()
+    with pytest.raises(ProjectError, match="cannot be read"):
+        load_project(p)
+    # A full project still holds its image and loads without the source.
+    full = save_project(tmp_path / "full.mattestudio", state)
+    np.testing.assert_array_equal(load_project(full).image, image)

@@ -69,10 +69,10 @@ def test_reset_and_tooltips(solved):
 def test_exports_and_project_carry_the_adjustments(solved, tmp_path, make_window):
     panel = solved.edge_panel
     panel.rows["contrast"].spin.setValue(100)
-    assert solved.files.export("alpha8", str(tmp_path / "a.png"))
+    assert solved.files.export("alpha8", str(tmp_path / "a.png")) and solved.files.wait_writes()
     alpha = io.read_image_array(tmp_path / "a.png")
     assert set(np.unique(alpha)) == {0, 255}
-    assert solved.files.export("psd", str(tmp_path / "a.psd"))
+    assert solved.files.export("psd", str(tmp_path / "a.psd")) and solved.files.wait_writes()
     assert solved.files.save_project(str(tmp_path / "p.mattestudio"))
     other = make_window(open_files=False)
     assert other.files.open_project(str(tmp_path / "p.mattestudio"))

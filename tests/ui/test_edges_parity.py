@@ -20,8 +20,8 @@ def test_project_with_adjustments_renders_headless_like_the_editor_exports(
     doc.set_edges(edges)
     gui = tmp_path / "gui"
     gui.mkdir()
-    assert window.files.export("alpha8", str(gui / "a.png"))
-    assert window.files.export("cutout", str(gui / "c.png"))
+    assert window.files.export("alpha8", str(gui / "a.png")) and window.files.wait_writes()
+    assert window.files.export("cutout", str(gui / "c.png")) and window.files.wait_writes()
     assert window.files.save_project(str(tmp_path / "shot.mattestudio"))
     # The project keeps the engine's alpha and the adjustments apart (non-destructive).
     state = project.load_project(tmp_path / "shot.mattestudio")

@@ -1,15 +1,17 @@
 """File menu: exports re-read and checked, projects, bad input, recent files, autosave recovery."""
 
+import zipfile
+
 import numpy as np
 
-from mattestudio.core import io, layered
-from mattestudio.types import FOREGROUND, UNKNOWN
+from mattestudio.core import io, layered, project
+from mattestudio.types import FOREGROUND, UNKNOWN, MattingResult
 
 
 def test_export_alpha_8_and_16_bit(solved, tmp_path, dialogs):
     alpha = solved.document.alpha()
-    assert solved.files.export("alpha8", str(tmp_path / "a8.png"))
-    assert solved.files.export("alpha16", str(tmp_path / "a16.png"))
+    assert solved.files.export("alpha8", str(tmp_path / "a8.png")) and solved.files.wait_writes()
+    assert solved.files.export("alpha16", str(tmp_path / "a16.png")) and solved.files.wait_writes()
     a8, a16 = io.read_image_array(tmp_path / "a8.png"), io.read_image_array(tmp_path / "a16.png")
     assert a8.dtype == np.uint8 and a16.dtype == np.uint16 and a8.shape == alpha.shape
     np.testing.assert_array_equal(a8, io.to_uint(alpha, 8))
@@ -19,25 +21,29 @@ def test_export_alpha_8_and_16_bit(solved, tmp_path, dialogs):
 
 def test_export_cutout_composite_trimap(solved, tmp_path, synthetic_matte):
     doc = solved.document
-    assert solved.files.export("cutout", str(tmp_path / "c.png"))
+    assert solved.files.export("cutout", str(tmp_path / "c.png")) and solved.files.wait_writes()
     rgba = io.read_image_array(tmp_path / "c.png")
     assert rgba.shape == doc.shape + (4,)
     np.testing.assert_array_equal(rgba[:, :, 3], io.to_uint(doc.alpha()))
     doc.set_background((0.0, 0.0, 1.0))
-    assert solved.files.export("composite", str(tmp_path / "comp.png"))
+    assert (
+        solved.files.export("composite", str(tmp_path / "comp.png")) and solved.files.wait_writes()
+    )
     comp = io.read_image_array(tmp_path / "comp.png")
     np.testing.assert_array_equal(comp, io.to_uint(doc.composite()))
     assert comp[0, 0, 2] == 255 and comp[0, 0, 0] == 0  # blue where alpha is 0
-    assert solved.files.export("composite", str(tmp_path / "comp.jpg"))
+    assert (
+        solved.files.export("composite", str(tmp_path / "comp.jpg")) and solved.files.wait_writes()
+    )
     assert io.read_image_array(tmp_path / "comp.jpg").shape == doc.shape + (3,)
-    assert solved.files.export("trimap", str(tmp_path / "t.png"))
+    assert solved.files.export("trimap", str(tmp_path / "t.png")) and solved.files.wait_writes()
     np.testing.assert_array_equal(io.read_image_array(tmp_path / "t.png"), doc.trimap)
 
 
 def test_export_ora_layers(solved, tmp_path):
     doc = solved.document
     path = tmp_path / "out.ora"
-    assert solved.files.export("ora", str(path))
+    assert solved.files.export("ora", str(path)) and solved.files.wait_writes()
     layers = layered.read_ora(path)
     names = [n for n, _, _ in layers]
     assert set(names) >= {"Original", "Background", "Cutout", "Trimap"}
@@ -53,7 +59,7 @@ def test_export_psd_layers(solved, tmp_path):
 
     doc = solved.document
     path = tmp_path / "out.psd"
-    assert solved.files.export("psd", str(path))
+    assert solved.files.export("psd", str(path)) and solved.files.wait_writes()
     psd = PSDImage.open(path)
     assert (psd.height, psd.width) == doc.shape
     names = [layer.name for layer in psd]
@@ -182,6 +188,13 @@ def test_autosave_and_recovery(window, make_window, dialogs, synthetic_files):
     doc.end_stroke()
     window.files.autosave(wait=True)
     painted = doc.trimap.copy()
+    saved = project.find_autosave(doc.image_path)
+    assert saved is not None
+    with zipfile.ZipFile(saved) as zf:  # trimap and strokes, not the image
+        assert "image.png" not in zf.namelist() and "strokes.json" in zf.namelist()
+    stamp = saved.stat().st_mtime_ns
+    window.files.autosave(wait=True)  # nothing changed since: nothing written
+    assert saved.stat().st_mtime_ns == stamp
     # Simulate a crash: the window never closes normally, so the autosave stays.
     dialogs.answer = QMessageBox.StandardButton.Yes
     other = make_window(open_files=False)
@@ -190,3 +203,83 @@ def test_autosave_and_recovery(window, make_window, dialogs, synthetic_files):
     np.testing.assert_array_equal(other.document.trimap, painted)
     other.undo_action.trigger()  # the recovery itself is undoable
     assert not np.array_equal(other.document.trimap, painted)
+
+
+def test_export_runs_off_the_gui_thread_and_writes_atomically(solved, tmp_path, qtbot, monkeypatch):
+    """The write waits on a gate inside the writer: the event loop keeps turning meanwhile and
+    the target keeps its old content until the complete file is renamed over it."""
+    import threading
+
+    from psd_tools import PSDImage
+    from PySide6.QtCore import QTimer
+
+    from mattestudio.core import layered
+
+    path = tmp_path / "out.psd"
+    path.write_bytes(b"old")
+    before = set(tmp_path.iterdir())
+    gate, reached = threading.Event(), threading.Event()
+    real = layered._fsync
+
+    def gated(p):
+        reached.set()
+        if not gate.wait(30):
+            raise OSError("the GUI thread never opened the gate")
+        real(p)
+
+    monkeypatch.setattr(layered, "_fsync", gated)
+    ticks: list[int] = []
+    timer = QTimer()
+    timer.setInterval(5)
+    timer.timeout.connect(lambda: ticks.append(solved.files.writing))
+    timer.start()
+    progress: list[str] = []
+    solved.files.progress.connect(lambda f, text: progress.append(text))
+    assert solved.files.export("psd", str(path))  # returns while the file is being written
+    qtbot.waitUntil(reached.is_set, timeout=30000)
+    n = len(ticks)
+    qtbot.waitUntil(lambda: len(ticks) >= n + 3, timeout=5000)  # the event loop is free
+    assert all(w == 1 for w in ticks[n:])
+    assert path.read_bytes() == b"old"  # never a half-written file under the final name
+    gate.set()
+    qtbot.waitUntil(lambda: solved.files.writing == 0, timeout=30000)
+    timer.stop()
+    psd = PSDImage.open(path)
+    assert (psd.height, psd.width) == solved.document.shape
+    assert set(tmp_path.iterdir()) == before  # no temp file left behind
+    assert progress[0].startswith("Exporting") and progress[-1].startswith("Exported")
+
+
+def test_failed_background_export_explains_and_keeps_the_old_file(solved, tmp_path, dialogs):
+    from mattestudio.core import layered
+
+    path = tmp_path / "out.ora"
+    path.write_bytes(b"old")
+    before = set(tmp_path.iterdir())
+
+    def full_disk(p):
+        raise OSError(28, "No space left on device")
+
+    import pytest
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(layered, "_fsync", full_disk)
+        assert solved.files.export("ora", str(path))
+        assert solved.files.wait_writes()
+    assert dialogs.kinds() == ["warning"] and "space" in dialogs.texts()
+    assert path.read_bytes() == b"old" and set(tmp_path.iterdir()) == before
+
+
+def test_an_approximate_live_result_is_never_exported(solved, tmp_path, qtbot):
+    """A Live result that still has approximate regions makes the export run the engine first."""
+    doc, m = solved.document, solved.document.result
+    approx = MattingResult(m.alpha.copy(), m.foreground.copy(), "test", approximate=((0, 8, 0, 8),))
+    doc.set_result(approx, doc.revision)
+    runs: list[bool] = []
+    solved.files.run_requested.connect(lambda: runs.append(True))
+    out = tmp_path / "a.png"
+    assert not solved.files.export("alpha8", str(out))
+    assert runs == [True] and solved.files.pending_export is not None and not out.exists()
+    # The exact result (a Run) arrives: now it is written.
+    doc.set_result(MattingResult(m.alpha.copy(), m.foreground.copy(), "test"), doc.revision)
+    assert solved.files.wait_writes() and out.exists()
