@@ -233,17 +233,23 @@ def claim(job: ImageJob, out_dir: str | Path) -> Iterator[bool]:
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            yield False
-            return
-        # The holder before us may have removed the file after we opened it: then our lock is on
-        # an orphan inode, and a third batch could lock a new file. Retry on the current file.
-        try:
-            same = os.fstat(fd).st_ino == os.stat(path).st_ino
-        except FileNotFoundError:
-            same = False
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                fd = -1
+                yield False
+                return
+            # The holder before us may have removed the file after we opened it: then our lock is
+            # on an orphan inode, and a third batch could lock a new file. Retry on the current file.
+            try:
+                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+        except BaseException:  # Ctrl-C while claiming: leave no claim file of ours behind
+            if fd >= 0:
+                _drop_claim_file(path, fd)
+            raise
         if same:
             break
         os.close(fd)
@@ -254,6 +260,28 @@ def claim(job: ImageJob, out_dir: str | Path) -> Iterator[bool]:
         with contextlib.suppress(OSError):
             os.unlink(path)  # while still locked: nobody can be holding it
         os.close(fd)
+
+
+def _drop_claim_file(path: Path, fd: int) -> None:
+    """Close ``fd``; remove the claim file first when nobody else holds it (we can lock it)."""
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.fstat(fd).st_ino == os.stat(path).st_ino:
+            os.unlink(path)
+    except OSError:
+        pass  # held by another batch, or already gone: theirs to remove
+    finally:
+        os.close(fd)
+
+
+def sweep_claims(the_plan: Plan) -> None:
+    """Remove claim files nobody holds (left by a killed worker, or by a Ctrl-C at the wrong
+    moment); a claim another batch holds is kept."""
+    for job in the_plan.todo:
+        with claim(job, the_plan.out_dir):
+            pass  # a claim we can take is nobody's; leaving the block removes its file
 
 
 @contextlib.contextmanager
@@ -461,8 +489,11 @@ def run(
         summary.add(ImageOutcome(job.image, "skipped"))
         if on_outcome is not None:
             on_outcome(summary.outcomes[-1])
-    for job in the_plan.todo:
-        summary.add(process_job(job, engines, options))
-        if on_outcome is not None:
-            on_outcome(summary.outcomes[-1])
+    try:
+        for job in the_plan.todo:
+            summary.add(process_job(job, engines, options))
+            if on_outcome is not None:
+                on_outcome(summary.outcomes[-1])
+    finally:
+        sweep_claims(the_plan)  # an interrupted claim leaves no file behind
     return summary

@@ -226,13 +226,6 @@ def run_plan(
     return summary
 
 
-def sweep_claims(plan: batching.Plan) -> None:
-    """Remove the claim files of workers that were killed (their locks are gone with them)."""
-    for job in plan.todo:
-        with batching.claim(job, plan.out_dir):
-            pass  # a claim we can take is nobody's; leaving the block removes its file
-
-
 def check_engine(options: batching.BatchOptions) -> None:
     """Refuse an unknown or unavailable engine, or a bad parameter, on the client before any task
     is submitted, with the plain batch's message (creating an engine loads no model: deep engines
@@ -257,7 +250,10 @@ def run(
     plan = batching.plan(images_dir, trimaps_dir, out_dir, options)
     batching.check_output_folder(plan.out_dir)
     check_engine(options)
-    return run_plan(plan, options, client, on_outcome, timeout)
+    try:
+        return run_plan(plan, options, client, on_outcome, timeout)
+    finally:
+        batching.sweep_claims(plan)  # claims left by killed workers (a held claim is kept)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -311,3 +311,36 @@ def test_ctrl_c_while_starting_up_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(cli_main, "build_parser", interrupted)
     assert cli_main.main(["batch", "x", "--out", "y"]) == 130
     assert capsys.readouterr().err.strip() == "mattestudio: interrupted"
+
+
+def test_ctrl_c_while_claiming_leaves_no_claim_file(tmp_path, monkeypatch):
+    """Seen in CI: Ctrl-C between creating the claim file and locking it left `.NAME.claim`."""
+    import fcntl
+
+    from mattestudio import batching
+
+    job = batching.ImageJob("im1", tmp_path / "im1.png", None, (tmp_path / "im1_alpha.png",))
+    real = fcntl.flock
+    calls = []
+
+    def interrupted_once(fd, op):
+        calls.append(op)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", interrupted_once)
+    with pytest.raises(KeyboardInterrupt), batching.claim(job, tmp_path):
+        pass
+    assert list(tmp_path.iterdir()) == []
+    # a claim another batch holds is never removed by the clean-up
+    monkeypatch.setattr(fcntl, "flock", real)
+    with batching.claim(job, tmp_path) as held:
+        assert held
+        calls.clear()
+        monkeypatch.setattr(fcntl, "flock", interrupted_once)
+        with pytest.raises(KeyboardInterrupt), batching.claim(job, tmp_path):
+            pass
+        monkeypatch.setattr(fcntl, "flock", real)
+        assert (tmp_path / ".im1.claim").exists()
+    assert list(tmp_path.iterdir()) == []

@@ -89,5 +89,6 @@ def run(args) -> int:
                 bar.write(f"mattestudio: {outcome.message}", file=sys.stderr)
     finally:
         bar.close()
+        batch.sweep_claims(plan)  # an interrupted claim leaves no file behind
     print(summary.line())
     return summary.exit_code

@@ -51,6 +51,6 @@ def run_on_cluster(args, trimaps: str, options) -> int:
             finally:
                 bar.close()
     finally:  # claims left by killed workers (a held claim is kept)
-        dask_batch.sweep_claims(plan)
+        batching.sweep_claims(plan)
     print(summary.line())
     return summary.exit_code
