@@ -167,3 +167,22 @@ class EngineBase:
         if self._image is None:
             raise RuntimeError(f"{self.info.name}: predict() called before prepare(image)")
         return self._image
+
+    def _check_trimap(self, trimap: np.ndarray) -> np.ndarray:
+        """``trimap`` as an array of the prepared image's size with something known in it;
+        TrimapError otherwise."""
+        from mattestudio.errors import TrimapError
+        from mattestudio.types import BACKGROUND, FOREGROUND
+
+        image = self._require_image()
+        trimap = np.asarray(trimap)
+        if trimap.shape != image.shape[:2]:
+            raise TrimapError(
+                f"trimap is {trimap.shape[1]}x{trimap.shape[0]} but the prepared image is "
+                f"{image.shape[1]}x{image.shape[0]}"
+            )
+        if not ((trimap == FOREGROUND).any() or (trimap == BACKGROUND).any()):
+            raise TrimapError(
+                f"{self.info.display_name} needs some foreground or background in the trimap"
+            )
+        return trimap

@@ -16,7 +16,7 @@ import numpy as np
 
 from mattestudio.core import trimap as trimap_ops
 from mattestudio.engines.base import EngineBase, EngineInfo, Param
-from mattestudio.errors import MattestudioError, TrimapError
+from mattestudio.errors import MattestudioError
 from mattestudio.progress import scaled
 from mattestudio.types import CancelToken, ProgressFn
 
@@ -112,12 +112,7 @@ class PymattingEngine(EngineBase):
         progress: ProgressFn | None = None,
         cancel: CancelToken | None = None,
     ):
-        self._require_image()
-        fg, bg, _unknown = trimap_ops.split(trimap)
-        if not (fg.any() or bg.any()):
-            raise TrimapError(
-                f"{self.info.display_name} needs some foreground or background in the trimap"
-            )
+        trimap = self._check_trimap(trimap)
         if cancel is not None:
             cancel.raise_if_cancelled()
         if progress is not None:

@@ -26,7 +26,6 @@ import numpy as np
 
 from mattestudio.core import trimap as trimap_ops
 from mattestudio.engines.base import EngineBase, EngineInfo, Param
-from mattestudio.errors import TrimapError
 from mattestudio.progress import scaled
 from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN, CancelToken, ProgressFn
 
@@ -196,8 +195,7 @@ class FastClosedFormEngine(EngineBase):
         from mattestudio.engines.fastcf import live
 
         start = time.perf_counter()
-        image = self._require_image()
-        trimap = self._check_trimap(image, trimap)
+        trimap = self._check_trimap(trimap)
         if cancel is not None:
             cancel.raise_if_cancelled()
         first, start_n = self._live_caps()
@@ -306,19 +304,6 @@ class FastClosedFormEngine(EngineBase):
             scale *= 0.95 * (limit / count) ** 0.5 if limit else 0.9
         return scale
 
-    def _check_trimap(self, image: np.ndarray, trimap: np.ndarray) -> np.ndarray:
-        trimap = np.asarray(trimap)
-        if trimap.shape != image.shape[:2]:
-            raise TrimapError(
-                f"trimap is {trimap.shape[1]}x{trimap.shape[0]} but the prepared image is "
-                f"{image.shape[1]}x{image.shape[0]}"
-            )
-        if not ((trimap == FOREGROUND).any() or (trimap == BACKGROUND).any()):
-            raise TrimapError(
-                f"{self.info.display_name} needs some foreground or background in the trimap"
-            )
-        return trimap
-
     def predict(
         self,
         trimap: np.ndarray,
@@ -326,17 +311,7 @@ class FastClosedFormEngine(EngineBase):
         progress: ProgressFn | None = None,
         cancel: CancelToken | None = None,
     ):
-        image = self._require_image()
-        trimap = np.asarray(trimap)
-        if trimap.shape != image.shape[:2]:
-            raise TrimapError(
-                f"trimap is {trimap.shape[1]}x{trimap.shape[0]} but the prepared image is "
-                f"{image.shape[1]}x{image.shape[0]}"
-            )
-        if not ((trimap == FOREGROUND).any() or (trimap == BACKGROUND).any()):
-            raise TrimapError(
-                f"{self.info.display_name} needs some foreground or background in the trimap"
-            )
+        trimap = self._check_trimap(trimap)
         if cancel is not None:
             cancel.raise_if_cancelled()
         alpha = None

@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 from mattestudio.engines.base import EngineBase, EngineInfo, Param
-from mattestudio.errors import MattestudioError, TrimapError
-from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN, CancelToken, ProgressFn
+from mattestudio.errors import MattestudioError
+from mattestudio.types import FOREGROUND, UNKNOWN, CancelToken, ProgressFn
 
 Box = tuple[int, int, int, int]
 
@@ -209,17 +209,7 @@ class InformationFlowEngine(EngineBase):
         from mattestudio.engines.fastcf import regional
         from mattestudio.engines.infoflow import flows as flow_ops
 
-        image = self._require_image()
-        trimap = np.asarray(trimap)
-        if trimap.shape != image.shape[:2]:
-            raise TrimapError(
-                f"trimap is {trimap.shape[1]}x{trimap.shape[0]} but the prepared image is "
-                f"{image.shape[1]}x{image.shape[0]}"
-            )
-        if not ((trimap == FOREGROUND).any() or (trimap == BACKGROUND).any()):
-            raise TrimapError(
-                f"{self.info.display_name} needs some foreground or background in the trimap"
-            )
+        trimap = self._check_trimap(trimap)
         if cancel is not None:
             cancel.raise_if_cancelled()
         unknown = trimap == UNKNOWN
