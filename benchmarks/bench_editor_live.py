@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-SIZES = {3: (1416, 2120), 12: (2832, 4240), 24: (4000, 6000)}
 
 
 def _hwm_mb(pid: int | str = "self") -> float:
@@ -35,19 +34,12 @@ def _hwm_mb(pid: int | str = "self") -> float:
     return float("nan")
 
 
-def _private_settings() -> None:
-    """The editor's remembered settings (Live on, recent files...) go to a temporary folder: a
-    benchmark neither reads nor changes the user's."""
-    import tempfile
-
-    from PySide6.QtCore import QSettings
-
-    folder = tempfile.mkdtemp(prefix="mattestudio-bench-settings-")
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, folder)
-    os.environ["MATTESTUDIO_AUTOSAVE_DIR"] = str(Path(folder) / "autosave")
-
-
 def main() -> None:
+    sys.path.insert(0, str(HERE))
+    sys.path.insert(0, str(HERE.parent))
+    from editor_settings import private_settings
+    from large_scene import SIZES, make_scene
+
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--mp", type=int, default=12, choices=sorted(SIZES))
     ap.add_argument("--strokes", type=int, default=5)
@@ -55,11 +47,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="write the JSON report here")
     args = ap.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    _private_settings()
-    sys.path.insert(0, str(HERE))
-    sys.path.insert(0, str(HERE.parent))
+    private_settings()
     from bench_large import strokes
-    from large_scene import make_scene
     from PySide6.QtWidgets import QApplication
 
     from mattestudio.machine import describe

@@ -16,31 +16,20 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SIZES = {3: (1416, 2120), 12: (2832, 4240), 24: (4000, 6000)}
-
-
-def _private_settings() -> None:
-    """The editor's remembered settings (Live on, recent files...) go to a temporary folder: a
-    benchmark neither reads nor changes the user's."""
-    import tempfile
-
-    from PySide6.QtCore import QSettings
-
-    folder = tempfile.mkdtemp(prefix="mattestudio-bench-settings-")
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, folder)
-    os.environ["MATTESTUDIO_AUTOSAVE_DIR"] = str(Path(folder) / "autosave")
 
 
 def main() -> None:
+    sys.path.insert(0, str(HERE))
+    sys.path.insert(0, str(HERE.parent))
+    from editor_settings import private_settings
+    from large_scene import SIZES, make_scene
+
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--mp", type=int, default=12, choices=sorted(SIZES))
     ap.add_argument("--kinds", default="psd,ora")
     args = ap.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    _private_settings()
-    sys.path.insert(0, str(HERE))
-    sys.path.insert(0, str(HERE.parent))
-    from large_scene import make_scene
+    private_settings()
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 

@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-SIZES = {3: (1416, 2120), 12: (2832, 4240), 24: (4000, 6000)}  # 3 MP: a quick check
 
 
 # -- child ----------------------------------------------------------------------------------
@@ -174,7 +173,7 @@ def _scene(mp: int, folder: Path) -> dict:
     import cv2
 
     sys.path.insert(0, str(HERE))
-    from large_scene import make_scene
+    from large_scene import SIZES, make_scene
 
     h, w = SIZES[mp]
     paths = {k: folder / f"scene{mp}_{k}" for k in ("image.png", "trimap.png", "alpha.npy")}

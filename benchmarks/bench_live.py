@@ -293,15 +293,13 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
 
-    import tempfile
-
-    from PySide6.QtCore import QSettings
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from editor_settings import private_settings
 
     from mattestudio.machine import summary
     from mattestudio.ui.app import create_app
 
-    # the editor's remembered settings (Live, panes, background) must not leak in
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
+    private_settings()  # the editor's remembered settings (Live, panes, background) stay out
     app = create_app()
     load0 = " ".join(f"{v:.2f}" for v in os.getloadavg())
     image0, trimap0 = _photo(args.dataset, args.name)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Photo sizes (height, width) by megapixels: 3 MP is a quick check, 12 and 24 MP camera sizes.
+SIZES = {3: (1416, 2120), 12: (2832, 4240), 24: (4000, 6000)}
+
 
 def _texture(h: int, w: int, rng: np.random.Generator, cell: int, sigma: float) -> np.ndarray:
     import cv2
