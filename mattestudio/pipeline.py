@@ -143,15 +143,10 @@ def rematte(
                 else (min(y0, fy0), max(y1, fy1), min(x0, fx0), max(x1, fx1))
             )
     elif box[1] > box[0]:
-        from mattestudio.engines.foreground import estimate_foreground as estimate
+        from mattestudio.engines.foreground import update_foreground
 
-        h, w = alpha.shape
-        y0, y1, x0, x1 = box
-        cy0, cy1 = max(y0 - margin, 0), min(y1 + margin, h)
-        cx0, cx1 = max(x0 - margin, 0), min(x1 + margin, w)
-        crop = estimate(image[cy0:cy1, cx0:cx1], alpha[cy0:cy1, cx0:cx1])
         fg = previous.foreground.copy()
-        fg[y0:y1, x0:x1] = crop[y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0]
+        update_foreground(image, alpha, fg, box, pad=margin)
     else:
         fg = previous.foreground
     if progress is not None:

@@ -80,7 +80,7 @@ def update_foreground(
     y0, y1, x0, x1 = box
     a, b = max(0, y0 - pad), min(h, y1 + pad)
     c, d = max(0, x0 - pad), min(w, x1 + pad)
-    part = _finish(_estimate(image[a:b, c:d], alpha[a:b, c:d]), image[a:b, c:d], alpha[a:b, c:d])
+    part = estimate_foreground(image[a:b, c:d], alpha[a:b, c:d])  # strips on all cores if large
     foreground[y0:y1, x0:x1] = part[y0 - a : y1 - a, x0 - c : x1 - c]
 
 
