@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from mattestudio.errors import Cancelled, MattestudioError
+from mattestudio.progress import scaled
 from mattestudio.types import CancelToken, MattingResult
 from mattestudio.ui.protocol import (
     Done,
@@ -114,15 +115,17 @@ class _Server:
         self.conn.send(event)
 
     def progress_fn(self, job_id: int, lo: float, hi: float):
+        """A stage's progress, scaled onto [lo, hi] of the job's bar (mattestudio.progress) and
+        sent at most 20 times a second (and always at the stage's end)."""
         last = [0.0]
 
-        def progress(frac: float, text: str) -> None:
+        def send(fraction: float, text: str) -> None:
             now = time.monotonic()
-            if now - last[0] >= 0.05 or frac >= 1.0:
+            if now - last[0] >= 0.05 or fraction >= hi:
                 last[0] = now
-                self.send(Progress(job_id, lo + (hi - lo) * min(max(frac, 0.0), 1.0), text))
+                self.send(Progress(job_id, fraction, text))
 
-        return progress
+        return scaled(send, lo, hi)
 
     def session(self, name: str, params: dict, scale: float) -> _Session:
         from mattestudio.engines import registry
