@@ -85,7 +85,6 @@ def strokes(trimap: np.ndarray, count: int, seed: int = 1) -> list[np.ndarray]:
 def _child(args) -> None:
     import cv2
 
-    from mattestudio.core.document import downscaled
     from mattestudio.engines import registry
     from mattestudio.pipeline import run_matting
 
@@ -153,6 +152,10 @@ def _child(args) -> None:
             scale = min(0.5, (60_000 / (h * w)) ** 0.5)
             if coarse is None:
                 coarse = registry.create("closed-form")
+            try:  # where the helper lived in the code before
+                from mattestudio.core.trimap import downscaled
+            except ImportError:
+                from mattestudio.core.document import downscaled  # type: ignore[attr-defined,no-redef]
             img_s, tri_small = downscaled(image, tri, scale)
             run_matting(coarse, img_s, tri_small, prepared=coarse._image is not None)
             firsts.append(time.perf_counter() - t)
