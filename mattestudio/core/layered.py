@@ -33,6 +33,7 @@ import numpy as np
 from mattestudio.core import io as _io
 from mattestudio.core.atomic import write_with_atomic
 from mattestudio.core.compositing import Background, background_array
+from mattestudio.core.ziplimits import png_limit, read_member
 from mattestudio.errors import ImageLoadError, OutputError
 
 PathLike = _io.PathLike
@@ -193,11 +194,18 @@ def save_ora(
     return _write(path, "OpenRaster", writer)
 
 
-def _decode_png(data: bytes) -> np.ndarray:
+def _decode_png(data: bytes, max_pixels: int, fail) -> np.ndarray:
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as im:
+        # The header is read lazily: a small PNG announcing a huge image is refused undecoded.
+        if im.size[0] * im.size[1] > max_pixels:
+            raise fail(f"a layer of {im.size[0]}x{im.size[1]} pixels is larger than the canvas")
         return np.asarray(im.convert("RGBA"))
+
+
+#: stack.xml of a layered file is a few kilobytes; more is a damaged or hostile file.
+MAX_STACK_BYTES = 1 << 20
 
 
 def read_ora(path: PathLike) -> list[tuple[str, bool, np.ndarray]]:
@@ -207,17 +215,24 @@ def read_ora(path: PathLike) -> list[tuple[str, bool, np.ndarray]]:
     x/y offset. Nested stacks are flattened in order. Raises ImageLoadError naming the file.
     """
     path = Path(path)
+
+    def fail(msg: str) -> ImageLoadError:
+        return ImageLoadError(msg, path)
+
     try:
         with zipfile.ZipFile(path) as zf:
             if zf.namelist()[:1] != ["mimetype"] or zf.read("mimetype").strip() != ORA_MIMETYPE:
                 raise ImageLoadError(
                     "not an OpenRaster file (no image/openraster mimetype first)", path
                 )
-            root = ET.fromstring(zf.read("stack.xml"))
+            root = ET.fromstring(read_member(zf, "stack.xml", MAX_STACK_BYTES, fail))
             w, h = int(root.get("w", "")), int(root.get("h", ""))
+            if w < 1 or h < 1 or w * h > _io.max_pixels():
+                raise fail(f"OpenRaster canvas of {w}x{h} pixels is empty or too large")
             out = []
             for el in root.iter("layer"):  # document order = top first
-                rgba = _decode_png(zf.read(el.get("src", "")))
+                data = read_member(zf, el.get("src", ""), png_limit((h, w, 4)), fail)
+                rgba = _decode_png(data, w * h, fail)
                 x, y = int(float(el.get("x", 0))), int(float(el.get("y", 0)))
                 canvas = np.zeros((h, w, 4), np.uint8)
                 ys, xs = max(0, y), max(0, x)
@@ -241,8 +256,19 @@ def read_ora_merged(path: PathLike) -> np.ndarray:
     path = Path(path)
     try:
         with zipfile.ZipFile(path) as zf:
-            return _decode_png(zf.read("mergedimage.png"))
-    except (zipfile.BadZipFile, KeyError, OSError) as exc:
+            root = ET.fromstring(
+                read_member(zf, "stack.xml", MAX_STACK_BYTES, lambda m: ImageLoadError(m, path))
+            )
+            shape = (int(root.get("h", "")), int(root.get("w", "")), 4)
+            if shape[0] * shape[1] > _io.max_pixels():
+                raise ImageLoadError("OpenRaster canvas too large", path)
+            data = read_member(
+                zf, "mergedimage.png", png_limit(shape), lambda m: ImageLoadError(m, path)
+            )
+            return _decode_png(data, shape[0] * shape[1], lambda m: ImageLoadError(m, path))
+    except ImageLoadError:
+        raise
+    except (zipfile.BadZipFile, KeyError, ET.ParseError, TypeError, ValueError, OSError) as exc:
         raise ImageLoadError(f"corrupt or truncated OpenRaster file ({exc})", path) from exc
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from mattestudio.core import io as _io
+from mattestudio.core import ziplimits
 from mattestudio.core.atomic import write_with_atomic
 from mattestudio.errors import ImageLoadError, MattestudioError, OutputError
 
@@ -270,36 +271,13 @@ def save_project(path: PathLike, state: ProjectState, *, embed_image: bool = Tru
 
 
 def _read_member(zf: zipfile.ZipFile, name: str, path: Path, limit: int) -> bytes:
-    """A member's bytes, refused before inflating when it would inflate to more than ``limit``.
-
-    The size in the zip's directory is checked first; the read itself stops at ``limit + 1``
-    bytes too, so a directory that lies about the size cannot make us inflate a bomb either.
-    """
-    size = zf.getinfo(name).file_size
-    if size > limit:
-        raise ProjectError(
-            f"{name} in the project inflates to {size:,} bytes, more than the {limit:,} it can "
-            "need (a damaged or hostile file; a zip bomb?)",
-            path,
-        )
-    with zf.open(name) as f:
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise ProjectError(
-            f"{name} in the project inflates to more than the {limit:,} bytes it can need "
-            "(a damaged or hostile file; a zip bomb?)",
-            path,
-        )
-    return data
-
-
-def _png_limit(shape: tuple) -> int:
-    """Most bytes a PNG of ``shape`` can take: 16-bit samples with one alpha channel, a filter
-    byte per row, stored (uncompressed) deflate blocks, and 1 MiB of chunks and metadata."""
-    h, w = shape[:2]
-    channels = (shape[2] if len(shape) == 3 else 1) + 1
-    raw = h * (w * channels * 2 + 1)
-    return raw + raw // 1000 + (1 << 20)
+    """A member's bytes, refused before inflating past ``limit`` (see core.ziplimits)."""
+    return ziplimits.read_member(
+        zf,
+        name,
+        limit,
+        lambda msg: ProjectError(msg.replace(name, f"{name} in the project", 1), path),
+    )
 
 
 def _decode(zf: zipfile.ZipFile, name: str, path: Path, shape: tuple) -> np.ndarray:
@@ -316,7 +294,7 @@ def _decode(zf: zipfile.ZipFile, name: str, path: Path, shape: tuple) -> np.ndar
         raise ProjectError(
             f"{name} in the project is {pw}x{ph} but the image is {shape[1]}x{shape[0]}", path
         )
-    data = _read_member(zf, name, path, _png_limit(shape))
+    data = _read_member(zf, name, path, ziplimits.png_limit(shape))
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is None:
         raise ProjectError(f"{name} in the project is corrupt (cannot decode it)", path)

@@ -84,6 +84,7 @@ class Canvas(pg.GraphicsView):
     pressed = Signal(float, float, object)  # x, y, Qt.MouseButton
     moved = Signal(float, float)  # while a button is down and a tool has the mouse
     released = Signal(float, float)
+    drag_cancelled = Signal()  # Esc while a tool has the mouse: the tool undoes what it began
     hovered = Signal(float, float)
     files_dropped = Signal(list)
     preview_ready = Signal()  # the preview layer shows the current mode's image
@@ -508,7 +509,22 @@ class Canvas(pg.GraphicsView):
             e.setVisible(False)
         super().leaveEvent(ev)
 
+    @property
+    def tool_dragging(self) -> bool:
+        return self._tool_drag
+
+    def cancel_drag(self) -> bool:
+        """End a tool's drag without its release (Esc); True if one was in progress."""
+        if not self._tool_drag:
+            return False
+        self._tool_drag = False
+        self.drag_cancelled.emit()
+        return True
+
     def keyPressEvent(self, ev):
+        if ev.key() == Qt.Key.Key_Escape and self.cancel_drag():
+            ev.accept()
+            return
         if ev.key() == Qt.Key.Key_Space and not ev.isAutoRepeat():
             self._space = True
             self.viewport().setCursor(QCursor(Qt.CursorShape.OpenHandCursor))

@@ -145,6 +145,11 @@ class FileOps(QObject):
         self.doc.set_image(image, trimap, image_path=path, trimap_path=trimap_path)
         self._autosaved_version = self.doc.trimap_version
         self._remember(path)
+        h, w = self.doc.shape
+        self.message.emit(
+            f"Opened {Path(path).name} ({w}x{h}): paint the subject (F), the background (B) "
+            "and soft edges (U), then Run (Ctrl+R)"
+        )
         self._offer_recovery(path)
         return True
 
@@ -217,6 +222,13 @@ class FileOps(QObject):
         self.settings_loaded.emit(saved)
         self._autosaved_version = self.doc.trimap_version
         self._remember(path)
+        if state.alpha is None:
+            shown = "no result saved: Run (Ctrl+R) to matte it"
+        elif saved.result_current:
+            shown = f"result of {saved.engine or 'an engine'} restored"
+        else:
+            shown = "its saved result is older than the trimap: Run (Ctrl+R) to update it"
+        self.message.emit(f"Opened project {Path(path).name}: {shown}")
         return True
 
     # -- saving --------------------------------------------------------------------------------------

@@ -222,7 +222,7 @@ class MainWindow(QMainWindow):
             "Re-run after every edit of the trimap, engine or parameters",
             checkable=True,
         )
-        self.cancel_action = self._action(r, "&Cancel", self.runner.cancel, "Esc")
+        self.cancel_action = self._action(r, "&Cancel", self._escape, "Esc")
         self.cancel_action.setEnabled(False)
         tb = self.addToolBar("Main")
         tb.setObjectName("toolbar-main")
@@ -300,6 +300,12 @@ class MainWindow(QMainWindow):
         self.files.drop_pending_export()
         self.message.setStyleSheet("color: #e74c3c")
         self.message.setText(f"Error: {message}")
+
+    def _escape(self) -> None:
+        """Esc: a brush stroke or box being dragged is dropped first; otherwise the engine stops."""
+        if any(c.cancel_drag() for c in (self.canvas, self.result_view)):
+            return
+        self.runner.cancel()
 
     def _cancelled(self) -> None:
         self.files.drop_pending_export()

@@ -130,6 +130,7 @@ class SelectMouse(QObject):
         canvas.pressed.connect(self._press)
         canvas.moved.connect(self._move)
         canvas.released.connect(self._release)
+        canvas.drag_cancelled.connect(self._cancel_drag)
 
     @property
     def active(self) -> bool:
@@ -173,6 +174,12 @@ class SelectMouse(QObject):
             self.controller.set_box(x0, y0, x, y)
         else:
             self.controller.add_point(x0, y0, positive=not self._negative)
+
+    @Slot()
+    def _cancel_drag(self) -> None:
+        if self._start is not None:
+            self._start = None
+            self.canvas.show_rubber(None)
 
     def _dragged(self, start: tuple[float, float], x: float, y: float) -> bool:
         zoom = self.canvas.zoom_factor()

@@ -67,6 +67,7 @@ class ToolController(QObject):
         canvas.pressed.connect(lambda x, y, b, c=canvas: self._on_canvas(c) or self._press(x, y, b))
         canvas.moved.connect(self._move)
         canvas.released.connect(self._release)
+        canvas.drag_cancelled.connect(self.cancel_stroke)
         self._sync_canvas()
 
     def _on_canvas(self, canvas) -> None:
@@ -149,9 +150,13 @@ class ToolController(QObject):
                 self.canvas.show_rubber(None)
 
     def cancel_stroke(self) -> None:
+        """Esc during a drag: the stroke so far is undone (no history step), a GrabCut box dropped."""
         if self._brush is not None:
             self._brush.cancel()
             self._brush = None
+        if self._rect_start is not None:
+            self._rect_start = None
+            self.canvas.show_rubber(None)
 
     # -- trimap generators ----------------------------------------------------------------------------
     def trimap_from_alpha(self) -> bool:

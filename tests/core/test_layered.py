@@ -193,3 +193,47 @@ def test_failure_mid_write_leaves_old_file(tmp_path, data, monkeypatch):
     assert "x.psd" in str(info.value)
     assert p.read_bytes() == before
     assert leftovers(tmp_path) == []
+
+
+def _ora(path, stack: str, members: dict) -> None:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(
+            zipfile.ZipInfo("mimetype"), "image/openraster", compress_type=zipfile.ZIP_STORED
+        )
+        zf.writestr("stack.xml", stack, compress_type=zipfile.ZIP_DEFLATED)
+        for name, data in members.items():
+            zf.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
+
+
+def _png(w: int, h: int) -> bytes:
+    import io as _bio
+
+    from PIL import Image
+
+    buf = _bio.BytesIO()
+    Image.new("L", (w, h)).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def test_read_ora_refuses_bombs_without_inflating(tmp_path):
+    layer = '<image w="{w}" h="{h}"><stack><layer name="a" src="data/a.png"/></stack></image>'
+    # stack.xml that inflates to 64 MB (a zip bomb of a few tens of kB)
+    p = tmp_path / "xmlbomb.ora"
+    _ora(p, "<image " + " " * (64 << 20) + "/>", {})
+    with pytest.raises(ImageLoadError, match="xmlbomb.ora.*zip bomb"):
+        layered.read_ora(p)
+    # a canvas announced larger than any image we accept
+    p = tmp_path / "huge.ora"
+    _ora(p, layer.format(w=100_000, h=100_000), {"data/a.png": _png(4, 4)})
+    with pytest.raises(ImageLoadError, match="huge.ora.*too large"):
+        layered.read_ora(p)
+    # a small PNG (all zeros compress well) announcing a layer far larger than its canvas
+    p = tmp_path / "layerbomb.ora"
+    _ora(p, layer.format(w=8, h=8), {"data/a.png": _png(8000, 8000)})
+    with pytest.raises(ImageLoadError, match="layerbomb.ora.*larger than the canvas"):
+        layered.read_ora(p)
+    # the same shapes within limits read fine
+    p = tmp_path / "ok.ora"
+    _ora(p, layer.format(w=8, h=8), {"data/a.png": _png(8, 8)})
+    [(name, visible, px)] = layered.read_ora(p)
+    assert name == "a" and visible and px.shape == (8, 8, 4)

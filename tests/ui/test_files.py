@@ -94,6 +94,23 @@ def test_project_round_trip(solved, make_window, tmp_path):
     np.testing.assert_allclose(d2.alpha(), doc.alpha(), atol=1 / 65535 + 1e-6)
     assert other.engine_panel.engine == "knn" and other.tools.size == 33
     assert tuple(d2.background) == (1.0, 0.0, 0.0)
+    # the status bar says what was opened, also with Live off (it used to stay empty)
+    assert not other.control.live
+    text = other.message.text()
+    assert "work.mattestudio" in text and "older than the trimap" in text
+
+
+def test_status_bar_says_what_was_opened(solved, make_window, tmp_path):
+    path = tmp_path / "done.mattestudio"
+    assert solved.files.save_project(str(path))  # saved with its current result
+    other = make_window(open_files=False)
+    assert other.files.open_project(str(path))
+    assert "done.mattestudio" in other.message.text() and "restored" in other.message.text()
+    img = tmp_path / "photo.png"
+    io.save_rgb(img, solved.document.image)
+    assert other.files.open_image(str(img))
+    h, w = solved.document.shape
+    assert f"photo.png ({w}x{h})" in other.message.text() and "Run" in other.message.text()
 
 
 def test_corrupt_image_keeps_open_work(window, tmp_path, dialogs):

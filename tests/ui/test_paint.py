@@ -170,3 +170,50 @@ def test_painted_strokes_survive_project_save_and_reopen(
     other.undo_action.trigger()
     assert d2.strokes == doc.strokes
     np.testing.assert_array_equal(d2.trimap, doc.trimap)
+
+
+def _drag_then_escape(win, send_mouse, qtbot, points, escape):
+    vp = win.canvas.viewport()
+    send_mouse(vp, "press", points[0])
+    for p in points[1:]:
+        qtbot.wait(2)
+        send_mouse(vp, "move", p)
+    escape()
+    send_mouse(vp, "release", points[-1])  # the button comes up after Esc: nothing more happens
+
+
+def test_escape_during_a_stroke_drops_it_whole(window, send_mouse, qtbot):
+    doc, c = window.document, window.canvas
+    before = doc.trimap.copy()
+    window.tools.set_value("fg")
+    window.tools.set_tool("brush")
+    window.tools.set_size(5)
+    pts = [c.image_to_widget(x, 10.5) for x in (10, 20, 30, 45)]
+    c.setFocus()
+    # Esc goes to the canvas when no engine runs (the Cancel action is disabled then) ...
+    _drag_then_escape(window, send_mouse, qtbot, pts, lambda: qtbot.keyClick(c, Qt.Key.Key_Escape))
+    np.testing.assert_array_equal(doc.trimap, before)
+    assert len(doc.history) == 0 and not window.undo_action.isEnabled()
+    # ... and to the Cancel action while one runs: the stroke is dropped, not the engine.
+    cancels = []
+    window.runner.cancel = lambda *a, **k: cancels.append(1)
+    _drag_then_escape(window, send_mouse, qtbot, pts, window._escape)
+    np.testing.assert_array_equal(doc.trimap, before)
+    assert cancels == []
+    window._escape()  # no drag: Esc stops the engine as before
+    assert cancels == [1]
+    # painting still works after a cancelled stroke
+    _stroke(window, send_mouse, qtbot, pts)
+    assert (doc.trimap != before).any() and len(doc.history) == 1
+
+
+def test_escape_during_a_grabcut_box_drops_the_box(window, send_mouse, qtbot):
+    c = window.canvas
+    window.tools.set_tool("rect")
+    requested = []
+    window.tools.grabcut_requested.connect(lambda: requested.append(1))
+    pts = [c.image_to_widget(5, 5), c.image_to_widget(30, 30), c.image_to_widget(40, 40)]
+    c.setFocus()
+    _drag_then_escape(window, send_mouse, qtbot, pts, lambda: qtbot.keyClick(c, Qt.Key.Key_Escape))
+    assert requested == [] and window.tools.rect is None
+    assert not c.rubber.isVisible()
