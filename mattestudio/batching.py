@@ -226,7 +226,7 @@ def claim(job: ImageJob, out_dir: str | Path) -> Iterator[bool]:
     path = Path(out_dir) / f".{job.name}{CLAIM_SUFFIX}"
     try:
         import fcntl
-    except ImportError:  # pragma: no cover - Windows
+    except ImportError:  # Windows (tested by hiding fcntl)
         with _exclusive_file_claim(path) as held:
             yield held
         return
@@ -287,7 +287,7 @@ def sweep_claims(the_plan: Plan) -> None:
 @contextlib.contextmanager
 def _exclusive_file_claim(
     path: Path, max_age: float = 3600.0
-) -> Iterator[bool]:  # pragma: no cover
+) -> Iterator[bool]:
     for _ in range(2):
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -311,7 +311,7 @@ def _exclusive_file_claim(
             os.unlink(path)
 
 
-def _stale(path: Path, max_age: float) -> bool:  # pragma: no cover - Windows fallback
+def _stale(path: Path, max_age: float) -> bool:
     try:
         host, pid, _ = path.read_text().split()
         age = time.time() - path.stat().st_mtime

@@ -170,6 +170,43 @@ def test_claims_exclude_each_other_and_stale_claims_are_taken(tmp_path):
         assert held
 
 
+def test_claims_without_flock_fallback(tmp_path, monkeypatch):
+    """Where fcntl is missing (Windows), claims are files created exclusively; a claim whose
+    process is gone on this host, or older than an hour, is taken over; a fresh one from another
+    host is respected."""
+    import socket
+
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # import fcntl raises ImportError
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    _pair(src, "a")
+    job = batching.plan(src, src, out).todo[0]
+    claim_file = out / ".a.claim"
+    with batching.claim(job, out) as first:
+        assert claim_file.read_text().split()[:2] == [socket.gethostname(), str(os.getpid())]
+        with batching.claim(job, out) as second:
+            assert first and not second
+    assert not claim_file.exists()
+    now = time.time()
+    cases = {
+        f"{socket.gethostname()} {os.getpid()} {now:.0f}": False,  # alive here: respected
+        f"otherhost 12345 {now:.0f}": False,  # another machine, fresh: respected
+        f"{socket.gethostname()} 999999999 {now:.0f}": True,  # its process is gone: taken
+        "garbage": True,  # unreadable: taken
+    }
+    for text, taken in cases.items():
+        claim_file.write_text(text + "\n")
+        with batching.claim(job, out) as held:
+            assert held is taken, text
+        assert claim_file.exists() is not taken
+    claim_file.write_text(f"otherhost 12345 {now:.0f}\n")
+    os.utime(claim_file, (now - 7200, now - 7200))  # two hours old: taken even from elsewhere
+    with batching.claim(job, out) as held:
+        assert held
+    assert not claim_file.exists()
+
+
 def test_claim_held_by_another_process(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
