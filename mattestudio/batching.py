@@ -285,9 +285,7 @@ def sweep_claims(the_plan: Plan) -> None:
 
 
 @contextlib.contextmanager
-def _exclusive_file_claim(
-    path: Path, max_age: float = 3600.0
-) -> Iterator[bool]:
+def _exclusive_file_claim(path: Path, max_age: float = 3600.0) -> Iterator[bool]:
     for _ in range(2):
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
