@@ -135,7 +135,7 @@ def test_tiled_path_close_to_direct(big):
     # Force the tiled path on a small image by pretending the budget is tiny.
     engine._budget_entries = lambda: 600_000.0
     alpha, _ = engine.predict(big.trimap)
-    assert engine.last_mode == "tiled"
+    assert engine.last_mode == "coarse-to-fine"
     full = _full(big.image, big.trimap)
     unknown = big.trimap == 128
     assert np.abs(alpha - full)[unknown].mean() < 0.02

@@ -165,7 +165,7 @@ def test_parallel_tiles_equal_sequential_sweep(scene, monkeypatch):
         e.prepare(scene.image)
         e._budget_entries = lambda: 600_000.0  # force the tiled path on a small image
         out.append(e.predict(scene.trimap)[0])
-        assert e.last_mode == "tiled"
+        assert e.last_mode == "coarse-to-fine"
     assert np.array_equal(out[0], out[1])
     full = _full(scene.image, scene.trimap)
     unknown = scene.trimap == 128
@@ -178,7 +178,7 @@ def test_tiles_respect_memory_budget(scene, sizes):
     budget = 600_000.0
     e._budget_entries = lambda: budget
     e.predict(scene.trimap)
-    assert e.last_mode == "tiled"
+    assert e.last_mode == "coarse-to-fine"
     # The coarse start (alone) within 0.64 of the budget; two tiles at once, together within it.
     assert max(regional.factor_entries(n) for n in sizes) <= 0.64 * budget
 
