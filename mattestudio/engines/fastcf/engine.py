@@ -483,7 +483,7 @@ class FastClosedFormEngine(EngineBase):
         if cancel is not None:
             cancel.raise_if_cancelled()
         residual = np.abs(local_linear.laplacian_times(self._image64, fixed, r, eps))
-        far = (residual > self.params["fine_residual"]).view(np.uint8)
+        far = (residual >= self.params["fine_residual"]).view(np.uint8)  # 0: every pixel
         del residual
         side = 2 * r + 1  # a variable's windows reach r; their neighbours another r
         variables = cv2.dilate(far, np.ones((2 * side - 1, 2 * side - 1), np.uint8)).view(bool)
