@@ -101,7 +101,7 @@ class FastClosedFormEngine(EngineBase):
             ),
             Param(
                 "fine_residual",
-                0.01,
+                0.003,
                 "Large images are solved at a reduced size, upsampled along the image's edges, "
                 "then re-solved at full resolution where the matting energy's gradient "
                 "|L alpha| exceeds this; 0 re-solves every unknown pixel.",
