@@ -12,7 +12,9 @@ then brush strokes on the same warm engine as the editor's engine process keeps 
 - after: ``predict_live`` (first change) then ``refine()`` calls until nothing is queued (final),
   each followed by ``foreground.update_foreground`` on the box that changed.
 
-Peak memory: VmHWM of the subprocess (reset before Run and before the strokes). The CLI
+Run is reported as wall and CPU time (the process's, all threads: the machine is shared, so CPU
+time is the steadier figure), with foreground estimation's share and the load average at its start
+and end. Peak memory: VmHWM of the subprocess (reset before Run and before the strokes). The CLI
 (`mattestudio matte IMG --trimap T --alpha A`) runs in its own process; its peak is ru_maxrss.
 """
 
@@ -266,6 +268,11 @@ def _run_cli(root: Path, scene: dict, out: Path) -> dict:
 nan = float("nan")
 
 
+def _num(x: float, fmt: str) -> str:
+    """``x`` formatted, or "-" where it was not measured (NaN)."""
+    return "-" if x != x else format(x, fmt)
+
+
 def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -297,9 +304,11 @@ def render(report: dict) -> str:
                 f"{r.get('run_fg_s', nan):.1f} ({r.get('run_fg_cpu_s', nan):.1f}) | "
                 f"{load0[0]:.1f} / {load1[0]:.1f} | {r['run_peak_mb']:.0f} | "
                 f"{r.get('sad', nan):.1f} | "
-                f"{_pct(f, 50):.2f} / {_pct(f, 95):.2f} | {_pct(g, 50):.2f} / {_pct(g, 95):.2f} | "
-                f"{r['live_peak_mb']:.0f} | {r.get('cli_s', nan):.1f} | "
-                f"{r.get('cli_peak_mb', nan):.0f} | {len(f)} |"
+                f"{_num(_pct(f, 50), '.2f')} / {_num(_pct(f, 95), '.2f')} | "
+                f"{_num(_pct(g, 50), '.2f')} / {_num(_pct(g, 95), '.2f')} | "
+                f"{_num(r['live_peak_mb'] if f else nan, '.0f')} | "
+                f"{_num(r.get('cli_s', nan), '.1f')} | "
+                f"{_num(r.get('cli_peak_mb', nan), '.0f')} | {len(f)} |"
             )
         b, a = size["before"], size["after"]
         if "error" not in b and "error" not in a:
@@ -308,9 +317,9 @@ def render(report: dict) -> str:
             lines.append(
                 f"| {size['mp']} MP | before / after | {ratio:.2f}x | {cpu:.2f}x | | | "
                 f"{b['run_peak_mb'] / a['run_peak_mb']:.2f}x | | "
-                f"{_pct(b['first_s'], 50) / _pct(a['first_s'], 50):.1f}x (p50) | "
-                f"{_pct(b['final_s'], 50) / _pct(a['final_s'], 50):.1f}x (p50) | | "
-                f"{b.get('cli_s', nan) / a.get('cli_s', nan):.2f}x | | |"
+                f"{_num(_pct(b['first_s'], 50) / _pct(a['first_s'], 50), '.1f')}x (p50) | "
+                f"{_num(_pct(b['final_s'], 50) / _pct(a['final_s'], 50), '.1f')}x (p50) | | "
+                f"{_num(b.get('cli_s', nan) / a.get('cli_s', nan), '.2f')}x | | |"
             )
     lines.append("")
     for size in report["sizes"]:

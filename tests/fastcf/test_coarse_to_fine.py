@@ -4,8 +4,8 @@ is to the exact solve, that every factorization fits the budget, and that it is 
 
 Stated bounds (the 200 x 260 synthetic scene below, band 16, 8 347 unknowns, 40 px tiles): the
 coarse-to-fine alpha is within 0.002 of the exact whole-image solve on average over the unknown
-pixels (measured 0.0004, max 0.02; 4 688 of them re-solved), and within 0.001 when every unknown pixel is re-solved at full
-resolution (``fine_residual=0``; measured 0.00015).
+pixels (measured 0.0004, max 0.02; 4 688 of them re-solved), and within 0.001 when every unknown
+pixel is re-solved at full resolution (``fine_residual=0``; measured 0.00015).
 """
 
 import cv2

@@ -10,6 +10,9 @@ Session use (see ``FastClosedFormEngine.predict``):
 - ``predict(trimap)`` compares the trimap with the one of the previous successful call. A local
   change is re-solved only in a box around it, grown until the solution stops changing at the box's
   edge (``tolerance``); anything else, or ``incremental=False``, is a full solve.
+- Beyond ``memory_gb`` (camera-size photos) ``predict`` solves coarse to fine: an exact solve at a
+  reduced size, a guided upsampling, then exact full-resolution tiles where the upsampled alpha is
+  not yet a solution (``_tiled``).
 - ``predict_coarse(trimap, scale)`` is the Live-mode preview: a solve on the downscaled image,
   upsampled to full size.
 - Cancel and progress are checked between elimination steps; a cancelled call changes nothing.
