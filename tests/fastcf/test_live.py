@@ -163,7 +163,7 @@ def test_parallel_tiles_equal_sequential_sweep(scene, monkeypatch):
         )
         e = FastClosedFormEngine(incremental=False, tile=48, workers=2)
         e.prepare(scene.image)
-        e._budget_entries = lambda: 600_000.0  # force the tiled path on a small image
+        e._budget_entries = lambda: 600_000.0  # force the coarse-to-fine path on a small image
         out.append(e.predict(scene.trimap)[0])
         assert e.last_mode == "coarse-to-fine"
     assert np.array_equal(out[0], out[1])
@@ -184,7 +184,7 @@ def test_tiles_respect_memory_budget(scene, sizes):
 
 
 def test_incremental_predict_respects_memory_budget(scene, sizes):
-    """predict()'s growing box no longer ignores memory_gb: past it, the tiled full solve."""
+    """predict()'s growing box no longer ignores memory_gb: past it, the coarse-to-fine full solve."""
     e = FastClosedFormEngine(tile=48)
     e.prepare(scene.image)
     e.predict(scene.trimap)
