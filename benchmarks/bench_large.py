@@ -12,7 +12,9 @@ then brush strokes on the same warm engine as the editor's engine process keeps 
 - after: ``predict_live`` (first change) then ``refine()`` calls until nothing is queued (final),
   each followed by ``foreground.update_foreground`` on the box that changed.
 
-Peak memory: VmHWM of the subprocess (reset before Run and before the strokes). The CLI
+Run is reported as wall and CPU time (the process's, all threads: the machine is shared, so CPU
+time is the steadier figure), with foreground estimation's share and the load average at its start
+and end. Peak memory: VmHWM of the subprocess (reset before Run and before the strokes). The CLI
 (`mattestudio matte IMG --trimap T --alpha A`) runs in its own process; its peak is ru_maxrss.
 """
 
@@ -85,7 +87,11 @@ def strokes(trimap: np.ndarray, count: int, seed: int = 1) -> list[np.ndarray]:
 def _child(args) -> None:
     import cv2
 
-    from mattestudio.engines import registry
+    try:
+        from mattestudio.core.trimap import downscaled
+    except ImportError:  # older checkouts
+        from mattestudio.core.document import downscaled  # type: ignore[attr-defined,no-redef]
+    from mattestudio.engines import foreground, registry
     from mattestudio.pipeline import run_matting
 
     image = cv2.imread(args.image, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255.0
@@ -100,12 +106,32 @@ def _child(args) -> None:
     tri_s[40:160, 40:160] = 128
     run_matting(warm, small, tri_s)
     report: dict = {"pixels": int(trimap.size), "unknown": int((trimap == 128).sum())}
+    # Foreground estimation's share of Run: its wall and CPU time, summed over calls.
+    fg_time = {"s": 0.0, "cpu_s": 0.0}
+    real_estimate = foreground.estimate_foreground
+
+    def timed_estimate(*a, **k):
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            return real_estimate(*a, **k)
+        finally:
+            fg_time["s"] += time.perf_counter() - t0
+            fg_time["cpu_s"] += time.process_time() - c0
+
+    foreground.estimate_foreground = timed_estimate
     _reset_hwm()
     engine = registry.create("closed-form")
-    t = time.perf_counter()
+    report["load_run_start"] = os.getloadavg()
+    t, c = time.perf_counter(), time.process_time()
     result = run_matting(engine, image, trimap)
     report["run_s"] = time.perf_counter() - t
+    report["run_cpu_s"] = time.process_time() - c  # all threads of the process
+    report["load_run_end"] = os.getloadavg()
+    report["run_fg_s"] = fg_time["s"]
+    report["run_fg_cpu_s"] = fg_time["cpu_s"]
+    foreground.estimate_foreground = real_estimate
     report["run_mode"] = engine.last_mode
+    report["run_solve"] = getattr(engine, "last_solve", {})
     report["run_peak_mb"] = _hwm_mb()
     alpha = result.alpha
     np.save(args.save_alpha, alpha)
@@ -152,10 +178,6 @@ def _child(args) -> None:
             scale = min(0.5, (60_000 / (h * w)) ** 0.5)
             if coarse is None:
                 coarse = registry.create("closed-form")
-            try:  # where the helper lived in the code before
-                from mattestudio.core.trimap import downscaled
-            except ImportError:
-                from mattestudio.core.document import downscaled  # type: ignore[attr-defined,no-redef]
             img_s, tri_small = downscaled(image, tri, scale)
             run_matting(coarse, img_s, tri_small, prepared=coarse._image is not None)
             firsts.append(time.perf_counter() - t)
@@ -243,6 +265,14 @@ def _run_cli(root: Path, scene: dict, out: Path) -> dict:
     return {"cli_s": seconds, "cli_peak_mb": usage.ru_maxrss / 1024}
 
 
+nan = float("nan")
+
+
+def _num(x: float, fmt: str) -> str:
+    """``x`` formatted, or "-" where it was not measured (NaN)."""
+    return "-" if x != x else format(x, fmt)
+
+
 def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -256,36 +286,49 @@ def render(report: dict) -> str:
         f"- load average before / after: {report['load_before']} / {report['load_after']}",
         f"- command: `{report['command']}`",
         "",
-        "| size | version | Run s | Run peak MB | Live first change p50 / p95 s | Live final p50 / p95 s "
-        "| Live peak MB | CLI matte s | CLI peak MB | SAD vs truth | strokes |",
-        "|---|---|---:|---:|---|---|---:|---:|---:|---:|---:|",
+        "| size | version | Run s | Run CPU s | of which foreground s (CPU) | load at Run start / end "
+        "| Run peak MB | SAD vs truth | Live first change p50 / p95 s | Live final p50 / p95 s "
+        "| Live peak MB | CLI matte s | CLI peak MB | strokes |",
+        "|---|---|---:|---:|---|---|---:|---:|---|---|---:|---:|---:|---:|",
     ]
     for size in report["sizes"]:
         for ver in ("before", "after"):
             r = size[ver]
             if "error" in r:
-                lines.append(f"| {size['mp']} MP | {ver} | error: {r['error']} |||||||||")
+                lines.append(f"| {size['mp']} MP | {ver} | error: {r['error']} ||||||||||||")
                 continue
             f, g = r["first_s"], r["final_s"]
+            load0, load1 = r.get("load_run_start", [nan]), r.get("load_run_end", [nan])
             lines.append(
-                f"| {size['mp']} MP | {ver} | {r['run_s']:.1f} | {r['run_peak_mb']:.0f} | "
-                f"{_pct(f, 50):.2f} / {_pct(f, 95):.2f} | {_pct(g, 50):.2f} / {_pct(g, 95):.2f} | "
-                f"{r['live_peak_mb']:.0f} | {r.get('cli_s', float('nan')):.1f} | "
-                f"{r.get('cli_peak_mb', float('nan')):.0f} | {r.get('sad', float('nan')):.1f} | {len(f)} |"
+                f"| {size['mp']} MP | {ver} | {r['run_s']:.1f} | {r.get('run_cpu_s', nan):.1f} | "
+                f"{r.get('run_fg_s', nan):.1f} ({r.get('run_fg_cpu_s', nan):.1f}) | "
+                f"{load0[0]:.1f} / {load1[0]:.1f} | {r['run_peak_mb']:.0f} | "
+                f"{r.get('sad', nan):.1f} | "
+                f"{_num(_pct(f, 50), '.2f')} / {_num(_pct(f, 95), '.2f')} | "
+                f"{_num(_pct(g, 50), '.2f')} / {_num(_pct(g, 95), '.2f')} | "
+                f"{_num(r['live_peak_mb'] if f else nan, '.0f')} | "
+                f"{_num(r.get('cli_s', nan), '.1f')} | "
+                f"{_num(r.get('cli_peak_mb', nan), '.0f')} | {len(f)} |"
             )
         b, a = size["before"], size["after"]
         if "error" not in b and "error" not in a:
             ratio = b["run_s"] / a["run_s"]
+            cpu = b.get("run_cpu_s", nan) / a.get("run_cpu_s", nan)
             lines.append(
-                f"| {size['mp']} MP | before / after | {ratio:.2f}x | "
-                f"{b['run_peak_mb'] / a['run_peak_mb']:.2f}x | "
-                f"{_pct(b['first_s'], 50) / _pct(a['first_s'], 50):.1f}x (p50) | "
-                f"{_pct(b['final_s'], 50) / _pct(a['final_s'], 50):.1f}x (p50) | | "
-                f"{b.get('cli_s', float('nan')) / a.get('cli_s', float('nan')):.2f}x | | | |"
+                f"| {size['mp']} MP | before / after | {ratio:.2f}x | {cpu:.2f}x | | | "
+                f"{b['run_peak_mb'] / a['run_peak_mb']:.2f}x | | "
+                f"{_num(_pct(b['first_s'], 50) / _pct(a['first_s'], 50), '.1f')}x (p50) | "
+                f"{_num(_pct(b['final_s'], 50) / _pct(a['final_s'], 50), '.1f')}x (p50) | | "
+                f"{_num(b.get('cli_s', nan) / a.get('cli_s', nan), '.2f')}x | | |"
             )
     lines.append("")
     for size in report["sizes"]:
         a = size["after"]
+        for ver in ("before", "after"):
+            if size[ver].get("run_solve"):
+                lines.append(
+                    f"{ver}, {size['mp']} MP, Run solve: " + json.dumps(size[ver]["run_solve"])
+                )
         if "strokes" in a:
             lines.append(f"After, {size['mp']} MP, per stroke: " + json.dumps(a["strokes"]))
         if "alpha_diff" in size:

@@ -75,7 +75,10 @@ PARAMS = {
     "incremental": "Live mode: re-solve only around your last stroke (much faster); Run always "
     "solves everything.",
     "tolerance": "Live mode only: how far an incremental re-solve may differ from a full one.",
-    "memory_gb": "Does not change the matte, only how much memory the solver may use.",
+    "memory_gb": "How much memory the solver may use; larger photos are solved coarse to fine "
+    "(much faster, the matte changes very little).",
+    "fine_residual": "Large photos only: lower re-solves more of the edge at full resolution "
+    "(slower, slightly more exact); 0 re-solves all of it.",
     "workers": "Does not change the matte, only how many cores a large photo's solve uses.",
     "rtol": "Smaller is more exact and slower; the matte rarely changes visibly.",
     "maxiter": "Safety limit on solver iterations; the matte rarely changes visibly.",

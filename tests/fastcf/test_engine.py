@@ -129,13 +129,13 @@ def test_coarse_preview(big):
     assert np.abs(coarse - full)[unknown].mean() < 0.1
 
 
-def test_tiled_path_close_to_direct(big):
+def test_coarse_to_fine_path_close_to_direct(big):
     engine = FastClosedFormEngine(memory_gb=0.05, tile=48)
     engine.prepare(big.image)
-    # Force the tiled path on a small image by pretending the budget is tiny.
+    # Force the coarse-to-fine path on a small image by pretending the budget is tiny.
     engine._budget_entries = lambda: 600_000.0
     alpha, _ = engine.predict(big.trimap)
-    assert engine.last_mode == "tiled"
+    assert engine.last_mode == "coarse-to-fine"
     full = _full(big.image, big.trimap)
     unknown = big.trimap == 128
     assert np.abs(alpha - full)[unknown].mean() < 0.02

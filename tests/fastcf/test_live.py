@@ -163,9 +163,9 @@ def test_parallel_tiles_equal_sequential_sweep(scene, monkeypatch):
         )
         e = FastClosedFormEngine(incremental=False, tile=48, workers=2)
         e.prepare(scene.image)
-        e._budget_entries = lambda: 600_000.0  # force the tiled path on a small image
+        e._budget_entries = lambda: 600_000.0  # force the coarse-to-fine path on a small image
         out.append(e.predict(scene.trimap)[0])
-        assert e.last_mode == "tiled"
+        assert e.last_mode == "coarse-to-fine"
     assert np.array_equal(out[0], out[1])
     full = _full(scene.image, scene.trimap)
     unknown = scene.trimap == 128
@@ -178,13 +178,13 @@ def test_tiles_respect_memory_budget(scene, sizes):
     budget = 600_000.0
     e._budget_entries = lambda: budget
     e.predict(scene.trimap)
-    assert e.last_mode == "tiled"
+    assert e.last_mode == "coarse-to-fine"
     # The coarse start (alone) within 0.64 of the budget; two tiles at once, together within it.
     assert max(regional.factor_entries(n) for n in sizes) <= 0.64 * budget
 
 
 def test_incremental_predict_respects_memory_budget(scene, sizes):
-    """predict()'s growing box no longer ignores memory_gb: past it, the tiled full solve."""
+    """predict()'s growing box no longer ignores memory_gb: past it, the coarse-to-fine full solve."""
     e = FastClosedFormEngine(tile=48)
     e.prepare(scene.image)
     e.predict(scene.trimap)

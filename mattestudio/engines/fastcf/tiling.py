@@ -1,4 +1,5 @@
-"""Overlapping tiles solved in parallel, with the result of a sequential sweep.
+"""Overlapping tiles solved in parallel, with the result of a sequential sweep (a coarse-to-fine
+Run's full-resolution pass, Live's refinements).
 
 One multiplicative Schwarz sweep visits tiles in raster order, each solved exactly with everything
 around it held fixed. Tiles on a regular grid with ``step > overlap + 2r`` interact only with their
