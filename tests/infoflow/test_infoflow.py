@@ -54,6 +54,24 @@ def test_system_is_symmetric_positive_definite(seed):
     assert np.allclose(solver.solve(rtol=1e-10), np.linalg.solve(a, s.rhs), atol=1e-6)
 
 
+@pytest.mark.parametrize("rtol", [1e-3, 1e-8])
+def test_float32_preconditioner_reaches_the_tolerance(big, rtol):
+    from mattestudio.engines.fastcf.laplacian import WindowStats
+    from mattestudio.engines.infoflow import flows, system
+
+    image = big.image.astype(np.float64)
+    f = flows.compute(image, big.trimap, band=10, known_rows=True)
+    unknown = big.trimap == 128
+    fixed = (big.trimap == 255).astype(np.float64)
+    s = system.build(f, WindowStats.lazy(1, 1e-7), image, unknown, fixed, system.Weights())
+    solver = system.Solver(s, 1)
+    assert solver.factor.factors.dtype == np.float32  # the preconditioner is the float32 copy
+    x = solver.solve(rtol=rtol, max_iter=1000)
+    # The true residual, not the recurrence's.
+    assert np.linalg.norm(s.rhs - s.matvec(x)) <= 1.5 * rtol * np.linalg.norm(s.rhs)
+    assert 0 < solver.iterations < 1000
+
+
 def test_furry_ball_recovered():
     from mattestudio.core.metrics import sad
     from mattestudio.core.sample import make_sample
@@ -131,6 +149,24 @@ def test_progress_and_cancel(big):
     assert calls and max(calls) < 1.0
     again, _ = engine.predict(big.trimap)  # the cancelled call changed nothing
     assert engine.last_mode == "unchanged" and np.array_equal(again, first)
+
+
+def test_cancel_during_flows_stops_the_factor_thread(big):
+    import threading
+
+    engine = InformationFlowEngine()
+    engine.prepare(big.image)
+    token = CancelToken()
+
+    def cancel_in_flows(frac, msg):
+        if "flows" in msg and frac > 0.1:
+            token.cancel()  # the factor thread is running beside the flows by now
+
+    with pytest.raises(Cancelled):
+        engine.predict(big.trimap, progress=cancel_in_flows, cancel=token)
+    assert not any(t.name == "infoflow-factor" for t in threading.enumerate())
+    alpha, _ = engine.predict(big.trimap)  # and the engine still works
+    assert engine.last_mode == "full" and np.isfinite(alpha).all()
 
 
 def test_registered_and_validates(synthetic_matte):

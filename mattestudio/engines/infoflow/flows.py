@@ -15,11 +15,14 @@ Written from the paper's equations. Every pixel is addressed by its flat index y
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse
 from numba import njit
+
+_EPS = [float(v) for v in os.environ.get("IF_EPS", "0,0,0").split(",")]
 
 
 def features(image: np.ndarray, spatial: float) -> np.ndarray:
@@ -32,16 +35,27 @@ def features(image: np.ndarray, spatial: float) -> np.ndarray:
     return out.reshape(h * w, 5)
 
 
-def knn(database: np.ndarray, queries: np.ndarray, k: int, *, exclude_self: bool) -> np.ndarray:
-    """Indices into ``database`` of the k nearest rows to each query (scipy's cKDTree)."""
+def knn(
+    database: np.ndarray, queries: np.ndarray, k: int, *, exclude_self: bool, eps: float = 0.0
+) -> np.ndarray:
+    """Indices into ``database`` of the k nearest rows to each query (scipy's cKDTree). With
+    ``exclude_self`` the queries are the database's rows, and each row's own index is left out.
+    ``eps`` > 0: approximate neighbours, each within (1 + eps) of the true k-th distance."""
     from scipy.spatial import cKDTree
 
     k_eff = min(k + int(exclude_self), len(database))
     tree = cKDTree(database, balanced_tree=False, compact_nodes=False)
     # All cores: the same answer, 1.13x faster here (docs/benchmarks.md).
-    _, idx = tree.query(queries, k=k_eff, workers=-1)
+    _, idx = tree.query(queries, k=k_eff, workers=-1, eps=float(eps))
     idx = np.asarray(idx, np.int64).reshape(len(queries), k_eff)
-    return idx[:, 1:] if exclude_self else idx
+    if not exclude_self:
+        return idx
+    if eps == 0.0:
+        return idx[:, 1:]  # an exact search finds the row itself first (distance 0)
+    # An approximate one may not: drop the row's own index where found, else the farthest.
+    own = idx == np.arange(len(idx))[:, None]
+    own[~own.any(axis=1), -1] = True
+    return idx[~own].reshape(len(idx), k_eff - 1)
 
 
 @njit(cache=True, nogil=True)
@@ -116,8 +130,20 @@ def lle_weights(
     feat: np.ndarray, query: np.ndarray, neigh: np.ndarray, reg: float = 1e-3
 ) -> np.ndarray:
     out = np.empty(neigh.shape)
-    if len(query):
-        _lle_weights(feat, query.astype(np.int64), neigh.astype(np.int64), float(reg), out)
+    query = query.astype(np.int64)
+    neigh = neigh.astype(np.int64)
+    n = len(query)
+    if n < 10000 or (os.cpu_count() or 1) < 2:
+        _lle_weights(feat, query, neigh, float(reg), out)
+        return out
+    # Rows are independent and the kernel releases the GIL: the halves on two threads.
+    from concurrent.futures import ThreadPoolExecutor
+
+    h = n // 2
+    with ThreadPoolExecutor(1) as pool:
+        job = pool.submit(_lle_weights, feat, query[h:], neigh[h:], float(reg), out[h:])
+        _lle_weights(feat, query[:h], neigh[:h], float(reg), out[:h])
+        job.result()
     return out
 
 
@@ -137,12 +163,19 @@ class Flows:
 
 
 def colour_mixture(
-    image: np.ndarray, unknown_idx: np.ndarray, database_idx: np.ndarray, k: int, reg: float
+    image: np.ndarray,
+    unknown_idx: np.ndarray,
+    database_idx: np.ndarray,
+    k: int,
+    reg: float,
+    eps: float = 0.0,
 ) -> scipy.sparse.csr_matrix:
     h, w = image.shape[:2]
     n = h * w
     feat = features(image, 1.0)
-    neigh = database_idx[knn(feat[database_idx], feat[unknown_idx], k, exclude_self=True)]
+    neigh = database_idx[
+        knn(feat[database_idx], feat[unknown_idx], k, exclude_self=True, eps=_EPS[0])
+    ]
     wts = lle_weights(feat, unknown_idx, neigh, reg)
     nu = len(unknown_idx)
     kk = neigh.shape[1]
@@ -160,6 +193,7 @@ def known_to_unknown(
     k: int,
     reg: float,
     colour_only: bool = True,
+    eps: float = 0.0,
 ):
     """(target w^F_p, confidence eta_p) for each unknown pixel."""
     nu = len(unknown_idx)
@@ -167,8 +201,8 @@ def known_to_unknown(
         return np.zeros(nu), np.zeros(nu)
     feat = features(image, 10.0)
     q = feat[unknown_idx]
-    nf = fg_idx[knn(feat[fg_idx], q, k, exclude_self=False)]
-    nb = bg_idx[knn(feat[bg_idx], q, k, exclude_self=False)]
+    nf = fg_idx[knn(feat[fg_idx], q, k, exclude_self=False, eps=eps)]
+    nb = bg_idx[knn(feat[bg_idx], q, k, exclude_self=False, eps=eps)]
     neigh = np.concatenate([nf, nb], axis=1)
     # The neighbours are found in colour + position, but the mixture weights are fitted to the
     # colours only: fitting the (10x weighted) positions too makes the foreground share follow
@@ -189,7 +223,9 @@ def known_to_unknown(
     return wf, eta
 
 
-def intra_unknown(image: np.ndarray, unknown_idx: np.ndarray, k: int) -> scipy.sparse.csr_matrix:
+def intra_unknown(
+    image: np.ndarray, unknown_idx: np.ndarray, k: int, eps: float = 0.0
+) -> scipy.sparse.csr_matrix:
     h, w = image.shape[:2]
     n = h * w
     nu = len(unknown_idx)
@@ -197,13 +233,44 @@ def intra_unknown(image: np.ndarray, unknown_idx: np.ndarray, k: int) -> scipy.s
         return scipy.sparse.csr_matrix((n, n))
     feat = features(image, 1.0 / 20.0)
     fu = feat[unknown_idx]
-    neigh = knn(fu, fu, k, exclude_self=True)
+    neigh = knn(fu, fu, k, exclude_self=True, eps=eps)
     dist = np.sqrt(((fu[neigh] - fu[:, None, :]) ** 2).sum(axis=2))
     wts = np.maximum(1.0 - dist, 0.0)
     rows = np.repeat(unknown_idx, neigh.shape[1])
     cols = unknown_idx[neigh].ravel()
     m = scipy.sparse.csr_matrix((wts.ravel(), (rows, cols)), shape=(n, n))
     return ((m + m.T) * 0.5).tocsr()
+
+
+def known_to_unknown_flow(
+    image64: np.ndarray,
+    trimap: np.ndarray,
+    *,
+    k_ku: int = 7,
+    reg: float = 1e-3,
+    colour_only=True,
+    eps: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(target, confidence) of the known-to-unknown flow per pixel (H*W; zero where known)."""
+    from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN
+
+    flat = trimap.ravel()
+    ui = np.flatnonzero(flat == UNKNOWN)
+    wf, eta = known_to_unknown(
+        image64,
+        ui,
+        np.flatnonzero(flat == FOREGROUND),
+        np.flatnonzero(flat == BACKGROUND),
+        int(k_ku),
+        reg,
+        colour_only,
+        eps,
+    )
+    target = np.zeros(flat.size)
+    conf = np.zeros(flat.size)
+    target[ui] = wf
+    conf[ui] = eta
+    return target, conf
 
 
 def compute(
@@ -217,46 +284,36 @@ def compute(
     reg: float = 1e-3,
     known_rows: bool = False,
     ku_colour_only: bool = True,
+    ku: tuple[np.ndarray, np.ndarray] | None = None,
+    eps: float = 0.0,
     check=None,
 ) -> Flows:
     """All non-local flows for a trimap (uint8 0 / 128 / 255). ``band``: colour-mixture neighbours
     are searched among the unknown pixels and the known ones within this many pixels of them;
     with ``known_rows`` those known pixels also get a mixture equation (the paper writes one for
     the unknown pixels only), which ties the unknown pixels they mix from to their known alpha.
+    ``ku``: the known-to-unknown flow if already made by ``known_to_unknown_flow``. ``eps``:
+    approximate neighbour searches (cKDTree's eps; docs/benchmarks.md measures its effect).
     ``check(fraction)`` is called between the stages (progress and cancellation)."""
     import cv2
 
-    from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN
+    from mattestudio.types import UNKNOWN
 
-    h, w = trimap.shape
-    n = h * w
-    flat = trimap.ravel()
     unknown = trimap == UNKNOWN
-    ui = np.flatnonzero(flat == UNKNOWN)
+    ui = np.flatnonzero(trimap.ravel() == UNKNOWN)
     size = 2 * int(band) + 1
     near = cv2.dilate(unknown.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
     di = np.flatnonzero(near.ravel())
     if check is not None:
         check(0.0)
-    mix = colour_mixture(image64, di if known_rows else ui, di, int(k_mix), reg)
+    if ku is None:
+        ku = known_to_unknown_flow(image64, trimap, k_ku=k_ku, reg=reg, colour_only=ku_colour_only)
     if check is not None:
-        check(0.45)
-    wf, eta = known_to_unknown(
-        image64,
-        ui,
-        np.flatnonzero(flat == FOREGROUND),
-        np.flatnonzero(flat == BACKGROUND),
-        int(k_ku),
-        reg,
-        ku_colour_only,
-    )
+        check(0.35)
+    mix = colour_mixture(image64, di if known_rows else ui, di, int(k_mix), reg, eps)
     if check is not None:
         check(0.8)
-    intra = intra_unknown(image64, ui, int(k_uu))
-    target = np.zeros(n)
-    conf = np.zeros(n)
-    target[ui] = wf
-    conf[ui] = eta
+    intra = intra_unknown(image64, ui, int(k_uu), eps)
     if check is not None:
         check(1.0)
-    return Flows(mix, intra, target, conf)
+    return Flows(mix, intra, ku[0], ku[1])
