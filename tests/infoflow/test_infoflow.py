@@ -33,7 +33,7 @@ def _random_problem(seed):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_system_is_symmetric_positive_definite(seed):
+def test_system_is_symmetric_positive_definite(seed, monkeypatch):
     from mattestudio.engines.fastcf.laplacian import WindowStats
     from mattestudio.engines.infoflow import flows, system
 
@@ -49,9 +49,31 @@ def test_system_is_symmetric_positive_definite(seed):
     # The operator the solver uses is the same matrix.
     x = np.random.default_rng(seed).random(len(a))
     assert np.allclose(s.matvec(x), a @ x)
+    monkeypatch.setattr(system, "PARALLEL_MATVEC", 0)  # the product split across two threads
+    assert np.allclose(s.matvec(x), a @ x)
     # And the solver reaches its solution.
     solver = system.Solver(s, 1)
     assert np.allclose(solver.solve(rtol=1e-10), np.linalg.solve(a, s.rhs), atol=1e-6)
+
+
+@pytest.mark.parametrize("eps", [0.0, 1.0])
+def test_neighbours_leave_out_the_query_itself(eps):
+    from mattestudio.engines.infoflow.flows import knn
+
+    rng = np.random.default_rng(0)
+    data = rng.random((3000, 5))
+    queries = np.arange(0, 3000, 7)  # a subset of the database, as the colour mixture asks
+    idx = knn(data, data[queries], 6, own=queries, eps=eps)
+    assert idx.shape == (len(queries), 6)
+    assert not (idx == queries[:, None]).any()
+    assert all(len(set(row)) == 6 for row in idx)
+    d = np.linalg.norm(data[idx] - data[queries][:, None], axis=2)
+    true = np.sort(np.linalg.norm(data[None] - data[queries][:, None], axis=2), axis=1)[:, 1:7]
+    # Exact: the true neighbours; approximate: each within (1 + eps) of the true 6th distance.
+    if eps == 0:
+        assert np.allclose(np.sort(d, axis=1), true)
+    else:
+        assert (d <= (1 + eps) * true[:, -1:] + 1e-12).all()
 
 
 @pytest.mark.parametrize("rtol", [1e-3, 1e-8])

@@ -22,8 +22,6 @@ import numpy as np
 import scipy.sparse
 from numba import njit
 
-_EPS = [float(v) for v in os.environ.get("IF_EPS", "0,0,0").split(",")]
-
 
 def features(image: np.ndarray, spatial: float) -> np.ndarray:
     """H*W x 5 float64 feature rows [r, g, b, spatial * x / w, spatial * y / h]."""
@@ -36,26 +34,32 @@ def features(image: np.ndarray, spatial: float) -> np.ndarray:
 
 
 def knn(
-    database: np.ndarray, queries: np.ndarray, k: int, *, exclude_self: bool, eps: float = 0.0
+    database: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    *,
+    own: np.ndarray | None = None,
+    eps: float = 0.0,
 ) -> np.ndarray:
-    """Indices into ``database`` of the k nearest rows to each query (scipy's cKDTree). With
-    ``exclude_self`` the queries are the database's rows, and each row's own index is left out.
-    ``eps`` > 0: approximate neighbours, each within (1 + eps) of the true k-th distance."""
+    """Indices into ``database`` of the k nearest rows to each query (scipy's cKDTree).
+
+    ``own``: each query's own row in ``database``, left out of its neighbours. ``eps`` > 0:
+    approximate neighbours, each within (1 + eps) of the true k-th distance."""
     from scipy.spatial import cKDTree
 
-    k_eff = min(k + int(exclude_self), len(database))
+    extra = int(own is not None)
+    k_eff = min(k + extra, len(database))
     tree = cKDTree(database, balanced_tree=False, compact_nodes=False)
     # All cores: the same answer, 1.13x faster here (docs/benchmarks.md).
     _, idx = tree.query(queries, k=k_eff, workers=-1, eps=float(eps))
     idx = np.asarray(idx, np.int64).reshape(len(queries), k_eff)
-    if not exclude_self:
+    if own is None:
         return idx
-    if eps == 0.0:
-        return idx[:, 1:]  # an exact search finds the row itself first (distance 0)
-    # An approximate one may not: drop the row's own index where found, else the farthest.
-    own = idx == np.arange(len(idx))[:, None]
-    own[~own.any(axis=1), -1] = True
-    return idx[~own].reshape(len(idx), k_eff - 1)
+    # An exact search finds the row itself first (distance 0); an approximate one may not:
+    # drop it where found, else the farthest.
+    drop = idx == np.asarray(own, np.int64)[:, None]
+    drop[~drop.any(axis=1), -1] = True
+    return idx[~drop].reshape(len(idx), k_eff - 1)
 
 
 @njit(cache=True, nogil=True)
@@ -173,16 +177,16 @@ def colour_mixture(
     h, w = image.shape[:2]
     n = h * w
     feat = features(image, 1.0)
-    neigh = database_idx[
-        knn(feat[database_idx], feat[unknown_idx], k, exclude_self=True, eps=_EPS[0])
-    ]
+    own = np.searchsorted(database_idx, unknown_idx)  # both sorted; the queries are in the database
+    neigh = database_idx[knn(feat[database_idx], feat[unknown_idx], k, own=own, eps=eps)]
     wts = lle_weights(feat, unknown_idx, neigh, reg)
     nu = len(unknown_idx)
     kk = neigh.shape[1]
-    rows = np.repeat(np.arange(nu), kk + 1)
+    # Row i holds its pixel and its kk distinct neighbours: CSR directly, no sort or merge needed.
+    indptr = np.arange(0, nu * (kk + 1) + 1, kk + 1)
     cols = np.concatenate([unknown_idx[:, None], neigh], axis=1).ravel()
     vals = np.concatenate([np.ones((nu, 1)), -wts], axis=1).ravel()
-    return scipy.sparse.csr_matrix((vals, (rows, cols)), shape=(nu, n))
+    return scipy.sparse.csr_matrix((vals, cols, indptr), shape=(nu, n))
 
 
 def known_to_unknown(
@@ -201,8 +205,8 @@ def known_to_unknown(
         return np.zeros(nu), np.zeros(nu)
     feat = features(image, 10.0)
     q = feat[unknown_idx]
-    nf = fg_idx[knn(feat[fg_idx], q, k, exclude_self=False, eps=eps)]
-    nb = bg_idx[knn(feat[bg_idx], q, k, exclude_self=False, eps=eps)]
+    nf = fg_idx[knn(feat[fg_idx], q, k, eps=eps)]
+    nb = bg_idx[knn(feat[bg_idx], q, k, eps=eps)]
     neigh = np.concatenate([nf, nb], axis=1)
     # The neighbours are found in colour + position, but the mixture weights are fitted to the
     # colours only: fitting the (10x weighted) positions too makes the foreground share follow
@@ -233,7 +237,7 @@ def intra_unknown(
         return scipy.sparse.csr_matrix((n, n))
     feat = features(image, 1.0 / 20.0)
     fu = feat[unknown_idx]
-    neigh = knn(fu, fu, k, exclude_self=True, eps=eps)
+    neigh = knn(fu, fu, k, own=np.arange(nu), eps=eps)
     dist = np.sqrt(((fu[neigh] - fu[:, None, :]) ** 2).sum(axis=2))
     wts = np.maximum(1.0 - dist, 0.0)
     rows = np.repeat(unknown_idx, neigh.shape[1])

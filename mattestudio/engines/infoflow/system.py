@@ -18,13 +18,24 @@ the non-local terms).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import scipy.sparse
 
 from mattestudio.engines.infoflow.flows import Flows
+
+
+PARALLEL_MATVEC = 20000  # variables from which a product is split across two threads
+
+
+@lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(1, thread_name_prefix="infoflow-matvec")
 
 
 @dataclass
@@ -52,9 +63,15 @@ class System:
         self._local_intra = (self.local + self.intra).tocsr()
 
     def matvec(self, x: np.ndarray) -> np.ndarray:
-        out = self._local_intra @ x + self.diag * x
-        if self.mix.shape[0]:
-            out += self.mix_weight * (self._mix_t @ (self.mix @ x))
+        if not self.mix.shape[0]:
+            return self._local_intra @ x + self.diag * x
+        job = None
+        if len(x) >= PARALLEL_MATVEC and (os.cpu_count() or 1) > 1:
+            # scipy's sparse products release the GIL: the local part on a second thread.
+            job = _pool().submit(self._local_intra.dot, x)
+        out = self.mix_weight * (self._mix_t @ (self.mix @ x))
+        out += self.diag * x
+        out += job.result() if job is not None else self._local_intra @ x
         return out
 
     def dense(self) -> np.ndarray:
