@@ -105,9 +105,12 @@ def test_furry_ball_recovered():
     alpha, fg = engine.predict(trimap)
     assert fg is None and alpha.dtype == np.float32 and alpha.shape == trimap.shape
     assert np.all(alpha[trimap == 255] == 1.0) and np.all(alpha[trimap == 0] == 0.0)
-    assert sad(alpha, alpha_true, trimap) < 1.2  # measured 1.02 (default levels 0.02)
-    # The paper's flows alone (no levels stretch, which also dims the faintest fur) beat closed-form.
-    paper = InformationFlowEngine(levels=0.0)
+    # measured 1.14 with the defaults (levels 0.02, approximate neighbours, rtol 1e-2); 1.02
+    # with exact neighbours and rtol 1e-3 (docs/benchmarks.md)
+    assert sad(alpha, alpha_true, trimap) < 1.2
+    # The paper's flows alone (no levels stretch, which also dims the faintest fur; exact
+    # neighbours and a tight tolerance rather than the defaults' speed-ups) beat closed-form.
+    paper = InformationFlowEngine(levels=0.0, knn_eps=0.0, rtol=1e-3)
     paper.prepare(image)
     cf = FastClosedFormEngine()
     cf.prepare(image)
@@ -124,7 +127,9 @@ def _disc(trimap, y, x, r, value, where):
 
 @pytest.mark.parametrize("kind", ["to_fg", "to_unknown"])
 def test_incremental_equals_full(big, kind):
-    engine = InformationFlowEngine(rtol=1e-6)
+    # Exact neighbours: approximate ones change with the whole search tree, so after a stroke the
+    # flows move a little everywhere and the box re-solve (rightly) gives way to a full solve.
+    engine = InformationFlowEngine(rtol=1e-6, knn_eps=0.0)
     engine.prepare(big.image)
     engine.predict(big.trimap)
     assert engine.last_mode == "full"
@@ -138,7 +143,7 @@ def test_incremental_equals_full(big, kind):
         tri = _disc(big.trimap, ys[i], xs[i], 5, 128, lambda t: t == 255)
     alpha, _ = engine.predict(tri)
     assert engine.last_mode == "incremental"
-    full_engine = InformationFlowEngine(rtol=1e-6, incremental=False)
+    full_engine = InformationFlowEngine(rtol=1e-6, knn_eps=0.0, incremental=False)
     full_engine.prepare(big.image)
     full, _ = full_engine.predict(tri)
     assert np.abs(alpha - full).max() <= 2e-2

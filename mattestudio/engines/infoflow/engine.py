@@ -143,7 +143,7 @@ class InformationFlowEngine(EngineBase):
             ),
             Param(
                 "band",
-                10,
+                5,
                 "Known pixels within this distance of the unknown region take part in the "
                 "colour-mixture flow.",
                 "Known band (px)",
@@ -152,10 +152,11 @@ class InformationFlowEngine(EngineBase):
             ),
             Param(
                 "knn_eps",
-                1.0,
+                0.5,
                 "Approximate nearest neighbours: each found neighbour is within (1 + this) of "
-                "the true k-th distance (scipy cKDTree's eps); 0 searches exactly. About 1.5x "
-                "faster searches at 1 with the same scores (docs/benchmarks.md).",
+                "the true k-th distance (scipy cKDTree's eps); 0 searches exactly (needed for "
+                "incremental re-solves: approximate neighbours shift with every stroke). Faster "
+                "searches, same dataset scores (docs/benchmarks.md).",
                 "Neighbour search slack",
                 0.0,
                 4.0,
@@ -186,7 +187,7 @@ class InformationFlowEngine(EngineBase):
             ),
             Param(
                 "rtol",
-                1e-3,
+                1e-2,
                 "Relative residual at which conjugate gradients stop.",
                 "Solver tolerance",
                 1e-10,

@@ -29,7 +29,6 @@ import scipy.sparse
 
 from mattestudio.engines.infoflow.flows import Flows
 
-
 PARALLEL_MATVEC = 20000  # variables from which a product is split across two threads
 
 
