@@ -16,11 +16,18 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
+from functools import lru_cache, partial
+from typing import Any
 
 import numpy as np
 
-from mattestudio.engines.fastcf.direct import Factor, _backward, _forward
+from mattestudio.engines.fastcf import direct
+from mattestudio.engines.fastcf.direct import Factor
+
+# The numba kernels, called with the factor's arrays spread from a tuple (typed loosely: numba's
+# dispatcher does not describe its signature).
+_forward: Any = direct._forward
+_backward: Any = direct._backward
 
 
 @lru_cache(maxsize=1)
@@ -105,7 +112,7 @@ class TreeSolver:
             return np.zeros(0, np.int64)
         return np.concatenate([perm[vstart[k] : vend[k]] for k in nodes])
 
-    def _args(self):
+    def _args(self) -> tuple[Any, ...]:
         return (*self._index, self.factors)
 
     def solve(self, b: np.ndarray) -> np.ndarray:
@@ -120,7 +127,7 @@ class TreeSolver:
         before = x[self._top_pixels]
         copies = [x.copy() for _ in self.groups[1:]]
         jobs = [
-            _pool().submit(_forward, *args, xc, g)
+            _pool().submit(partial(_forward, *args, xc, g))
             for xc, g in zip(copies, self.groups[1:], strict=True)
         ]
         _forward(*args, x, self.groups[0])
@@ -131,7 +138,7 @@ class TreeSolver:
             x[self._top_pixels] += xc[self._top_pixels] - before
         _forward(*args, x, self.top)
         _backward(*args, x, self.top)
-        jobs = [_pool().submit(_backward, *args, x, g) for g in self.groups[1:]]
+        jobs = [_pool().submit(partial(_backward, *args, x, g)) for g in self.groups[1:]]
         _backward(*args, x, self.groups[0])
         for job in jobs:
             job.result()
