@@ -81,18 +81,17 @@ def _extend_add_lower(F, U, Bc, loc):
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def _solve(perm_v, vstart, vend, bptr, bidx, fptr, factors, x):
-    """x <- A^{-1} x with the stored factors: L11 (nv x nv, row-major, lower) then X = L11^-1 F_VB.
-
-    Each node gathers its pixels' and its boundary's entries into contiguous buffers, works there,
-    and scatters back: the inner loops run over contiguous memory."""
-    nn = vstart.shape[0]
+def _forward(perm_v, vstart, vend, bptr, bidx, fptr, factors, x, nodes):
+    """Forward substitution over ``nodes`` (children before parents): y_V = L11^-1 y_V, then
+    y_B -= X^T y_V. Each node gathers its pixels' and its boundary's entries into contiguous
+    buffers, works there, and scatters back: the inner loops run over contiguous memory. The
+    updates of y_B are sums, so work on disjoint subtrees can go to separate copies of x."""
     cap = 1
-    for k in range(nn):
+    for k in nodes:
         cap = max(cap, vend[k] - vstart[k], bptr[k + 1] - bptr[k])
     yv = np.empty(cap)
     yb = np.empty(cap)
-    for k in range(nn):  # forward: y_V = L11^-1 y_V; y_B -= X^T y_V
+    for k in nodes:
         vs = vstart[k]
         nv = vend[k] - vs
         b0 = bptr[k]
@@ -117,7 +116,19 @@ def _solve(perm_v, vstart, vend, bptr, bidx, fptr, factors, x):
                     yb[t] -= factors[row + t] * ya
         for t in range(nb):
             x[bidx[b0 + t]] = yb[t]
-    for k in range(nn - 1, -1, -1):  # backward: y_V -= X x_B; x_V = L11^-T y_V
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _backward(perm_v, vstart, vend, bptr, bidx, fptr, factors, x, nodes):
+    """Backward substitution over ``nodes`` in reverse (parents before children): y_V -= X x_B,
+    x_V = L11^-T y_V. A node writes only its own pixels and reads its ancestors'."""
+    cap = 1
+    for k in nodes:
+        cap = max(cap, vend[k] - vstart[k], bptr[k + 1] - bptr[k])
+    yv = np.empty(cap)
+    yb = np.empty(cap)
+    for i in range(nodes.shape[0] - 1, -1, -1):
+        k = nodes[i]
         vs = vstart[k]
         nv = vend[k] - vs
         b0 = bptr[k]
@@ -139,6 +150,14 @@ def _solve(perm_v, vstart, vend, bptr, bidx, fptr, factors, x):
             yv[a] = s / factors[off + a * nv + a]
         for a in range(nv):
             x[perm_v[vs + a]] = yv[a]
+
+
+@njit(cache=True, nogil=True)
+def _solve(perm_v, vstart, vend, bptr, bidx, fptr, factors, x):
+    """x <- A^{-1} x with the stored factors: L11 (nv x nv, row-major, lower) then X = L11^-1 F_VB."""
+    nodes = np.arange(vstart.shape[0])
+    _forward(perm_v, vstart, vend, bptr, bidx, fptr, factors, x, nodes)
+    _backward(perm_v, vstart, vend, bptr, bidx, fptr, factors, x, nodes)
 
 
 @njit(
@@ -251,6 +270,7 @@ class Factor:
     bidx: np.ndarray
     fptr: np.ndarray
     factors: np.ndarray
+    parent: np.ndarray | None = None  # the elimination tree (for solves split across threads)
 
     @property
     def nbytes(self) -> int:
@@ -366,7 +386,7 @@ def _factorize(matrix, coords, sep, leaf, check) -> Factor:
             k += 1
         if check is not None:
             check(fptr[k] / total)
-    return Factor(perm, vstart, vend, bptr, bidx, fptr, factors)
+    return Factor(perm, vstart, vend, bptr, bidx, fptr, factors, parent)
 
 
 def _factor_big(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from mattestudio.engines.base import EngineBase, EngineInfo, Param
-from mattestudio.errors import MattestudioError
+from mattestudio.errors import Cancelled, MattestudioError
 from mattestudio.types import FOREGROUND, UNKNOWN, CancelToken, ProgressFn
 
 Box = tuple[int, int, int, int]
@@ -38,6 +38,42 @@ def _checker(
             progress(lo + (hi - lo) * min(max(frac, 0.0), 1.0), label)
 
     return check
+
+
+class _Background:
+    """``fn(check)`` run on a thread. ``check`` raises Cancelled once the caller abandons the job
+    or ``cancel`` is set; ``result()`` waits and returns or re-raises."""
+
+    def __init__(self, fn, cancel: CancelToken | None):
+        import threading
+
+        self._stop = threading.Event()
+        self._out: dict = {}
+
+        def check(_frac: float) -> None:
+            if self._stop.is_set():
+                raise Cancelled()
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+
+        def run() -> None:
+            try:
+                self._out["value"] = fn(check)
+            except BaseException as exc:  # handed to the caller by result()
+                self._out["error"] = exc
+
+        self._thread = threading.Thread(target=run, name="infoflow-factor", daemon=True)
+        self._thread.start()
+
+    def result(self):
+        self._thread.join()
+        if "error" in self._out:
+            raise self._out["error"]
+        return self._out["value"]
+
+    def abandon(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 class InformationFlowEngine(EngineBase):
@@ -107,12 +143,23 @@ class InformationFlowEngine(EngineBase):
             ),
             Param(
                 "band",
-                10,
+                5,
                 "Known pixels within this distance of the unknown region take part in the "
                 "colour-mixture flow.",
                 "Known band (px)",
                 0,
                 50,
+            ),
+            Param(
+                "knn_eps",
+                0.5,
+                "Approximate nearest neighbours: each found neighbour is within (1 + this) of "
+                "the true k-th distance (scipy cKDTree's eps); 0 searches exactly (needed for "
+                "incremental re-solves: approximate neighbours shift with every stroke). Faster "
+                "searches, same dataset scores (docs/benchmarks.md).",
+                "Neighbour search slack",
+                0.0,
+                4.0,
             ),
             Param(
                 "mix_known_rows",
@@ -140,7 +187,7 @@ class InformationFlowEngine(EngineBase):
             ),
             Param(
                 "rtol",
-                1e-3,
+                1e-2,
                 "Relative residual at which conjugate gradients stop.",
                 "Solver tolerance",
                 1e-10,
@@ -207,7 +254,6 @@ class InformationFlowEngine(EngineBase):
         cancel: CancelToken | None = None,
     ):
         from mattestudio.engines.fastcf import regional
-        from mattestudio.engines.infoflow import flows as flow_ops
 
         trimap = self._check_trimap(trimap)
         if cancel is not None:
@@ -223,29 +269,16 @@ class InformationFlowEngine(EngineBase):
             if before_tri.shape == trimap.shape and not (before_tri != trimap).any():
                 self.last_mode = "unchanged"
                 return self._output(before, unknown), None
-        p = self.params
         self._check_memory(int(unknown.sum()))
-        assert self._image64 is not None  # set with the image by prepare()
-        flows = flow_ops.compute(
-            self._image64,
-            trimap,
-            k_mix=p["k_mix"],
-            k_ku=p["k_ku"],
-            k_uu=p["k_uu"],
-            band=p["band"],
-            known_rows=p["mix_known_rows"],
-            ku_colour_only=p["ku_fit"] == "colour",
-            check=_checker(progress, cancel, 0.0, 0.4, f"{self.info.display_name}: flows"),
-        )
         alpha = None
+        flows = None
         if self.params["incremental"] and self._last is not None:
+            flows = self._flows(trimap, None, progress, cancel)
             alpha = self._incremental(flows, trimap, unknown, progress, cancel)
         if alpha is None:
             alpha = fixed
             h, w = trimap.shape
-            values = self._solve_box(
-                flows, unknown, fixed, (0, h, 0, w), progress, cancel, "solving"
-            )
+            values = self._full(trimap, unknown, fixed, flows, progress, cancel)
             regional.paste(alpha, values, (0, h, 0, w))
             self.last_mode = "full"
         self._last = (trimap.copy(), alpha)  # the solution itself: later strokes start from it
@@ -279,9 +312,70 @@ class InformationFlowEngine(EngineBase):
 
     # -- solves -------------------------------------------------------------------------------
 
-    def _solve_box(self, flows, unknown, fixed, box: Box, progress, cancel, label: str):
+    def _flows(self, trimap, ku, progress, cancel):
+        from mattestudio.engines.infoflow import flows as flow_ops
+
+        p = self.params
+        assert self._image64 is not None  # set with the image by prepare()
+        return flow_ops.compute(
+            self._image64,
+            trimap,
+            k_mix=p["k_mix"],
+            k_ku=p["k_ku"],
+            k_uu=p["k_uu"],
+            band=p["band"],
+            known_rows=p["mix_known_rows"],
+            ku_colour_only=p["ku_fit"] == "colour",
+            ku=ku,
+            eps=p["knn_eps"],
+            check=_checker(progress, cancel, 0.0, 0.4, f"{self.info.display_name}: flows"),
+        )
+
+    def _full(self, trimap, unknown, fixed, flows, progress, cancel) -> np.ndarray:
+        """The solve on every unknown pixel. Without ``flows`` (made already) the preconditioner's
+        factor, which needs only the known-to-unknown confidences, is made on a second thread
+        while the other flows are built (docs/benchmarks.md)."""
+        from mattestudio.engines.infoflow import flows as flow_ops
+        from mattestudio.engines.infoflow import system as sysm
+
+        h, w = trimap.shape
+        box = (0, h, 0, w)
+        if flows is not None:
+            return self._solve_box(flows, unknown, fixed, box, progress, cancel, "solving")
+        p = self.params
+        assert self._image64 is not None and self._stats is not None
+        image64, stats, weights = self._image64, self._stats, self._weights()
+        ku = flow_ops.known_to_unknown_flow(
+            image64,
+            trimap,
+            k_ku=p["k_ku"],
+            colour_only=p["ku_fit"] == "colour",
+            eps=p["knn_eps"],
+        )
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+
+        def local(check):
+            part = sysm.local_part(stats, image64, unknown, fixed, weights, ku[1])
+            return part, sysm.preconditioner(part, 1, check)
+
+        job = _Background(local, cancel)
+        try:
+            flows = self._flows(trimap, ku, progress, cancel)
+        except BaseException:
+            job.abandon()
+            raise
+        part, factor = job.result()
+        return self._solve_box(
+            flows, unknown, fixed, box, progress, cancel, "solving", prepared=(part, factor)
+        )
+
+    def _solve_box(
+        self, flows, unknown, fixed, box: Box, progress, cancel, label: str, prepared=None
+    ):
         """Alpha of the unknown pixels in ``box`` (box-shaped, NaN elsewhere) with every other
-        pixel held at ``fixed``; None if the box holds no unknown pixel."""
+        pixel held at ``fixed``; None if the box holds no unknown pixel. ``prepared``: the local
+        part and its factor, made already for this box."""
         from mattestudio.engines.infoflow.system import Solver, build
 
         y0, y1, x0, x1 = box
@@ -291,8 +385,13 @@ class InformationFlowEngine(EngineBase):
             return None
         name = self.info.display_name
         assert self._image64 is not None and self._stats is not None
-        system = build(flows, self._stats, self._image64, variables, fixed, self._weights())
-        solver = Solver(system, 1, _checker(progress, cancel, 0.4, 0.6, f"{name}: {label}"))
+        part, factor = prepared if prepared is not None else (None, None)
+        system = build(
+            flows, self._stats, self._image64, variables, fixed, self._weights(), local=part
+        )
+        solver = Solver(
+            system, 1, _checker(progress, cancel, 0.4, 0.6, f"{name}: {label}"), factor=factor
+        )
         x = solver.solve(
             rtol=self.params["rtol"],
             check=_checker(progress, cancel, 0.6, 0.98, f"{name}: {label}"),

@@ -15,6 +15,7 @@ Written from the paper's equations. Every pixel is addressed by its flat index y
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,16 +33,33 @@ def features(image: np.ndarray, spatial: float) -> np.ndarray:
     return out.reshape(h * w, 5)
 
 
-def knn(database: np.ndarray, queries: np.ndarray, k: int, *, exclude_self: bool) -> np.ndarray:
-    """Indices into ``database`` of the k nearest rows to each query (scipy's cKDTree)."""
+def knn(
+    database: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    *,
+    own: np.ndarray | None = None,
+    eps: float = 0.0,
+) -> np.ndarray:
+    """Indices into ``database`` of the k nearest rows to each query (scipy's cKDTree).
+
+    ``own``: each query's own row in ``database``, left out of its neighbours. ``eps`` > 0:
+    approximate neighbours, each within (1 + eps) of the true k-th distance."""
     from scipy.spatial import cKDTree
 
-    k_eff = min(k + int(exclude_self), len(database))
+    extra = int(own is not None)
+    k_eff = min(k + extra, len(database))
     tree = cKDTree(database, balanced_tree=False, compact_nodes=False)
     # All cores: the same answer, 1.13x faster here (docs/benchmarks.md).
-    _, idx = tree.query(queries, k=k_eff, workers=-1)
+    _, idx = tree.query(queries, k=k_eff, workers=-1, eps=float(eps))
     idx = np.asarray(idx, np.int64).reshape(len(queries), k_eff)
-    return idx[:, 1:] if exclude_self else idx
+    if own is None:
+        return idx
+    # An exact search finds the row itself first (distance 0); an approximate one may not:
+    # drop it where found, else the farthest.
+    drop = idx == np.asarray(own, np.int64)[:, None]
+    drop[~drop.any(axis=1), -1] = True
+    return idx[~drop].reshape(len(idx), k_eff - 1)
 
 
 @njit(cache=True, nogil=True)
@@ -116,8 +134,20 @@ def lle_weights(
     feat: np.ndarray, query: np.ndarray, neigh: np.ndarray, reg: float = 1e-3
 ) -> np.ndarray:
     out = np.empty(neigh.shape)
-    if len(query):
-        _lle_weights(feat, query.astype(np.int64), neigh.astype(np.int64), float(reg), out)
+    query = query.astype(np.int64)
+    neigh = neigh.astype(np.int64)
+    n = len(query)
+    if n < 10000 or (os.cpu_count() or 1) < 2:
+        _lle_weights(feat, query, neigh, float(reg), out)
+        return out
+    # Rows are independent and the kernel releases the GIL: the halves on two threads.
+    from concurrent.futures import ThreadPoolExecutor
+
+    h = n // 2
+    with ThreadPoolExecutor(1) as pool:
+        job = pool.submit(_lle_weights, feat, query[h:], neigh[h:], float(reg), out[h:])
+        _lle_weights(feat, query[:h], neigh[:h], float(reg), out[:h])
+        job.result()
     return out
 
 
@@ -137,19 +167,26 @@ class Flows:
 
 
 def colour_mixture(
-    image: np.ndarray, unknown_idx: np.ndarray, database_idx: np.ndarray, k: int, reg: float
+    image: np.ndarray,
+    unknown_idx: np.ndarray,
+    database_idx: np.ndarray,
+    k: int,
+    reg: float,
+    eps: float = 0.0,
 ) -> scipy.sparse.csr_matrix:
     h, w = image.shape[:2]
     n = h * w
     feat = features(image, 1.0)
-    neigh = database_idx[knn(feat[database_idx], feat[unknown_idx], k, exclude_self=True)]
+    own = np.searchsorted(database_idx, unknown_idx)  # both sorted; the queries are in the database
+    neigh = database_idx[knn(feat[database_idx], feat[unknown_idx], k, own=own, eps=eps)]
     wts = lle_weights(feat, unknown_idx, neigh, reg)
     nu = len(unknown_idx)
     kk = neigh.shape[1]
-    rows = np.repeat(np.arange(nu), kk + 1)
+    # Row i holds its pixel and its kk distinct neighbours: CSR directly, no sort or merge needed.
+    indptr = np.arange(0, nu * (kk + 1) + 1, kk + 1)
     cols = np.concatenate([unknown_idx[:, None], neigh], axis=1).ravel()
     vals = np.concatenate([np.ones((nu, 1)), -wts], axis=1).ravel()
-    return scipy.sparse.csr_matrix((vals, (rows, cols)), shape=(nu, n))
+    return scipy.sparse.csr_matrix((vals, cols, indptr), shape=(nu, n))
 
 
 def known_to_unknown(
@@ -160,6 +197,7 @@ def known_to_unknown(
     k: int,
     reg: float,
     colour_only: bool = True,
+    eps: float = 0.0,
 ):
     """(target w^F_p, confidence eta_p) for each unknown pixel."""
     nu = len(unknown_idx)
@@ -167,8 +205,8 @@ def known_to_unknown(
         return np.zeros(nu), np.zeros(nu)
     feat = features(image, 10.0)
     q = feat[unknown_idx]
-    nf = fg_idx[knn(feat[fg_idx], q, k, exclude_self=False)]
-    nb = bg_idx[knn(feat[bg_idx], q, k, exclude_self=False)]
+    nf = fg_idx[knn(feat[fg_idx], q, k, eps=eps)]
+    nb = bg_idx[knn(feat[bg_idx], q, k, eps=eps)]
     neigh = np.concatenate([nf, nb], axis=1)
     # The neighbours are found in colour + position, but the mixture weights are fitted to the
     # colours only: fitting the (10x weighted) positions too makes the foreground share follow
@@ -189,7 +227,9 @@ def known_to_unknown(
     return wf, eta
 
 
-def intra_unknown(image: np.ndarray, unknown_idx: np.ndarray, k: int) -> scipy.sparse.csr_matrix:
+def intra_unknown(
+    image: np.ndarray, unknown_idx: np.ndarray, k: int, eps: float = 0.0
+) -> scipy.sparse.csr_matrix:
     h, w = image.shape[:2]
     n = h * w
     nu = len(unknown_idx)
@@ -197,13 +237,44 @@ def intra_unknown(image: np.ndarray, unknown_idx: np.ndarray, k: int) -> scipy.s
         return scipy.sparse.csr_matrix((n, n))
     feat = features(image, 1.0 / 20.0)
     fu = feat[unknown_idx]
-    neigh = knn(fu, fu, k, exclude_self=True)
+    neigh = knn(fu, fu, k, own=np.arange(nu), eps=eps)
     dist = np.sqrt(((fu[neigh] - fu[:, None, :]) ** 2).sum(axis=2))
     wts = np.maximum(1.0 - dist, 0.0)
     rows = np.repeat(unknown_idx, neigh.shape[1])
     cols = unknown_idx[neigh].ravel()
     m = scipy.sparse.csr_matrix((wts.ravel(), (rows, cols)), shape=(n, n))
     return ((m + m.T) * 0.5).tocsr()
+
+
+def known_to_unknown_flow(
+    image64: np.ndarray,
+    trimap: np.ndarray,
+    *,
+    k_ku: int = 7,
+    reg: float = 1e-3,
+    colour_only=True,
+    eps: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(target, confidence) of the known-to-unknown flow per pixel (H*W; zero where known)."""
+    from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN
+
+    flat = trimap.ravel()
+    ui = np.flatnonzero(flat == UNKNOWN)
+    wf, eta = known_to_unknown(
+        image64,
+        ui,
+        np.flatnonzero(flat == FOREGROUND),
+        np.flatnonzero(flat == BACKGROUND),
+        int(k_ku),
+        reg,
+        colour_only,
+        eps,
+    )
+    target = np.zeros(flat.size)
+    conf = np.zeros(flat.size)
+    target[ui] = wf
+    conf[ui] = eta
+    return target, conf
 
 
 def compute(
@@ -217,46 +288,36 @@ def compute(
     reg: float = 1e-3,
     known_rows: bool = False,
     ku_colour_only: bool = True,
+    ku: tuple[np.ndarray, np.ndarray] | None = None,
+    eps: float = 0.0,
     check=None,
 ) -> Flows:
     """All non-local flows for a trimap (uint8 0 / 128 / 255). ``band``: colour-mixture neighbours
     are searched among the unknown pixels and the known ones within this many pixels of them;
     with ``known_rows`` those known pixels also get a mixture equation (the paper writes one for
     the unknown pixels only), which ties the unknown pixels they mix from to their known alpha.
+    ``ku``: the known-to-unknown flow if already made by ``known_to_unknown_flow``. ``eps``:
+    approximate neighbour searches (cKDTree's eps; docs/benchmarks.md measures its effect).
     ``check(fraction)`` is called between the stages (progress and cancellation)."""
     import cv2
 
-    from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN
+    from mattestudio.types import UNKNOWN
 
-    h, w = trimap.shape
-    n = h * w
-    flat = trimap.ravel()
     unknown = trimap == UNKNOWN
-    ui = np.flatnonzero(flat == UNKNOWN)
+    ui = np.flatnonzero(trimap.ravel() == UNKNOWN)
     size = 2 * int(band) + 1
     near = cv2.dilate(unknown.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
     di = np.flatnonzero(near.ravel())
     if check is not None:
         check(0.0)
-    mix = colour_mixture(image64, di if known_rows else ui, di, int(k_mix), reg)
+    if ku is None:
+        ku = known_to_unknown_flow(image64, trimap, k_ku=k_ku, reg=reg, colour_only=ku_colour_only)
     if check is not None:
-        check(0.45)
-    wf, eta = known_to_unknown(
-        image64,
-        ui,
-        np.flatnonzero(flat == FOREGROUND),
-        np.flatnonzero(flat == BACKGROUND),
-        int(k_ku),
-        reg,
-        ku_colour_only,
-    )
+        check(0.35)
+    mix = colour_mixture(image64, di if known_rows else ui, di, int(k_mix), reg, eps)
     if check is not None:
         check(0.8)
-    intra = intra_unknown(image64, ui, int(k_uu))
-    target = np.zeros(n)
-    conf = np.zeros(n)
-    target[ui] = wf
-    conf[ui] = eta
+    intra = intra_unknown(image64, ui, int(k_uu), eps)
     if check is not None:
         check(1.0)
-    return Flows(mix, intra, target, conf)
+    return Flows(mix, intra, ku[0], ku[1])
