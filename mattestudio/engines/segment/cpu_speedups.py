@@ -71,12 +71,12 @@ def _linear(lin: nn.Linear, packed: torch.Tensor, x: torch.Tensor, attr: str = "
 
 
 def _patch_linear(lin: nn.Linear) -> None:
-    lin._ms_packed = _pack(lin.weight)  # type: ignore[attr-defined]
-    lin.forward = functools.partial(_fast_linear_forward, lin)  # type: ignore[method-assign]
+    lin._ms_packed = _pack(lin.weight)
+    lin.forward = functools.partial(_fast_linear_forward, lin)
 
 
 def _fast_linear_forward(lin: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    return _linear(lin, lin._ms_packed, x)  # type: ignore[arg-type]
+    return _linear(lin, lin._ms_packed, x)
 
 
 def _fused_activation(module) -> str | None:
