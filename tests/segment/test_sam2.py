@@ -102,14 +102,23 @@ def test_speedups_keep_sam2model_results(sam2_dir, stock_model):
             for a, b in zip(ours, ref):
                 assert a.shape == b.shape
                 assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
-    fast.set_image(image)
-    prompts = Prompts(((40.0, 30.0),), ((100.0, 80.0),), box=(20.0, 10.0, 100.0, 80.0))
-    logits, _scores = fast.low_res(prompts, multimask=False)
     stock = Sam2Predictor(stock_model, fast.spec, speedups=False)
-    stock.set_image(image)
-    ref_logits, _ = stock.low_res(prompts, multimask=False)
     assert stock.speedups == []
-    assert torch.allclose(logits, ref_logits, rtol=1e-4, atol=1e-4)
+    prompts = [
+        Prompts(((40.0, 30.0),)),
+        Prompts(((40.0, 30.0),), ((100.0, 80.0),), box=(20.0, 10.0, 100.0, 80.0)),
+    ]
+    # Two clicks per image (the second reuses the decoder's per-image part), then a new image
+    # (which must not).
+    for img in (image, _image(seed=5)):
+        fast.set_image(img)
+        stock.set_image(img)
+        for p in prompts:
+            for multimask in (True, False):
+                logits, scores = fast.low_res(p, multimask=multimask)
+                ref_logits, ref_scores = stock.low_res(p, multimask=multimask)
+                assert torch.allclose(logits, ref_logits, rtol=1e-4, atol=1e-4)
+                assert torch.allclose(scores, ref_scores, rtol=1e-4, atol=1e-5)
 
 
 def test_long_attention_equals_torch_attention():

@@ -175,6 +175,220 @@ def _patch_one_by_one_conv(conv: nn.Conv2d) -> bool:
     return True
 
 
+def _patch_upscale_conv(conv: nn.ConvTranspose2d) -> bool:
+    """A transposed convolution whose kernel equals its stride (the mask decoder's 2x2 stride-2
+    upscaling) is one matmul per input pixel: oneDNN on the channels-last input, then the 2x2
+    blocks interleaved. torch runs these on a slow path for the strided input they get."""
+    k = tuple(conv.kernel_size)
+    if k != tuple(conv.stride) or conv.padding != (0, 0) or conv.output_padding != (0, 0):
+        return False
+    if conv.groups != 1 or conv.dilation != (1, 1):
+        return False
+    c_in, c_out, kh, kw = conv.weight.shape
+    # Rows ordered (c_out, a, b): output pixel (kh*i + a, kw*j + b) of channel c_out.
+    packed = _pack(conv.weight.permute(1, 2, 3, 0).reshape(c_out * kh * kw, c_in))
+    bias = None if conv.bias is None else conv.bias.detach().repeat_interleave(kh * kw)
+
+    def forward(x, output_size=None):
+        if output_size is not None or _autocast_on() or x.dtype != torch.float32 or x.dim() != 4:
+            return F.conv_transpose2d(x, conv.weight, conv.bias, conv.stride)
+        n, _, h, w = x.shape
+        y = torch.ops.mkldnn._linear_pointwise(x.permute(0, 2, 3, 1), packed, bias, "none", [], "")
+        y = y.view(n, h, w, c_out, kh, kw).permute(0, 3, 1, 4, 2, 5)
+        return y.reshape(n, c_out, h * kh, w * kw)
+
+    conv.forward = forward
+    return True
+
+
+def _project_attend(attn, q, k, v, batch: int, point_batch: int) -> torch.Tensor:
+    """Sam2Attention.forward after its input projections: heads, attention, output projection."""
+    shape = (batch * point_batch, -1, attn.num_attention_heads, attn.head_dim)
+    q, k, v = (t.view(*shape).transpose(1, 2) for t in (q, k, v))
+    out = F.scaled_dot_product_attention(q, k, v, scale=attn.scaling)
+    out = out.transpose(1, 2).reshape(
+        batch, point_batch, -1, attn.num_attention_heads * attn.head_dim
+    )
+    return attn.o_proj(out)
+
+
+def _two_way_ok(tr) -> bool:
+    block = ["self_attn", "cross_attn_token_to_image", "cross_attn_image_to_token", "mlp"]
+    block += [f"layer_norm{i}" for i in range(1, 5)] + ["skip_first_layer_pe"]
+    attn = ("q_proj", "k_proj", "v_proj", "o_proj", "num_attention_heads", "head_dim", "scaling")
+    if not all(hasattr(tr, a) for a in ("layers", "final_attn_token_to_image")):
+        return False
+    if not hasattr(tr, "layer_norm_final_attn") or len(tr.layers) == 0:
+        return False
+    blocks_ok = all(all(hasattr(b, a) for a in block) for b in tr.layers)
+    attns = [tr.final_attn_token_to_image]
+    for b in tr.layers:
+        attns += [b.self_attn, b.cross_attn_token_to_image, b.cross_attn_image_to_token]
+    return blocks_ok and all(all(hasattr(a, n) for n in attn) for a in attns)
+
+
+class _ImageSide:
+    """What the two-way transformer's first block computes from the image alone: the same for
+    every click on one image (keys + position, and three projections of 4096 x 256 tokens)."""
+
+    def __init__(self, tr, image, dense, pe):
+        first = tr.layers[0]
+        self.image, self.dense, self.pe = image, dense, pe  # held: storage cannot be reused
+        self.keys = (image + dense).flatten(2).transpose(1, 2).unsqueeze(1)
+        self.key_pe = pe.flatten(2).transpose(1, 2).unsqueeze(1)
+        self.key0 = self.keys + self.key_pe
+        t2i, i2t = first.cross_attn_token_to_image, first.cross_attn_image_to_token
+        self.t2i_k, self.t2i_v = t2i.k_proj(self.key0), t2i.v_proj(self.keys)
+        self.i2t_q = i2t.q_proj(self.key0)
+
+    def matches(self, image, dense, pe) -> bool:
+        """The same image tensor (held, so a pointer match is the same storage), and equal
+        dense and position encodings (a new tensor per click, 1 M values: ~1 ms to compare)."""
+        if image.data_ptr() != self.image.data_ptr() or image.shape != self.image.shape:
+            return False
+        if image.stride() != self.image.stride() or dense.shape != self.dense.shape:
+            return False
+        return bool(torch.equal(dense, self.dense) and torch.equal(pe, self.pe))
+
+
+def _two_way(tr, tokens, side: _ImageSide):
+    """Sam2TwoWayTransformer.forward for one prompt set, ``side`` holding the image-only part
+    of the first block; keys + position is computed once per block instead of twice."""
+    batch, point_batch = tokens.shape[:2]
+    keys, key_pe = side.keys, side.key_pe
+    queries = tokens
+    for i, blk in enumerate(tr.layers):
+        if blk.skip_first_layer_pe:
+            queries, _ = blk.self_attn(query=queries, key=queries, value=queries)
+        else:
+            q = queries + tokens
+            attn_out, _ = blk.self_attn(query=q, key=q, value=queries)
+            queries = queries + attn_out
+        queries = blk.layer_norm1(queries)
+        t2i, i2t = blk.cross_attn_token_to_image, blk.cross_attn_image_to_token
+        q = queries + tokens
+        if i == 0:
+            key, k_t2i, v_t2i = side.key0, side.t2i_k, side.t2i_v
+        else:
+            key = keys + key_pe
+            k_t2i, v_t2i = t2i.k_proj(key), t2i.v_proj(keys)
+        queries = queries + _project_attend(t2i, t2i.q_proj(q), k_t2i, v_t2i, batch, point_batch)
+        queries = blk.layer_norm2(queries)
+        queries = blk.layer_norm3(queries + blk.mlp(queries))
+        q = queries + tokens
+        q_i2t = side.i2t_q if i == 0 else i2t.q_proj(key)
+        attn_out = _project_attend(
+            i2t, q_i2t, i2t.k_proj(q), i2t.v_proj(queries), batch, point_batch
+        )
+        keys = blk.layer_norm4(keys + attn_out)
+    final = tr.final_attn_token_to_image
+    q, key = queries + tokens, keys + key_pe
+    attn_out = _project_attend(
+        final, final.q_proj(q), final.k_proj(key), final.v_proj(keys), batch, point_batch
+    )
+    return tr.layer_norm_final_attn(queries + attn_out), keys
+
+
+def _patch_mask_decoder(dec) -> bool:
+    """Sam2MaskDecoder without its per-click copies for one prompt set (``repeat_interleave``
+    by 1 of the image embedding, its position encoding and both high-resolution feature maps:
+    about 20 MB copied per click). Other calls run the stock forward."""
+    needed = (
+        "obj_score_token",
+        "iou_token",
+        "mask_tokens",
+        "transformer",
+        "upscale_conv1",
+        "upscale_conv2",
+        "upscale_layer_norm",
+        "activation",
+        "output_hypernetworks_mlps",
+        "iou_prediction_head",
+        "pred_obj_score_head",
+        "num_mask_tokens",
+        "dynamic_multimask_via_stability",
+        "_dynamic_multimask_via_stability",
+    )
+    if not all(hasattr(dec, a) for a in needed) or not _two_way_ok(dec.transformer):
+        return False
+    stock = dec.forward
+    sides: list[_ImageSide] = []  # the last image's first-block part
+
+    def forward(
+        image_embeddings,
+        image_positional_embeddings,
+        sparse_prompt_embeddings,
+        dense_prompt_embeddings,
+        multimask_output,
+        high_resolution_features,
+        attention_similarity=None,
+        target_embedding=None,
+        **kwargs,
+    ):
+        batch_size, n_channels, height, width = image_embeddings.shape
+        point_batch = sparse_prompt_embeddings.shape[1]
+        if (
+            point_batch != 1
+            or attention_similarity is not None
+            or target_embedding is not None
+            or sparse_prompt_embeddings.shape[0] == 0
+            or dec.training
+        ):
+            return stock(
+                image_embeddings,
+                image_positional_embeddings,
+                sparse_prompt_embeddings,
+                dense_prompt_embeddings,
+                multimask_output,
+                high_resolution_features,
+                attention_similarity,
+                target_embedding,
+                **kwargs,
+            )
+        out_tokens = torch.cat(
+            [dec.obj_score_token.weight, dec.iou_token.weight, dec.mask_tokens.weight], dim=0
+        )
+        out_tokens = out_tokens.expand(batch_size, 1, -1, -1)
+        tokens = torch.cat((out_tokens, sparse_prompt_embeddings), dim=2)
+        tokens = tokens.to(dec.iou_token.weight.dtype)
+        pe, dense = image_positional_embeddings, dense_prompt_embeddings
+        if not sides or not sides[0].matches(image_embeddings, dense, pe):
+            sides[:] = [_ImageSide(dec.transformer, image_embeddings, dense, pe)]
+        tokens, image = _two_way(dec.transformer, tokens, sides[0])
+        iou_token_out = tokens[:, :, 1, :]
+        mask_tokens_out = tokens[:, :, 2 : 2 + dec.num_mask_tokens, :]
+        image = image.transpose(2, 3).view(batch_size, n_channels, height, width)
+        feat_s0, feat_s1 = high_resolution_features
+        up = dec.upscale_conv1(image) + feat_s1
+        up = dec.activation(dec.upscale_layer_norm(up))
+        up = dec.activation(dec.upscale_conv2(up) + feat_s0)
+        hyper_in = torch.stack(
+            [
+                mlp(mask_tokens_out[:, :, i, :])
+                for i, mlp in enumerate(dec.output_hypernetworks_mlps)
+            ],
+            dim=2,
+        )
+        _, n_up, up_h, up_w = up.shape
+        up = up.reshape(batch_size, 1, n_up, up_h * up_w)
+        masks = (hyper_in @ up).view(batch_size, 1, -1, up_h, up_w)
+        iou_pred = dec.iou_prediction_head(iou_token_out)
+        object_score_logits = dec.pred_obj_score_head(tokens[:, :, 0, :])
+        if multimask_output:
+            mask_slice = slice(1, None)
+            masks, iou_pred = masks[:, :, mask_slice], iou_pred[:, :, mask_slice]
+        elif dec.dynamic_multimask_via_stability:
+            mask_slice = slice(0, 1)
+            masks, iou_pred = dec._dynamic_multimask_via_stability(masks, iou_pred)
+        else:
+            mask_slice = slice(0, 1)
+            masks, iou_pred = masks[:, :, mask_slice], iou_pred[:, :, mask_slice]
+        return masks, iou_pred, mask_tokens_out[:, :, mask_slice], object_score_logits
+
+    dec.forward = forward
+    return True
+
+
 def _cache_per_shape(module, name: str, key_of) -> None:
     """Memoise ``module.name(*args)`` by ``key_of(*args)`` (None: do not cache that call)."""
     original = getattr(module, name)
@@ -221,6 +435,11 @@ def accelerate(model) -> list[str]:
         elif kind == "Sam2HieraDetModel" and hasattr(module, "_get_pos_embed"):
             _cache_per_shape(module, "_get_pos_embed", lambda hw: tuple(int(v) for v in hw))
             count("position-cache")
+        elif kind == "Sam2Model" and hasattr(module, "get_image_wide_positional_embeddings"):
+            _cache_per_shape(module, "get_image_wide_positional_embeddings", lambda: ())
+            count("position-cache")
+        elif kind == "Sam2MaskDecoder" and _patch_mask_decoder(module):
+            count("decoder-without-copies")
     if onednn:
         for module in model.modules():
             if isinstance(module, nn.Linear):
@@ -228,6 +447,8 @@ def accelerate(model) -> list[str]:
                 count("onednn-linear")
             elif isinstance(module, nn.Conv2d) and _patch_one_by_one_conv(module):
                 count("onednn-1x1-conv")
+            elif isinstance(module, nn.ConvTranspose2d) and _patch_upscale_conv(module):
+                count("onednn-upscale-conv")
         for module in model.modules():
             if type(module).__name__ == "Sam2FeedForward" and _patch_feed_forward(module):
                 count("fused-activation")
