@@ -14,11 +14,15 @@ What ``accelerate(model)`` changes, each for a measured reason (single thread, 1
 - Position encodings that depend only on the weights and the feature size (Hiera's interpolated
   window embedding, the FPN neck's sine encodings, which transformers caches one shape at a time
   and so recomputes four times per image) are kept per shape.
-- The FPN neck's and the mask decoder's 1x1 convolutions run as packed oneDNN matmuls on the
-  channels-last data they receive (torch picks a slow convolution path for that layout).
+- The FPN neck's and the mask decoder's 1x1 convolutions, and the decoder's 2x2 stride-2
+  upscaling, run as packed oneDNN matmuls on the channels-last data they receive (torch picks a
+  slow convolution path for that layout).
+- A click (the mask decoder for one set of prompts) skips four ``repeat_interleave`` copies by 1
+  (about 20 MB per click), and what its first two-way block computes from the image alone (image
+  + position, three projections of the 4096 image tokens) is kept until the image changes.
 
-Nothing changes under bf16 autocast (the patched calls fall back to the stock ones there: autocast
-already sends bf16 matmuls to oneDNN). The model's parameters and state dict are untouched; the
+The linear and convolution patches fall back to the stock calls under bf16 autocast (autocast
+already sends bf16 matmuls to oneDNN); the others apply to both precisions. The model's parameters and state dict are untouched; the
 packed weights are extra memory (one more copy of the linear and 1x1 weights, ~120 MB for
 hiera-tiny). Each patch is applied only where the module looks as this code expects, so another
 transformers version that renamed something runs unpatched there, never wrongly.
@@ -54,7 +58,10 @@ def onednn_available() -> bool:
 
 
 def _autocast_on() -> bool:
-    return torch.is_autocast_enabled("cpu")
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4
+        return torch.is_autocast_cpu_enabled()
 
 
 def _pack(weight: torch.Tensor) -> torch.Tensor:
@@ -234,6 +241,7 @@ class _ImageSide:
     def __init__(self, tr, image, dense, pe):
         first = tr.layers[0]
         self.image, self.dense, self.pe = image, dense, pe  # held: storage cannot be reused
+        self.autocast = _autocast_on()  # bf16 projections are not reused by an fp32 click
         self.keys = (image + dense).flatten(2).transpose(1, 2).unsqueeze(1)
         self.key_pe = pe.flatten(2).transpose(1, 2).unsqueeze(1)
         self.key0 = self.keys + self.key_pe
@@ -245,6 +253,8 @@ class _ImageSide:
         """The same image tensor (held, so a pointer match is the same storage), and equal
         dense and position encodings (a new tensor per click, 1 M values: ~1 ms to compare)."""
         if image.data_ptr() != self.image.data_ptr() or image.shape != self.image.shape:
+            return False
+        if self.autocast != _autocast_on():
             return False
         if image.stride() != self.image.stride() or dense.shape != self.dense.shape:
             return False
