@@ -415,10 +415,11 @@ def _cache_per_shape(module, name: str, key_of) -> None:
     setattr(module, name, cached)
 
 
-def accelerate(model) -> list[str]:
+def accelerate(model, onednn: bool | None = None) -> list[str]:
     """Apply the speed-ups above to ``model`` (a Sam2Model in eval mode) in place; returns what
-    was applied, e.g. ['onednn-linear x101', ...], empty where nothing applied. A second call on
-    the same model changes nothing and returns the first call's list."""
+    was applied, e.g. ['onednn-linear x101', ...], empty where nothing applied. ``onednn``
+    False: only the changes that need no oneDNN (for measuring); None: oneDNN where it works.
+    A second call on the same model changes nothing and returns the first call's list."""
     previous = getattr(model, "_mattestudio_speedups", None)
     if previous is not None:
         return list(previous)
@@ -428,7 +429,7 @@ def accelerate(model) -> list[str]:
     def count(what: str) -> None:
         counts[what] = counts.get(what, 0) + 1
 
-    onednn = onednn_available()
+    onednn = onednn_available() if onednn is None else onednn and onednn_available()
     for module in model.modules():
         kind = type(module).__name__
         if kind == "Sam2MultiScaleAttention" and _patch_hiera_attention(module, onednn):
