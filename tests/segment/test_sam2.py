@@ -129,9 +129,15 @@ def test_long_attention_equals_torch_attention():
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(1, 2, 1100, 16, generator=g) for _ in range(3))
     assert cs.ONEDNN_ATTENTION_MIN <= 1100 * 1100  # the chunked path, not the fallback
-    ours = cs.attention(q, k, v, 0.25, onednn=cs.onednn_available())
     ref = F.scaled_dot_product_attention(q, k, v, scale=0.25)
-    assert torch.allclose(ours, ref, rtol=1e-5, atol=1e-6)
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):  # the chunked path on one thread, torch's with more
+            torch.set_num_threads(threads)
+            ours = cs.attention(q, k, v, 0.25, onednn=cs.onednn_available())
+            assert torch.allclose(ours, ref, rtol=1e-5, atol=1e-6)
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_embedding_cached_across_prompts(sam2_dir):

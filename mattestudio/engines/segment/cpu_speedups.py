@@ -9,8 +9,9 @@ What ``accelerate(model)`` changes, each for a measured reason (single thread, 1
   oneDNN call, which saves a pass over the largest activations.
 - Hiera's attention: transformers' ``Sam2MultiScaleAttention`` computes an attention matrix it then
   throws away (``attn_weights`` before the real attention call); ours does not. The three global
-  attention blocks (4096 tokens) use oneDNN matmuls over chunks of queries, faster here than
-  torch's fp32 flash attention, which also goes through MKL.
+  attention blocks (4096 tokens) use oneDNN matmuls over chunks of queries when torch runs on one
+  thread (0.6x of torch's fp32 flash attention, which goes through MKL too); with more threads
+  they keep torch's attention, which copes better with a busy machine.
 - Position encodings that depend only on the weights and the feature size (Hiera's interpolated
   window embedding, the FPN neck's sine encodings, which transformers caches one shape at a time
   and so recomputes four times per image) are kept per shape.
@@ -121,7 +122,11 @@ def attention(q, k, v, scale: float, onednn: bool = True) -> torch.Tensor:
     b, h, n_q, _ = q.shape
     n_k = k.shape[2]
     small = n_q * n_k < ONEDNN_ATTENTION_MIN
-    if not onednn or small or _autocast_on() or q.dtype != torch.float32:
+    # Several threads: torch's one flash-attention call. The chunked loop is hundreds of short
+    # parallel regions, and on a loaded machine each waits for a descheduled thread (measured:
+    # as slow as stock with 2 threads at load 7, where SDPA took 0.6x of stock's CPU time).
+    threaded = torch.get_num_threads() > 1
+    if not onednn or small or threaded or _autocast_on() or q.dtype != torch.float32:
         return F.scaled_dot_product_attention(q, k, v, scale=scale)
     lp = torch.ops.mkldnn._linear_pointwise
     out = torch.empty_like(q)
