@@ -17,6 +17,13 @@ from mattestudio.errors import Cancelled, MattestudioError
 from mattestudio.types import CancelToken
 from mattestudio.ui.tasks import run_task
 
+PREPARING = "Preparing selection…"
+
+
+def preparing(fraction: float) -> str:
+    """The status line while the embedding runs."""
+    return f"{PREPARING} {int(round(100 * min(max(fraction, 0.0), 1.0)))} %"
+
 
 class _ProgressRelay(QObject):
     """Carries progress from the worker thread to the GUI thread (queued signal)."""
@@ -44,6 +51,7 @@ class SelectController(QObject):
         self.model: str | None = None  # None: the first imported SAM 2 model
         self.backend, self.reason = self._choose_backend()
         self.predictor = None
+        self.active = False  # the tool is chosen: keep the embedding of the open image ready
         self.embedding = False
         self._embedded_version: int | None = None
         self._token: CancelToken | None = None
@@ -80,6 +88,14 @@ class SelectController(QObject):
             self._embedded_version == self.document.image_version and not self.embedding
         )
 
+    def set_active(self, on: bool) -> None:
+        """The tool was chosen (or left). Choosing it starts the embedding of the open image in
+        the background, so the first click does not wait for it."""
+        was, self.active = self.active, bool(on)
+        if self.active and not was:
+            self.refresh_backend()
+            self.prepare()
+
     def prepare(self) -> None:
         """Start the image embedding on a worker unless it is done or running (SAM 2 only)."""
         if self.backend != "sam2" or self.embedding or self.ready:
@@ -96,17 +112,23 @@ class SelectController(QObject):
             if p is None:
                 from mattestudio.engines.segment.predictor import Sam2Predictor
 
-                relay.moved.emit(0.0, "SAM 2: loading the model")
+                relay.moved.emit(0.0, f"{PREPARING} loading the SAM 2 model")
                 p = Sam2Predictor.load(model)
             token.raise_if_cancelled()
-            p.set_image(image, key=key, progress=lambda f, m: relay.moved.emit(f, m), cancel=token)
+            p.set_image(
+                image,
+                key=key,
+                progress=lambda f, _m: relay.moved.emit(f, preparing(f)),
+                cancel=token,
+            )
             return p
 
         def done(p) -> None:
             self.predictor = p
             self._set_embedding(False)
             if self.document.image_version != version:
-                self.prepare()  # the image changed meanwhile
+                if self.active or not self.prompts.empty:
+                    self.prepare()  # the image changed meanwhile
                 return
             self._embedded_version = version
             self.message.emit(self.describe())
@@ -116,8 +138,10 @@ class SelectController(QObject):
         def failed(exc) -> None:
             self._set_embedding(False)
             if isinstance(exc, Cancelled):
-                if self.document.image_version != version and not self.prompts.empty:
-                    self.prepare()  # a new image was opened and clicked on meanwhile
+                if self.document.image_version != version and (
+                    self.active or not self.prompts.empty
+                ):
+                    self.prepare()  # a new image was opened meanwhile: embed that one
                 else:
                     self.message.emit("SAM 2: cancelled; click again to restart")
                 return
@@ -128,6 +152,7 @@ class SelectController(QObject):
                 self._update()
 
         self._set_embedding(True)
+        self.message.emit(PREPARING)
         run_task(job, done, failed)
 
     def cancel(self) -> None:
@@ -167,9 +192,11 @@ class SelectController(QObject):
         self._update()
 
     def _image_changed(self) -> None:
-        self.cancel()
+        self.cancel()  # a running embedding restarts on the new image when it stops
         self._embedded_version = None
         self.clear()
+        if self.active:
+            self.prepare()
 
     # -- masks -----------------------------------------------------------------------------------------
     def _update(self) -> None:

@@ -117,20 +117,24 @@ class SelectOverlay:
 class SelectMouse(QObject):
     """Turns canvas mouse input into prompts while the ToolController's tool is ``select``.
 
-    Left clicks come through the canvas's signals (the event filter only notes their modifiers);
-    right clicks, which the canvas would use to pan, are taken here.
+    Works on every canvas given (the photo and the side-by-side result pane, which show the same
+    image pixels). Left clicks come through the canvas's signals (the event filter only notes
+    their modifiers); right clicks, which the canvas would use to pan, are taken here.
     """
 
-    def __init__(self, canvas, tools, controller: SelectController):
-        super().__init__(canvas)
-        self.canvas, self.tools, self.controller = canvas, tools, controller
+    def __init__(self, canvases, tools, controller: SelectController):
+        canvases = list(canvases)
+        super().__init__(canvases[0])
+        self.canvases, self.tools, self.controller = canvases, tools, controller
+        self.canvas = canvases[0]  # the one the current press/drag is on
         self._start: tuple[float, float] | None = None
         self._negative = False
-        canvas.viewport().installEventFilter(self)
-        canvas.pressed.connect(self._press)
-        canvas.moved.connect(self._move)
-        canvas.released.connect(self._release)
-        canvas.drag_cancelled.connect(self._cancel_drag)
+        for canvas in canvases:
+            canvas.viewport().installEventFilter(self)
+            canvas.pressed.connect(lambda x, y, b, c=canvas: self._press(x, y, b, c))
+            canvas.moved.connect(self._move)
+            canvas.released.connect(self._release)
+            canvas.drag_cancelled.connect(self._cancel_drag)
 
     @property
     def active(self) -> bool:
@@ -145,16 +149,19 @@ class SelectMouse(QObject):
             return False
         if ev.button() == Qt.MouseButton.RightButton:
             if ev.type() == QEvent.Type.MouseButtonPress:
-                x, y = self.canvas.widget_to_image(ev.position())
+                canvas = next((c for c in self.canvases if c.viewport() is obj), self.canvas)
+                x, y = canvas.widget_to_image(ev.position())
                 self.controller.add_point(x, y, positive=False)
             return True  # the canvas must not pan or zoom on it
         if ev.type() == QEvent.Type.MouseButtonPress:
             self._negative = bool(ev.modifiers() & Qt.KeyboardModifier.AltModifier)
         return False
 
-    @Slot(float, float, object)
-    def _press(self, x: float, y: float, _button) -> None:
+    def _press(self, x: float, y: float, _button, canvas=None) -> None:
         if self.active:
+            if canvas is not None and canvas is not self.canvas:
+                self.canvas.show_rubber(None)
+                self.canvas = canvas
             self._start = (x, y)
 
     @Slot(float, float)
@@ -249,16 +256,17 @@ class SelectPanel(QWidget):
 
     def _toggled(self, on: bool) -> None:
         if on:
-            self.tools.set_tool(TOOL)
-            self.controller.refresh_backend()
-            self.controller.prepare()
+            self.tools.set_tool(TOOL)  # _sync_active starts the embedding
         elif self.tools.tool == TOOL:
             self.tools.set_tool("brush")
 
     def _sync_active(self) -> None:
+        on = self.tools.tool == TOOL
         self.activate_button.blockSignals(True)
-        self.activate_button.setChecked(self.tools.tool == TOOL)
+        self.activate_button.setChecked(on)
         self.activate_button.blockSignals(False)
+        # However the tool was chosen: start the embedding now, not at the first click.
+        self.controller.set_active(on)
 
     def _band(self, value: int) -> None:
         self.controller.set_band(value)
@@ -278,7 +286,8 @@ class SelectPanel(QWidget):
 class SelectTool:
     controller: SelectController
     panel: SelectPanel
-    overlay: SelectOverlay
+    overlay: SelectOverlay  # on the photo
+    result_overlay: SelectOverlay  # on the side-by-side result pane
     mouse: SelectMouse
     action: QAction
     dock: QDockWidget
@@ -307,9 +316,12 @@ def install(window) -> SelectTool:
     smart.toggled.connect(lambda on: setattr(controller, "smart", on))
     panel = SelectPanel(controller, window.tools)
     overlay = SelectOverlay(window.canvas, controller)
-    mouse = SelectMouse(window.canvas, window.tools, controller)
-    window.tools.changed.connect(lambda: overlay.set_visible(window.tools.tool == TOOL))
-    overlay.set_visible(window.tools.tool == TOOL)
+    result_overlay = SelectOverlay(window.result_view, controller)
+    # Clicks on the side-by-side result pane select as on the photo (same image pixels).
+    mouse = SelectMouse([window.canvas, window.result_view], window.tools, controller)
+    for ov in (overlay, result_overlay):
+        window.tools.changed.connect(lambda ov=ov: ov.set_visible(window.tools.tool == TOOL))
+        ov.set_visible(window.tools.tool == TOOL)
     dock = window._dock("Select subject", panel, Qt.DockWidgetArea.LeftDockWidgetArea)
     # A tab beside Tools, so the canvas keeps most of the window (issue 9).
     window.tabifyDockWidget(window.docks[0], dock)
@@ -328,4 +340,4 @@ def install(window) -> SelectTool:
     controller.progress.connect(lambda f, m: window.status(m))
     # Live re-runs on its own: Make trimap is a Document edit (Document.edited, issue 9).
     window.installEventFilter(_CloseWatcher(controller, window))
-    return SelectTool(controller, panel, overlay, mouse, action, dock)
+    return SelectTool(controller, panel, overlay, result_overlay, mouse, action, dock)

@@ -50,7 +50,16 @@ def _reference_mask(model, spec, image, prompts: Prompts, multimask: bool):
 
 @pytest.fixture(scope="module")
 def predictor(sam2_dir):
-    return Sam2Predictor.load(sam2_dir)
+    return Sam2Predictor.load(sam2_dir)  # with the CPU speed-ups (cpu_speedups.py)
+
+
+@pytest.fixture(scope="module")
+def stock_model(sam2_dir):
+    """Sam2Model exactly as transformers builds it: the reference for our outputs."""
+    from mattestudio.engines.segment.sam2_store import load
+
+    model, _spec = load(sam2_dir)
+    return model
 
 
 @pytest.mark.parametrize(
@@ -63,15 +72,72 @@ def predictor(sam2_dir):
     ],
     ids=["one-click", "clicks-and-exclude", "box", "box-and-click"],
 )
-def test_masks_equal_sam2model_outputs(predictor, prompts):
+def test_masks_equal_sam2model_outputs(predictor, stock_model, prompts):
     image = _image()
     predictor.set_image(image)
     multimask = len(prompts.positive) + len(prompts.negative) == 1 and prompts.box is None
-    ref = _reference_mask(predictor.model, predictor.spec, image, prompts, multimask)
+    ref = _reference_mask(stock_model, predictor.spec, image, prompts, multimask)
     ours = predictor.predict(prompts).mask
     assert ours.shape == image.shape[:2] and ours.dtype == bool
     assert 0 < ref.sum() < ref.size  # a random network still selects part of the image
     np.testing.assert_array_equal(ours, ref)
+
+
+def test_speedups_keep_sam2model_results(sam2_dir, stock_model):
+    """The accelerated model (oneDNN matmuls, no discarded attention, cached encodings) gives
+    the stock model's embeddings and mask logits to float rounding, and is applied once."""
+    from mattestudio.engines.segment.cpu_speedups import accelerate, onednn_available
+
+    fast = Sam2Predictor.load(sam2_dir)
+    if onednn_available():
+        assert any(s.startswith("onednn-linear") for s in fast.speedups)
+    assert any(s.startswith("hiera-attention") for s in fast.speedups)
+    assert accelerate(fast.model) == fast.speedups  # a second call patches nothing more
+    image = _image(seed=3)
+    pv = pp.pixel_values(image, fast.spec)
+    with torch.inference_mode():
+        for _ in range(2):  # the second run uses the cached position encodings
+            ours = fast.model.get_image_embeddings(pv)
+            ref = stock_model.get_image_embeddings(pv)
+            for a, b in zip(ours, ref):
+                assert a.shape == b.shape
+                assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+    stock = Sam2Predictor(stock_model, fast.spec, speedups=False)
+    assert stock.speedups == []
+    prompts = [
+        Prompts(((40.0, 30.0),)),
+        Prompts(((40.0, 30.0),), ((100.0, 80.0),), box=(20.0, 10.0, 100.0, 80.0)),
+    ]
+    # Two clicks per image (the second reuses the decoder's per-image part), then a new image
+    # (which must not).
+    for img in (image, _image(seed=5)):
+        fast.set_image(img)
+        stock.set_image(img)
+        for p in prompts:
+            for multimask in (True, False):
+                logits, scores = fast.low_res(p, multimask=multimask)
+                ref_logits, ref_scores = stock.low_res(p, multimask=multimask)
+                assert torch.allclose(logits, ref_logits, rtol=1e-4, atol=1e-4)
+                assert torch.allclose(scores, ref_scores, rtol=1e-4, atol=1e-5)
+
+
+def test_long_attention_equals_torch_attention():
+    """The global-attention path (oneDNN matmuls over query chunks) on a sequence long enough
+    to take it, against torch's scaled_dot_product_attention."""
+    from mattestudio.engines.segment import cpu_speedups as cs
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, 2, 1100, 16, generator=g) for _ in range(3))
+    assert cs.ONEDNN_ATTENTION_MIN <= 1100 * 1100  # the chunked path, not the fallback
+    ref = F.scaled_dot_product_attention(q, k, v, scale=0.25)
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):  # the chunked path on one thread, torch's with more
+            torch.set_num_threads(threads)
+            ours = cs.attention(q, k, v, 0.25, onednn=cs.onednn_available())
+            assert torch.allclose(ours, ref, rtol=1e-5, atol=1e-6)
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_embedding_cached_across_prompts(sam2_dir):

@@ -141,3 +141,90 @@ def test_sam2_embedding_cancel_then_restart_on_click(window, sam2_model, qtbot, 
     _click(c.viewport(), c.image_to_widget(36, 32))  # a click starts it again
     qtbot.waitUntil(lambda: ctrl.mask is not None and not ctrl.busy, timeout=30000)
     assert ctrl.predictor.embeddings_computed == 1
+
+
+def test_choosing_the_tool_prepares_the_selection_in_the_background(window, sam2_model, qtbot):
+    """The embedding starts when the tool is chosen (any way: here through the ToolController),
+    the status line says "Preparing selection…" with a percentage, and the first click then
+    gives its mask without a second embedding."""
+    from mattestudio.ui.select_controller import PREPARING
+
+    tool = window.select_tool
+    ctrl, c = tool.controller, window.canvas
+    statuses: list[str] = []
+    ctrl.progress.connect(lambda _f, _m: statuses.append(window.message.text()))
+    window.tools.set_tool("select")  # not through the panel's button
+    assert tool.panel.activate_button.isChecked()
+    assert ctrl.embedding and window.message.text().startswith(PREPARING)
+    qtbot.waitUntil(lambda: ctrl.ready, timeout=30000)
+    assert any(s.startswith(PREPARING) and s.endswith("%") for s in statuses)
+    assert f"{PREPARING} 100 %" in statuses
+    assert ctrl.predictor.embeddings_computed == 1 and ctrl.prompts.empty
+    _click(c.viewport(), c.image_to_widget(36, 32))
+    qtbot.waitUntil(lambda: ctrl.mask is not None and not ctrl.busy, timeout=30000)
+    assert ctrl.predictor.embeddings_computed == 1  # the click used the prepared embedding
+
+
+def test_opening_an_image_while_the_tool_is_active_prepares_that_image(
+    window, sam2_model, qtbot, monkeypatch
+):
+    """An embedding under way for the old image is cancelled; the new image's starts at once,
+    before any click."""
+    import threading
+
+    from mattestudio.engines.segment.predictor import Sam2Predictor
+
+    gate = threading.Event()
+    real_load = Sam2Predictor.load.__func__
+    loads: list[int] = []
+
+    def slow_load(cls, *args, **kwargs):
+        loads.append(1)
+        if len(loads) == 1:
+            gate.wait(10)  # the first job is still loading when the image changes
+        return real_load(cls, *args, **kwargs)
+
+    monkeypatch.setattr(Sam2Predictor, "load", classmethod(slow_load))
+    tool = _activate(window)
+    ctrl, doc = tool.controller, window.document
+    assert ctrl.embedding
+    first_token = ctrl._token
+    rng = np.random.default_rng(2)
+    doc.set_image(rng.random((50, 70, 3)).astype(np.float32))
+    assert first_token.cancelled  # the old image's embedding is stopped
+    gate.set()
+    qtbot.waitUntil(lambda: ctrl.ready, timeout=30000)
+    assert ctrl._embedded_version == doc.image_version and ctrl.prompts.empty
+    assert ctrl.predictor.image_shape == (50, 70) and ctrl.predictor.embeddings_computed == 1
+    # and again with the model loaded: a new image is embedded without a click
+    doc.set_image(rng.random((40, 60, 3)).astype(np.float32))
+    assert ctrl.embedding
+    qtbot.waitUntil(lambda: ctrl.ready, timeout=30000)
+    assert ctrl.predictor.image_shape == (40, 60) and ctrl.predictor.embeddings_computed == 2
+
+
+def test_leaving_the_tool_does_not_prepare_new_images(window, sam2_model, qtbot):
+    tool = _activate(window)
+    ctrl = tool.controller
+    qtbot.waitUntil(lambda: ctrl.ready, timeout=30000)
+    window.tools.set_tool("brush")
+    assert not ctrl.active
+    window.document.set_image(np.full((30, 40, 3), 0.5, np.float32))
+    assert not ctrl.embedding and not ctrl.ready
+
+
+def test_clicks_on_the_side_by_side_result_pane_select_as_on_the_photo(window, sam2_model, qtbot):
+    window.set_side_by_side(True)
+    tool = _activate(window)
+    ctrl, pane = tool.controller, window.result_view
+    qtbot.waitUntil(lambda: ctrl.ready, timeout=30000)
+    qtbot.waitUntil(lambda: pane.width() > 50)
+    _click(pane.viewport(), pane.image_to_widget(36, 32))
+    (point,) = ctrl.prompts.positive
+    assert abs(point[0] - 36) < 1.5 and abs(point[1] - 32) < 1.5
+    _click(pane.viewport(), pane.image_to_widget(5, 5), button=Qt.MouseButton.RightButton)
+    assert len(ctrl.prompts.negative) == 1
+    qtbot.waitUntil(lambda: ctrl.mask is not None and not ctrl.busy, timeout=30000)
+    assert not tool.result_overlay.outline.path().isEmpty()
+    assert not tool.overlay.outline.path().isEmpty()
+    np.testing.assert_array_equal(ctrl.mask, ctrl.predictor.predict(ctrl.prompts).mask)

@@ -71,10 +71,17 @@ class Sam2Predictor:
         precision: str = "fp32",
         name: str = "sam2",
         click_threads: int | None = CLICK_THREADS,
+        speedups: bool = True,
     ):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}")
         self.model = model
+        # oneDNN matmuls and fewer passes over memory (cpu_speedups.py); False: stock Sam2Model.
+        self.speedups: list[str] = []
+        if speedups:
+            from mattestudio.engines.segment.cpu_speedups import accelerate
+
+            self.speedups = accelerate(model)
         self.click_threads = click_threads
         self.spec = spec
         self.precision = precision
@@ -87,14 +94,14 @@ class Sam2Predictor:
         self._blocks = list(model.vision_encoder.backbone.blocks)
 
     @classmethod
-    def load(cls, model=None, precision: str = "fp32") -> Sam2Predictor:
+    def load(cls, model=None, precision: str = "fp32", speedups: bool = True) -> Sam2Predictor:
         """From a folder, an imported file or name, or the first imported SAM 2 model."""
         from mattestudio.engines.segment import sam2_store
 
         path = sam2_store.resolve(model)
         net, spec = sam2_store.load(path)
         name = path.name[: -len(".safetensors")] if path.suffix == ".safetensors" else path.name
-        return cls(net, spec, precision, name)
+        return cls(net, spec, precision, name, speedups=speedups)
 
     @property
     def image_shape(self) -> tuple[int, int] | None:
