@@ -222,7 +222,7 @@ class MainWindow(QMainWindow):
             "Re-run after every edit of the trimap, engine or parameters",
             checkable=True,
         )
-        self.cancel_action = self._action(r, "&Cancel", self.runner.cancel, "Esc")
+        self.cancel_action = self._action(r, "&Cancel", self.cancel, "Esc")
         self.cancel_action.setEnabled(False)
         tb = self.addToolBar("Main")
         tb.setObjectName("toolbar-main")
@@ -269,7 +269,7 @@ class MainWindow(QMainWindow):
         )
         rn.busy_changed.connect(self._busy)
         rn.cancelled.connect(self._cancelled)
-        self.cancel_button.clicked.connect(rn.cancel)
+        self.cancel_button.clicked.connect(self.cancel)
         self._history_changed()
 
     # -- running ---------------------------------------------------------------------------------------
@@ -312,11 +312,20 @@ class MainWindow(QMainWindow):
         if busy:
             self.progress.setValue(0)
 
+    def cancel(self) -> None:
+        """Esc / Cancel: stop the engine job and the exports being written."""
+        self.runner.cancel()
+        self.files.cancel_writes()
+
     def _file_progress(self, fraction: float, text: str) -> None:
-        """An export on the pool thread: the progress bar while no engine job uses it."""
+        """An export on the pool thread: the progress bar (and Cancel) while no engine job
+        uses them."""
         if not self.runner.busy:
-            self.progress.setVisible(fraction < 1.0)
+            writing = fraction < 1.0 or self.files.writing > 0
+            self.progress.setVisible(writing)
             self.progress.setValue(int(fraction * 1000))
+            self.cancel_button.setVisible(writing)
+            self.cancel_action.setEnabled(writing)
         self.status(text)
 
     def status(self, text: str) -> None:
