@@ -166,7 +166,9 @@ class _Server:
             job = msg.job
             cancelled = False
             try:
-                job = unpack(job, msg.shared)
+                # Read into the engine's own memory: hot loops run on it (numpy's big arrays get
+                # huge pages, a mapped shared-memory file does not).
+                job = unpack(job, msg.shared, copy=True)
                 if job.image is not None:
                     self.image, self.image_key = job.image, msg.image_key
                 if self.image is None or self.image_key != msg.image_key:

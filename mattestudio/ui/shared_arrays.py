@@ -95,14 +95,17 @@ def put(array: np.ndarray, folder: Path) -> SharedArray | None:
     return SharedArray(str(path), tuple(int(n) for n in arr.shape), arr.dtype.str)
 
 
-def take(ref: SharedArray) -> np.ndarray:
-    """The array ``ref`` names, mapped copy-on-write; the file is unlinked before returning."""
+def take(ref: SharedArray, copy: bool = False) -> np.ndarray:
+    """The array ``ref`` names, mapped copy-on-write (``copy``: read into a fresh array); the
+    file is unlinked before returning."""
     path = Path(ref.path)
     try:
         dtype = np.dtype(ref.dtype)
         count = int(np.prod(ref.shape, dtype=np.int64))
         if count == 0:
             return np.empty(ref.shape, dtype)
+        if copy:
+            return np.fromfile(path, dtype, count).reshape(ref.shape)
         with open(path, "rb") as f:
             mapped = mmap.mmap(f.fileno(), count * dtype.itemsize, access=mmap.ACCESS_COPY)
         return np.frombuffer(mapped, dtype, count).reshape(ref.shape)
@@ -137,12 +140,13 @@ def pack(value: T, folder: Path | None) -> tuple[T, tuple[tuple[str, SharedArray
     return dataclasses.replace(value, **moved), tuple(shared)  # type: ignore[type-var]
 
 
-def unpack(value: T, shared: tuple[tuple[str, SharedArray], ...]) -> T:
-    """The inverse of :func:`pack` (every file is unlinked, even when one fails)."""
+def unpack(value: T, shared: tuple[tuple[str, SharedArray], ...], copy: bool = False) -> T:
+    """The inverse of :func:`pack` (every file is unlinked, even when one fails). ``copy``: see
+    :func:`take`."""
     if not shared:
         return value
     try:
-        arrays = {name: take(ref) for name, ref in shared}
+        arrays = {name: take(ref, copy) for name, ref in shared}
     finally:
         discard(shared)
     return dataclasses.replace(value, **arrays)  # type: ignore[type-var]

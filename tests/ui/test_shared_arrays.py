@@ -24,6 +24,16 @@ def _mine() -> set[Path]:
     return set(shared_arrays.ROOT.glob(f"{shared_arrays.PREFIX}{os.getpid()}-*"))
 
 
+def _mapped(arr: np.ndarray) -> bool:
+    """Whether ``arr``'s memory is a mapped file."""
+    import mmap
+
+    base: object = arr
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = base.obj if isinstance(base, memoryview) else getattr(base, "base", None)
+    return base is not None
+
+
 def _scene(h=240, w=400):
     """An image whose float32 arrays are over MIN_BYTES (so they go through files)."""
     rng = np.random.default_rng(0)
@@ -51,6 +61,11 @@ def test_pack_moves_big_arrays_to_files_and_unpack_brings_them_back(tmp_path):
     np.testing.assert_array_equal(back.foreground, fg)
     back.alpha[0, 0] = 5.0  # private (copy-on-write), like an unpickled array
     assert back.alpha[0, 0] == 5.0
+    wire, shared = shared_arrays.pack(value, tmp_path)
+    copied = shared_arrays.unpack(wire, shared, copy=True)  # read into fresh arrays
+    assert list(tmp_path.iterdir()) == []
+    assert _mapped(back.foreground) and not _mapped(copied.foreground)
+    np.testing.assert_array_equal(copied.foreground, fg)
 
 
 def test_small_arrays_and_a_missing_folder_stay_in_the_pickle(tmp_path):
