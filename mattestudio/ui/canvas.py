@@ -49,6 +49,7 @@ from mattestudio.ui.display import (
     to_u8,
     trimap_lut,
 )
+from mattestudio.ui.free_memory import release_free_memory
 from mattestudio.ui.pyramid import Pyramid, level_for_zoom
 from mattestudio.ui.qt_utils import setp
 from mattestudio.ui.tasks import run_task
@@ -370,7 +371,9 @@ class Canvas(pg.GraphicsView):
             band = doc.trimap == UNKNOWN
 
             def job():
-                return Pyramid(edge_pixels(image, band))
+                pyramid = Pyramid(edge_pixels(image, band))
+                release_free_memory()
+                return pyramid
         else:
             background = doc.background_array if mode == "composite" and not key[3] else None
 
@@ -378,7 +381,10 @@ class Canvas(pg.GraphicsView):
                 alpha = result_alpha(result, shape)
                 fg = result_foreground(result, image)
                 bg = None if background is None else background()
-                return Pyramid(result_pixels_in_strips(mode, alpha, fg, image, bg, edges))
+                pyramid = Pyramid(result_pixels_in_strips(mode, alpha, fg, image, bg, edges))
+                del alpha, fg, bg
+                release_free_memory()  # the strips' temporaries (ui.free_memory)
+                return pyramid
 
         self.preview_pending = True
         run_task(
