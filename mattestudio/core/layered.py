@@ -18,6 +18,9 @@ releases lack them), so the matte stays editable with a brush in
 Photoshop, Photopea, GIMP and Krita (Krita shows it as a transparency mask). ``mask=False`` writes
 RGBA transparency instead. OpenRaster has no layer masks in its baseline spec, so the ORA cut-out
 is an RGBA PNG with straight alpha.
+
+Both writers take ``progress`` (fraction, text: one report per layer built and per layer written)
+and ``cancel`` (a CancelToken, looked at between those steps: Cancelled, and no file is left).
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from mattestudio.core import io as _io
 from mattestudio.core.atomic import write_with_atomic
 from mattestudio.core.compositing import Background, background_array
 from mattestudio.core.ziplimits import png_limit, read_member
-from mattestudio.errors import ImageLoadError, OutputError
+from mattestudio.errors import Cancelled, ImageLoadError, OutputError
+from mattestudio.types import CancelToken, ProgressFn
 
 PathLike = _io.PathLike
 
@@ -45,8 +49,27 @@ THUMBNAIL_MAX = 256
 PSD_MAX_SIDE = 30000
 
 
-def _layers(path: Path, image, foreground, alpha, background: Background, trimap):
-    """Check the inputs and build the layer list bottom -> top as (name, visible, uint8 RGB(A))."""
+class _Steps:
+    """Progress over ``total`` calls (the first reports 0, the last 1), with a cancel check
+    at each one."""
+
+    def __init__(self, total: int, progress: ProgressFn | None, cancel: CancelToken | None):
+        self.total, self.done = total, 0
+        self.progress, self.cancel = progress, cancel
+
+    def __call__(self, text: str) -> None:
+        if self.cancel is not None and self.cancel.cancelled:
+            raise Cancelled()
+        if self.progress is not None:
+            self.progress(min(self.done / max(self.total - 1, 1), 1.0), text)
+        self.done += 1
+
+
+def _layers(
+    path: Path, image, foreground, alpha, background: Background, trimap, step=lambda text: None
+):
+    """Check the inputs and build the layer list bottom -> top as (name, visible, uint8 RGB(A)).
+    ``step(text)`` is called before each of its 5 stages."""
     alpha = np.asarray(alpha)
     if alpha.ndim == 3 and alpha.shape[2] == 1:
         alpha = alpha[:, :, 0]
@@ -67,22 +90,26 @@ def _layers(path: Path, image, foreground, alpha, background: Background, trimap
 
     image = rgb(image, "image")
     fg = image if foreground is None else rgb(foreground, "foreground")
+    step("building the background layer")
     try:
         bg = background_array(background, h, w, original=image)
     except Exception as exc:  # bad color spec, unreadable background image
         raise OutputError(f"cannot build the background: {exc}", path) from exc
     a8 = _io.to_uint(alpha)
-    layers = [
-        ("Original", False, _io.to_uint(image)),
-        ("Background", True, _io.to_uint(bg)),
-        ("Cutout", True, np.dstack([_io.to_uint(fg), a8])),
-    ]
+    layers = [("Background", True, _io.to_uint(bg))]
+    del bg
+    step("building the original layer")
+    layers.insert(0, ("Original", False, _io.to_uint(image)))
+    step("building the cut-out layer")
+    layers.append(("Cutout", True, np.dstack([_io.to_uint(fg), a8])))
+    step("building the trimap layer")
     if trimap is not None:
         trimap = np.asarray(trimap)
         if trimap.shape != (h, w):
             raise OutputError(f"trimap has shape {trimap.shape} but the alpha is {h} x {w}", path)
         layers.append(("Trimap", False, np.repeat(trimap.astype(np.uint8)[:, :, None], 3, axis=2)))
     # The visible stack (opaque background under the cut-out) is the composite.
+    step("merging the layers")
     af = a8[:, :, None].astype(np.float32) / 255.0
     merged = _io.to_uint(af * (layers[2][2][:, :, :3] / 255.0) + (1 - af) * (layers[1][2] / 255.0))
     return layers, merged
@@ -104,7 +131,7 @@ def _write(path: Path, kind: str, writer) -> Path:
     def guarded(tmp: Path) -> None:
         try:
             writer(tmp)
-        except (OSError, OutputError):
+        except (OSError, OutputError, Cancelled):
             raise
         except Exception as exc:
             raise OutputError(f"could not write the {kind} file: {exc}", path) from exc
@@ -139,6 +166,8 @@ def save_ora(
     alpha: np.ndarray,
     background: Background = "white",
     trimap: np.ndarray | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
 ) -> Path:
     """Write an OpenRaster file (GIMP, Krita, MyPaint) with the layers described in the module doc.
 
@@ -151,7 +180,8 @@ def save_ora(
         raise OutputError(
             f"unsupported file type {path.suffix or '(none)'!r} for OpenRaster; use .ora", path
         )
-    layers, merged = _layers(path, image, foreground, alpha, background, trimap)
+    step = _Steps(5 + 3 + (4 if trimap is not None else 3), progress, cancel)
+    layers, merged = _layers(path, image, foreground, alpha, background, trimap, step)
     h, w = merged.shape[:2]
 
     root = ET.Element(
@@ -183,13 +213,17 @@ def save_ora(
             zf.writestr(zipfile.ZipInfo("mimetype"), ORA_MIMETYPE, compress_type=zipfile.ZIP_STORED)
             zf.writestr("stack.xml", xml, compress_type=zipfile.ZIP_DEFLATED)
             for src, arr in members:  # PNGs are compressed already
+                step(f"writing layer {src}")
                 zf.writestr(src, _png(arr), compress_type=zipfile.ZIP_STORED)
+            step("writing the merged image")
             zf.writestr("mergedimage.png", _png(merged), compress_type=zipfile.ZIP_STORED)
+            step("writing the thumbnail")
             zf.writestr(
                 "Thumbnails/thumbnail.png",
                 _png(_thumbnail(merged)),
                 compress_type=zipfile.ZIP_STORED,
             )
+        step("done")
 
     return _write(path, "OpenRaster", writer)
 
@@ -284,6 +318,8 @@ def save_psd(
     background: Background = "white",
     trimap: np.ndarray | None = None,
     mask: bool = True,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
 ) -> Path:
     """Write an 8-bit RGB Photoshop file (Photoshop, Photopea, GIMP, Krita) with the layers
     described in the module doc.
@@ -300,7 +336,11 @@ def save_psd(
         raise OutputError(
             f"unsupported file type {path.suffix or '(none)'!r} for Photoshop; use .psd", path
         )
-    layers, merged = _layers(path, image, foreground, alpha, background, trimap)
+    # psd-tools' save (the channels' compression) is about half of the time: counted as
+    # as many steps as the layers.
+    n = 4 if trimap is not None else 3
+    step = _Steps(5 + 2 * n + 1, progress, cancel)
+    layers, merged = _layers(path, image, foreground, alpha, background, trimap, step)
     h, w = merged.shape[:2]
     if max(h, w) > PSD_MAX_SIDE:
         raise OutputError(
@@ -312,6 +352,7 @@ def save_psd(
     def writer(tmp: Path) -> None:
         psd = PSDImage.new("RGB", (w, h), color=(255, 255, 255))
         for name, visible, arr in layers:  # layers are appended on top
+            step(f"adding layer {name}")
             if name == "Cutout" and mask:
                 layer = psd.create_pixel_layer_from_array(
                     np.ascontiguousarray(arr[:, :, :3]), name=name
@@ -322,6 +363,9 @@ def save_psd(
                 # be turned into a mask by psd-tools in an RGB document).
                 layer = psd.create_pixel_layer_from_array(np.ascontiguousarray(arr), name=name)
             layer.visible = visible
+        step("compressing and writing the layers")
+        step.done += n - 1
         psd.save(tmp)
+        step("done")
 
     return _write(path, "PSD", writer)

@@ -6,9 +6,13 @@ grayscale or the composite), clipped to the right of the split position so the o
 the left. Over the checkerboard the preview is the straight RGBA cut-out drawn over a checker
 item whose squares keep their size on screen at any zoom.
 
-A result that differs from the one on screen only inside a box (a Live re-run) is drawn by
-rewriting that box of the preview's pixel buffer, which the ImageItem's QImage shares, and
-repainting that rectangle; anything else recomputes the whole preview off the GUI thread. A
+The preview is a uint8 pyramid (mattestudio.ui.pyramid): the full-resolution pixels and their
+2x, 4x ... reductions; the canvas shows the level with about one pixel per screen pixel (full
+resolution from 50 % zoom up), scaled onto the image's rectangle. A result that differs from the
+one on screen only inside a box (a Live re-run) is drawn by rewriting that box of the full
+resolution pixels and of each reduction (the ImageItem's QImage shares the level it shows) and
+repainting that rectangle; anything else recomputes the whole preview off the GUI thread, a
+strip of rows at a time (no full-size float temporaries). A
 badge in the corner says when the result on screen is older than the trimap. A Live result whose
 engine solved part of it approximately (bounded per-stroke work) has those regions outlined
 with a dashed line, and a "refining…" badge while the engine is still settling them. Wheel zooms around the cursor (ViewBox),
@@ -41,9 +45,12 @@ from mattestudio.ui.display import (
     edge_pixels,
     plain_trimap_lut,
     result_pixels,
+    result_pixels_in_strips,
     to_u8,
     trimap_lut,
 )
+from mattestudio.ui.free_memory import release_free_memory
+from mattestudio.ui.pyramid import Pyramid, level_for_zoom
 from mattestudio.ui.qt_utils import setp
 from mattestudio.ui.tasks import run_task
 
@@ -166,7 +173,10 @@ class Canvas(pg.GraphicsView):
         self._dirty_trimap = False
         self._preview_gen = 0
         self.preview_pending = False
+        #: The preview's full-resolution pixels (uint8), level 0 of ``preview_pyramid``.
         self.preview_shown: np.ndarray | None = None
+        self.preview_pyramid: Pyramid | None = None
+        self.preview_level = 0  # the pyramid level the preview item shows
         self._shown_key: tuple | None = None  # what preview_shown was computed for
         self.patches = 0  # results drawn by rewriting only their changed box (tests, benchmark)
         self._refresh = setp(QTimer(self), singleShot=True, interval=15)  # coalesce overlay redraws
@@ -182,6 +192,8 @@ class Canvas(pg.GraphicsView):
         document.background_changed.connect(self.refresh_preview)
         document.trimap_changed.connect(self._update_badge)
         document.result_outdated.connect(self._update_badge)
+        self.vb.sigRangeChanged.connect(self._show_level)
+        self.vb.sigResized.connect(self._show_level)
         self._on_image()
 
     # -- document -> items ---------------------------------------------------------------------------
@@ -334,8 +346,12 @@ class Canvas(pg.GraphicsView):
             bg = doc.background_array()[crop]
         pixels = result_pixels(self.mode, alpha, fg, doc.image[crop], bg, edges)
         self.preview_shown[y0:y1, x0:x1] = pixels[inner]
-        # The ImageItem's QImage wraps preview_shown: repainting the rectangle shows the change.
-        self.preview_item.update(QRectF(x0, y0, x1 - x0, y1 - y0))
+        assert self.preview_pyramid is not None  # set with preview_shown
+        boxes = self.preview_pyramid.update((y0, y1, x0, x1))
+        # The ImageItem's QImage wraps the level shown: repainting the rectangle (in that
+        # level's pixels, the item's own coordinates) shows the change.
+        ly0, ly1, lx0, lx1 = boxes[self.preview_level]
+        self.preview_item.update(QRectF(lx0, ly0, lx1 - lx0, ly1 - ly0))
         self.preview_ready.emit()
         return True
 
@@ -356,7 +372,9 @@ class Canvas(pg.GraphicsView):
             band = doc.trimap == UNKNOWN
 
             def job():
-                return edge_pixels(image, band)
+                pyramid = Pyramid(edge_pixels(image, band))
+                release_free_memory()
+                return pyramid
         else:
             background = doc.background_array if mode == "composite" and not key[3] else None
 
@@ -364,7 +382,10 @@ class Canvas(pg.GraphicsView):
                 alpha = result_alpha(result, shape)
                 fg = result_foreground(result, image)
                 bg = None if background is None else background()
-                return result_pixels(mode, alpha, fg, image, bg, edges)
+                pyramid = Pyramid(result_pixels_in_strips(mode, alpha, fg, image, bg, edges))
+                del alpha, fg, bg
+                release_free_memory()  # the strips' temporaries (ui.free_memory)
+                return pyramid
 
         self.preview_pending = True
         run_task(
@@ -373,25 +394,40 @@ class Canvas(pg.GraphicsView):
             lambda exc: self._show_preview(gen, None, None),
         )
 
-    def _show_preview(self, gen: int, arr: np.ndarray | None, key) -> None:
+    def _show_preview(self, gen: int, pyramid: Pyramid | None, key) -> None:
         if gen != self._preview_gen:
             return
         self.preview_pending = False
-        self.preview_shown = arr
+        self.preview_pyramid = pyramid
+        self.preview_shown = None if pyramid is None else pyramid.base
         self._shown_key = key
-        if arr is None:
+        if pyramid is None:
             self.clip_item.setVisible(False)
             self.split_line.setVisible(False)
             self.preview_ready.emit()
             return
+        arr = pyramid.base
         h, w = arr.shape[:2]
-        self.preview_item.setImage(arr, autoLevels=False, levels=None)
-        self.preview_item.setRect(QRectF(0, 0, w, h))
+        self._show_level(force=True)
         self.checker_item.setRect(QRectF(0, 0, w, h))
         self.checker_item.setVisible(arr.ndim == 3 and arr.shape[2] == 4)
         self.clip_item.setVisible(True)
         self._update_clip()
         self.preview_ready.emit()
+
+    def _show_level(self, *_, force: bool = False) -> None:
+        """Show the pyramid level that suits the zoom (called when the view range changes)."""
+        pyramid = self.preview_pyramid
+        if pyramid is None:
+            return
+        level = level_for_zoom(self.zoom_factor(), len(pyramid.levels))
+        if level == self.preview_level and not force:
+            return
+        self.preview_level = level
+        h, w = pyramid.base.shape[:2]
+        # Set the array before the rect: setRect scales relative to the current array.
+        self.preview_item.setImage(pyramid.levels[level], autoLevels=False, levels=None)
+        self.preview_item.setRect(QRectF(0, 0, w, h))
 
     def _update_clip(self) -> None:
         h, w = self.document.shape

@@ -15,6 +15,10 @@ TRIMAP_COLORS = {
     FOREGROUND: (40, 200, 90),
 }
 UNKNOWN_STRENGTH = 0.6
+#: Whole-image conversions go by strips of about this many pixels (bounded temporaries).
+STRIP_PIXELS = 1 << 20
+#: Rows per strip of a result preview.
+STRIP_ROWS = 256
 
 
 def trimap_lut(opacity: float, colors: dict | None = None) -> np.ndarray:
@@ -78,13 +82,56 @@ def result_pixels(
     return preview_pixels("composite", alpha, fg, background)
 
 
+def result_pixels_in_strips(
+    mode: str,
+    alpha: np.ndarray,
+    foreground: np.ndarray,
+    image: np.ndarray,
+    background: np.ndarray | None,
+    edges,
+    rows: int = STRIP_ROWS,
+) -> np.ndarray:
+    """:func:`result_pixels` of the whole image, computed a strip of rows at a time (with the
+    edge adjustments' reach as context above and below), so the float temporaries are a strip's,
+    not the image's. Same pixels as one call on the whole image."""
+    from mattestudio.core import edges as edge_ops
+
+    reach = edge_ops.reach(edges)
+    h = alpha.shape[0]
+    if reach is None or h <= rows:  # not local (a large blur): in one piece
+        return result_pixels(mode, alpha, foreground, image, background, edges)
+    out: np.ndarray | None = None
+    for y0 in range(0, h, rows):
+        y1 = min(y0 + rows, h)
+        c0, c1 = max(y0 - reach, 0), min(y1 + reach, h)
+        bg = None if background is None else background[c0:c1]
+        px = result_pixels(mode, alpha[c0:c1], foreground[c0:c1], image[c0:c1], bg, edges)
+        if out is None:
+            out = np.empty((h,) + px.shape[1:], np.uint8)
+        out[y0:y1] = px[y0 - c0 : y1 - c0]
+    assert out is not None
+    return out
+
+
 def edge_pixels(image: np.ndarray, band: np.ndarray) -> np.ndarray:
     """The "edge only" view: the photo inside the unknown band, dark grey elsewhere."""
-    return to_u8(np.where(band[:, :, None], image, np.float32(0.12)))
+    out = np.empty(image.shape, np.uint8)
+    for y0 in range(0, image.shape[0], STRIP_ROWS):
+        rows = slice(y0, y0 + STRIP_ROWS)
+        out[rows] = to_u8(np.where(band[rows, :, None], image[rows], np.float32(0.12)))
+    return out
 
 
 def to_u8(arr: np.ndarray) -> np.ndarray:
-    """float [0, 1] -> uint8, rounded (for display only)."""
+    """float [0, 1] -> uint8, rounded (for display only). Large arrays go a strip of rows at a
+    time (the float temporaries of a whole 12 MP photo are ~300 MB)."""
+    arr = np.asarray(arr)
+    if arr.ndim >= 2 and arr.size > 4 * STRIP_PIXELS:
+        out = np.empty(arr.shape, np.uint8)
+        step = max(1, STRIP_PIXELS // max(arr[0].size, 1))
+        for y0 in range(0, arr.shape[0], step):
+            out[y0 : y0 + step] = to_u8(arr[y0 : y0 + step])
+        return out
     return np.clip(np.rint(np.asarray(arr, np.float32) * 255.0), 0, 255).astype(np.uint8)
 
 

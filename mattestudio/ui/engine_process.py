@@ -9,7 +9,9 @@ not honour within a grace period ends the process.
 
 Messages are the dataclasses of mattestudio.ui.protocol: an ``Envelope`` (job + image key) or
 ``Stop`` goes in; ``Progress``, ``Result``, ``Failed`` and ``Done`` come out. The image travels
-only when it is a different array from the last one sent.
+only when it is a different array from the last one sent. Big arrays (the image, results)
+travel as files in shared memory (mattestudio.ui.shared_arrays), in a folder that lives as long
+as one engine process and is removed when it stops, however it stops.
 
 Matting sessions stay warm between jobs: per (engine, parameters) the child keeps the prepared
 engine and its last full-resolution result. A Live job then re-runs through
@@ -32,6 +34,7 @@ import multiprocessing as mp
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,6 +55,7 @@ from mattestudio.ui.protocol import (
     Result,
     Stop,
 )
+from mattestudio.ui.shared_arrays import discard, new_folder, pack, remove_folder, unpack
 
 
 class _EventToken(CancelToken):
@@ -99,8 +103,12 @@ def bounded_live(engine) -> bool:
 class _Server:
     MAX_SESSIONS = 4
 
-    def __init__(self, conn, token: CancelToken, newer_waiting=None) -> None:
+    def __init__(
+        self, conn, token: CancelToken, newer_waiting=None, folder: Path | None = None
+    ) -> None:
         self.conn = conn
+        #: Where big arrays go for the parent (None: in the pickle).
+        self.folder = folder
         self.token = token
         #: Set by the parent when a newer job waits: stop refining (an Event, or None).
         self.newer_waiting = newer_waiting
@@ -112,6 +120,15 @@ class _Server:
         )  # job id of the last full-resolution matting result sent (the parent's basis)
 
     def send(self, event: Event) -> None:
+        if isinstance(event, Result):
+            value, shared = pack(event.value, self.folder)
+            event = dataclasses.replace(event, value=value, shared=shared)
+            try:
+                self.conn.send(event)
+            except BaseException:
+                discard(shared)
+                raise
+            return
         self.conn.send(event)
 
     def progress_fn(self, job_id: int, lo: float, hi: float):
@@ -147,10 +164,13 @@ class _Server:
             if isinstance(msg, Stop):
                 return
             job = msg.job
-            if job.image is not None:
-                self.image, self.image_key = job.image, msg.image_key
             cancelled = False
             try:
+                # Read into the engine's own memory: hot loops run on it (numpy's big arrays get
+                # huge pages, a mapped shared-memory file does not).
+                job = unpack(job, msg.shared, copy=True)
+                if job.image is not None:
+                    self.image, self.image_key = job.image, msg.image_key
                 if self.image is None or self.image_key != msg.image_key:
                     raise RuntimeError("the engine process lost the image; run again")
                 if isinstance(job, GrabCutJob):
@@ -368,7 +388,7 @@ def _union(a, b):
     return min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])
 
 
-def _serve(conn, cancel_event, newer_waiting=None) -> None:  # runs in the child
+def _serve(conn, cancel_event, newer_waiting=None, folder: str | None = None) -> None:  # child
     with contextlib.suppress(
         AttributeError, OSError
     ):  # the editor's event loop wins any fight for a core
@@ -377,7 +397,9 @@ def _serve(conn, cancel_event, newer_waiting=None) -> None:  # runs in the child
         Exception
     ):  # pymatting's import (and numba compile) now, not in the first run
         import pymatting  # noqa: F401
-    _Server(conn, _EventToken(cancel_event), newer_waiting).serve()
+    _Server(
+        conn, _EventToken(cancel_event), newer_waiting, None if folder is None else Path(folder)
+    ).serve()
 
 
 # -- parent side ------------------------------------------------------------------------------------
@@ -395,6 +417,8 @@ class EngineProcess:
         self._image_ref: np.ndarray | None = None  # the image array last sent (by identity)
         self._image_key = 0
         self._basis: MattingResult | None = None  # last full-resolution result (module doc)
+        #: Shared-memory folder of the running process (module doc); None when stopped.
+        self.folder: Path | None = None
 
     @property
     def alive(self) -> bool:
@@ -408,9 +432,10 @@ class EngineProcess:
         parent, child = ctx.Pipe()
         self._cancel = ctx.Event()
         self._newer = ctx.Event()
+        self.folder = new_folder()
         self._proc = ctx.Process(
             target=_serve,
-            args=(child, self._cancel, self._newer),
+            args=(child, self._cancel, self._newer, str(self.folder)),
             daemon=True,
             name="mattestudio-engine",
         )
@@ -450,6 +475,10 @@ class EngineProcess:
                 pass
         if conn is not None:
             conn.close()
+        # The process is gone: whatever it wrote and nobody read (or the image it never
+        # read) goes with its folder.
+        remove_folder(self.folder)
+        self.folder = None
 
     def _full_result(self, event: Result) -> Result:
         """Paste a patch into a copy of the basis; remember full-resolution matting results."""
@@ -495,9 +524,11 @@ class EngineProcess:
             self._basis = None
         else:
             wire = dataclasses.replace(job, image=None)
+        wire, shared = pack(wire, self.folder)
         try:
-            self._conn.send(Envelope(wire, self._image_key))
+            self._conn.send(Envelope(wire, self._image_key, shared))
         except (OSError, ValueError) as exc:
+            discard(shared)
             self.stop(kill=True)
             raise MattestudioError(f"could not start the engine: {exc}") from None
         self._image_ref = base
@@ -531,6 +562,8 @@ class EngineProcess:
                     + (f" (exit code {code}; out of memory?)" if code else "")
                 ) from None
             if isinstance(msg, Result):
+                value = unpack(msg.value, msg.shared)
+                msg = dataclasses.replace(msg, value=value, shared=())
                 msg = self._full_result(msg)  # even when cancelled: the basis must follow the child
                 if cancel_at is None:
                     on_event(msg)

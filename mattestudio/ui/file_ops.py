@@ -10,8 +10,9 @@ window gives it ``settings_source`` (the session's ProjectSettings for saving) a
 trimap asks for a run first and writes once the fresh result has arrived.
 
 Exports are written on a pool thread (a 12 MP PSD takes seconds) from a snapshot of the
-document taken when asked, with ``progress`` reports; every writer in mattestudio.core is
-atomic (temp file + rename), so a reader never sees a half-written file. Autosave runs there
+document taken when asked, with ``progress`` reports (the PSD and ORA writers report each
+layer) and a cancel (``cancel_writes``, the window's Cancel); every writer in mattestudio.core is
+atomic (temp file + rename), so a reader never sees a half-written file, cancelled or not. Autosave runs there
 too, and only when the trimap changed since the last one.
 """
 
@@ -27,7 +28,9 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from mattestudio.core import export, io, layered, project
 from mattestudio.core import trimap as trimap_ops
-from mattestudio.errors import MattestudioError
+from mattestudio.errors import Cancelled, MattestudioError
+from mattestudio.progress import scaled
+from mattestudio.types import CancelToken
 from mattestudio.ui import settings
 from mattestudio.ui.qt_utils import setp
 from mattestudio.ui.tasks import run_task
@@ -89,6 +92,7 @@ class FileOps(QObject):
         self._autosaved_version = -1
         self._autosave_busy = False
         self.writing = 0  # exports still being written on the pool
+        self._write_tokens: set[CancelToken] = set()
 
     # -- helpers -------------------------------------------------------------------------------------
     def error(self, title: str, exc) -> None:
@@ -314,18 +318,25 @@ class FileOps(QObject):
         if doc.alpha() is None and kind != "trimap":
             self.message.emit("Nothing to export yet: run the engine first")
             return False
-        write = _writer(kind, path, doc, self.progress.emit)
+        token = CancelToken()
+        write = _writer(kind, path, doc, self.progress.emit, token)
         name = Path(path).name
         self.writing += 1
+        self._write_tokens.add(token)
         self.progress.emit(0.0, f"Exporting {name}...")
 
         def done(_) -> None:
             self.writing -= 1
+            self._write_tokens.discard(token)
             self.progress.emit(1.0, f"Exported {path}")
             self.message.emit(f"Exported {path}")
 
         def failed(exc: BaseException) -> None:
             self.writing -= 1
+            self._write_tokens.discard(token)
+            if isinstance(exc, Cancelled):
+                self.progress.emit(1.0, f"Export of {name} cancelled: no file written")
+                return
             self.progress.emit(1.0, f"Export of {name} failed")
             if isinstance(exc, (MattestudioError, OSError, MemoryError)):
                 self.error("Export failed", exc)
@@ -334,6 +345,12 @@ class FileOps(QObject):
 
         run_task(write, done, failed)
         return True
+
+    def cancel_writes(self) -> bool:
+        """Stop the exports being written (each leaves no file); whether there were any."""
+        for token in self._write_tokens:
+            token.cancel()
+        return bool(self._write_tokens)
 
     def wait_writes(self, timeout_s: float = 300.0) -> bool:
         """Process events until every export started so far is written (closing, tests)."""
@@ -391,7 +408,13 @@ def _exportable(result, stale: bool) -> bool:
     return result is not None and not stale and result.scale == 1.0 and not result.approximate
 
 
-def _writer(kind: str, path: str, doc, report: Callable[[float, str], None]) -> Callable[[], None]:
+def _writer(
+    kind: str,
+    path: str,
+    doc,
+    report: Callable[[float, str], None],
+    cancel: CancelToken | None = None,
+) -> Callable[[], None]:
     """The write of one export as a function for the pool, over a snapshot of the document (its
     image and result arrays are replaced, never edited, so they are shared, not copied)."""
     from mattestudio.core import edges as edge_ops
@@ -414,6 +437,9 @@ def _writer(kind: str, path: str, doc, report: Callable[[float, str], None]) -> 
             report(0.1, f"Exporting {name}: edge adjustments")
             a, f = edge_ops.apply(alpha, image if fg is None else fg, image, edges)
         report(0.3, f"Exporting {name}: writing")
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        layers = scaled(lambda f, text: report(f, f"Exporting {name}: {text}"), 0.3, 0.99)
         if kind in ("alpha8", "alpha16"):
             export.save_alpha_png(path, a, bits=16 if kind == "alpha16" else 8)
         elif kind == "cutout":
@@ -421,9 +447,9 @@ def _writer(kind: str, path: str, doc, report: Callable[[float, str], None]) -> 
         elif kind == "composite":
             export.save_composite(path, f, a, background, original=image)
         elif kind == "ora":
-            layered.save_ora(path, image, f, a, background, trimap)
+            layered.save_ora(path, image, f, a, background, trimap, layers, cancel)
         elif kind == "psd":
-            layered.save_psd(path, image, f, a, background, trimap)
+            layered.save_psd(path, image, f, a, background, trimap, progress=layers, cancel=cancel)
 
     return write
 

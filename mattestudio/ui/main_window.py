@@ -269,7 +269,7 @@ class MainWindow(QMainWindow):
         )
         rn.busy_changed.connect(self._busy)
         rn.cancelled.connect(self._cancelled)
-        self.cancel_button.clicked.connect(rn.cancel)
+        self.cancel_button.clicked.connect(self.cancel)
         self._history_changed()
 
     # -- running ---------------------------------------------------------------------------------------
@@ -305,7 +305,7 @@ class MainWindow(QMainWindow):
         """Esc: a brush stroke or box being dragged is dropped first; otherwise the engine stops."""
         if any(c.cancel_drag() for c in (self.canvas, self.result_view)):
             return
-        self.runner.cancel()
+        self.cancel()
 
     def _cancelled(self) -> None:
         self.files.drop_pending_export()
@@ -318,11 +318,20 @@ class MainWindow(QMainWindow):
         if busy:
             self.progress.setValue(0)
 
+    def cancel(self) -> None:
+        """Esc / Cancel: stop the engine job and the exports being written."""
+        self.runner.cancel()
+        self.files.cancel_writes()
+
     def _file_progress(self, fraction: float, text: str) -> None:
-        """An export on the pool thread: the progress bar while no engine job uses it."""
+        """An export on the pool thread: the progress bar (and Cancel) while no engine job
+        uses them."""
         if not self.runner.busy:
-            self.progress.setVisible(fraction < 1.0)
+            writing = fraction < 1.0 or self.files.writing > 0
+            self.progress.setVisible(writing)
             self.progress.setValue(int(fraction * 1000))
+            self.cancel_button.setVisible(writing)
+            self.cancel_action.setEnabled(writing)
         self.status(text)
 
     def status(self, text: str) -> None:

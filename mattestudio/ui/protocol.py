@@ -5,7 +5,8 @@ worker thread -> window): ``Progress`` any number of times, ``Result`` once per 
 (a Live matting job may deliver a coarse preview, then full resolution), ``Failed`` at most
 once, and always ``Done`` last. Every job kind travels the same path and produces the same
 events. All are plain frozen dataclasses (picklable, Qt-free), so nothing is a positional tuple
-or a string tag.
+or a string tag. Between the processes, big arrays travel as files in shared memory
+(``shared`` fields; mattestudio.ui.shared_arrays), not in the pickle.
 """
 
 from __future__ import annotations
@@ -18,6 +19,20 @@ from mattestudio.types import MattingResult
 
 #: (y0, y1, x0, x1), half-open, in image pixels.
 Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class SharedArray:
+    """A big array that travels as a file in shared memory (mattestudio.ui.shared_arrays)."""
+
+    path: str
+    shape: tuple[int, ...]
+    dtype: str
+
+
+#: (field name, SharedArray) pairs: on the wire, those fields of a message's dataclass hold
+#: empty placeholders and their arrays are in the files.
+Shared = tuple[tuple[str, SharedArray], ...]
 
 
 @dataclass(frozen=True)
@@ -88,6 +103,8 @@ class Result:
     #: The job id of the full-resolution result ``box`` is relative to.
     basis: int | None = None
     patch: bool = False
+    #: On the wire: ``value``'s big arrays, in shared memory.
+    shared: Shared = ()
 
 
 @dataclass(frozen=True)
@@ -111,6 +128,8 @@ class Envelope:
 
     job: Job
     image_key: int
+    #: ``job``'s big arrays (the image), in shared memory.
+    shared: Shared = ()
 
 
 @dataclass(frozen=True)

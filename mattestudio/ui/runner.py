@@ -14,7 +14,9 @@ Two ways to submit:
   so requests made while the worker is busy coalesce into one run of the newest state.
 
 Events reach the main thread as the protocol's dataclasses through one queue and one relay
-signal, whatever the job kind; errors come back as ``failed`` with a readable message and
+signal, whatever the job kind. Full-resolution matting results of one job that arrive while the
+previous one still waits for the main thread are merged into it (the newest result, the union
+of the changed boxes): at 12 MP each is ~200 MB, so a busy main thread never piles them up; errors come back as ``failed`` with a readable message and
 nothing raised in the worker can crash the window.
 """
 
@@ -30,7 +32,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from mattestudio.errors import Cancelled, MattestudioError
-from mattestudio.types import CancelToken
+from mattestudio.types import CancelToken, MattingResult
 from mattestudio.ui.engine_process import EngineProcess, error_message
 from mattestudio.ui.protocol import Done, Event, Failed, Job, Progress, Result
 
@@ -55,6 +57,11 @@ class _Worker(QObject):
     def __init__(self, take, process: EngineProcess | None = None, waiting=None):
         super().__init__()
         self.events: queue.SimpleQueue = queue.SimpleQueue()
+        #: The matting result waiting for the main thread (its place in ``events`` is marked
+        #: by _RESULT); a newer one of the same job replaces it (module doc).
+        self._waiting_result: Result | None = None
+        self._result_lock = threading.Lock()
+        self.merged = 0  # results merged into a waiting one (tests)
         self._take = take
         self._waiting = waiting  # () -> bool: a newer job waits (Live refinement yields to it)
         self.owns_process = process is None
@@ -86,8 +93,61 @@ class _Worker(QObject):
             self._post(Done(job_id, cancelled))
 
     def _post(self, event: Event) -> None:
+        if _mergeable(event):
+            assert isinstance(event, Result)
+            with self._result_lock:
+                waiting = self._waiting_result
+                if waiting is not None and waiting.job_id == event.job_id:
+                    self._waiting_result = _merged(waiting, event)
+                    self.merged += 1
+                    return  # its marker is queued already
+                if waiting is None:
+                    self._waiting_result = event
+                    event = _RESULT  # type: ignore[assignment]
         self.events.put(event)
         self.notify.emit()
+
+    def take_event(self) -> Event | None:
+        """The next event for the main thread, or None when there is none."""
+        while True:
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                return None
+            if event is not _RESULT:
+                return event
+            with self._result_lock:
+                waiting, self._waiting_result = self._waiting_result, None
+            if waiting is not None:
+                return waiting
+
+
+#: Marks the place of the waiting matting result in the worker's event queue.
+_RESULT = object()
+
+
+def _mergeable(event: Event) -> bool:
+    return (
+        isinstance(event, Result)
+        and isinstance(event.value, MattingResult)
+        and event.value.scale == 1.0
+    )
+
+
+def _merged(old: Result, new: Result) -> Result:
+    """``new`` as seen from what the main thread has shown before ``old``: its box grows to hold
+    ``old``'s change too (or becomes None: compare in full)."""
+    assert isinstance(old.value, MattingResult)
+    a, b = old.box, new.box
+    if a is None or b is None or new.basis is None or new.basis != old.value.request_id:
+        return dataclasses.replace(new, box=None, basis=None)
+    if a[1] <= a[0] or a[3] <= a[2]:  # an empty box changes nothing
+        box = b
+    elif b[1] <= b[0] or b[3] <= b[2]:
+        box = a
+    else:
+        box = (min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]))
+    return dataclasses.replace(new, box=box, basis=old.basis)
 
 
 class MattingRunner(QObject):
@@ -207,9 +267,8 @@ class MattingRunner(QObject):
     @Slot()
     def _drain(self) -> None:
         while True:
-            try:
-                event = self._worker.events.get_nowait()
-            except queue.Empty:
+            event = self._worker.take_event()
+            if event is None:
                 return
             self.handle(event)
 

@@ -237,3 +237,40 @@ def test_read_ora_refuses_bombs_without_inflating(tmp_path):
     _ora(p, layer.format(w=8, h=8), {"data/a.png": _png(8, 8)})
     [(name, visible, px)] = layered.read_ora(p)
     assert name == "a" and visible and px.shape == (8, 8, 4)
+# --- progress and cancel -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("func,name", [(layered.save_ora, "x.ora"), (layered.save_psd, "x.psd")])
+@pytest.mark.parametrize("with_trimap", [True, False])
+def test_writers_report_each_layer_from_0_to_1(tmp_path, data, func, name, with_trimap):
+    image, fg, alpha, trimap = data
+    seen: list[tuple[float, str]] = []
+    tri = trimap if with_trimap else None
+    func(tmp_path / name, image, fg, alpha, BG, tri, progress=lambda f, t: seen.append((f, t)))
+    fractions = [f for f, _ in seen]
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert fractions == sorted(fractions) and len(set(fractions)) == len(fractions)
+    layers = ORDER if with_trimap else ORDER[:3]
+    assert all(any(n in t for _, t in seen) for n in layers if name.endswith(".psd"))
+    assert len(seen) >= len(layers) + 5
+
+
+@pytest.mark.parametrize("func,name", [(layered.save_ora, "x.ora"), (layered.save_psd, "x.psd")])
+def test_a_cancel_between_layers_leaves_no_file(tmp_path, data, func, name):
+    from mattestudio.errors import Cancelled
+    from mattestudio.types import CancelToken
+
+    image, fg, alpha, trimap = data
+    for after in (0, 3, 7):
+        token = CancelToken()
+        calls = []
+
+        def report(f, text, calls=calls, token=token, after=after):
+            calls.append(f)
+            if len(calls) > after:
+                token.cancel()
+
+        with pytest.raises(Cancelled):
+            func(tmp_path / name, image, fg, alpha, BG, trimap, progress=report, cancel=token)
+        assert len(calls) == after + 1  # the next step looked at the token and stopped
+        assert os.listdir(tmp_path) == []

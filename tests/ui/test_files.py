@@ -1,8 +1,10 @@
 """File menu: exports re-read and checked, projects, bad input, recent files, autosave recovery."""
 
+import os
 import zipfile
 
 import numpy as np
+import pytest
 
 from mattestudio.core import io, layered, project
 from mattestudio.types import FOREGROUND, UNKNOWN, MattingResult
@@ -52,6 +54,39 @@ def test_export_ora_layers(solved, tmp_path):
     assert not by["Trimap"][0] and by["Cutout"][0]
     np.testing.assert_array_equal(by["Cutout"][1][:, :, 3], io.to_uint(doc.alpha()))
     np.testing.assert_array_equal(by["Trimap"][1][:, :, 0], doc.trimap)
+
+
+@pytest.mark.parametrize("kind", ["psd", "ora"])
+def test_layered_export_reports_its_layers_and_cancels(solved, tmp_path, qtbot, dialogs, kind):
+    import threading
+
+    win = solved
+    seen: list[tuple[float, str]] = []
+    win.files.progress.connect(lambda f, t: seen.append((f, t)))
+    assert win.files.export(kind, str(tmp_path / f"a.{kind}")) and win.files.wait_writes()
+    layer_steps = [t for _, t in seen if "layer" in t]
+    assert len(layer_steps) >= 4 and seen[-1][0] == 1.0
+    assert (tmp_path / f"a.{kind}").is_file()
+    # Esc while a write is under way: no file, no dialog, the status says so.
+    real = getattr(layered, f"save_{kind}")
+    go = threading.Event()
+
+    def held(*args, **kwargs):
+        go.wait(30)
+        return real(*args, **kwargs)
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(layered, f"save_{kind}", held):
+        assert win.files.export(kind, str(tmp_path / f"b.{kind}"))
+        qtbot.waitUntil(lambda: win.cancel_button.isVisible() and win.cancel_action.isEnabled())
+        win.cancel_action.trigger()
+        go.set()
+        assert win.files.wait_writes()
+    assert not (tmp_path / f"b.{kind}").exists()
+    assert [n for n in os.listdir(tmp_path) if n.startswith(".")] == []
+    assert "cancelled" in win.message.text() and dialogs.calls == []
+    assert not win.cancel_button.isVisible()
 
 
 def test_export_psd_layers(solved, tmp_path):

@@ -170,3 +170,44 @@ def test_loop_probe_counts_work_on_the_gui_thread_as_a_stall(qtbot, loop_probe):
     qtbot.wait(200)
     loop_probe.stop()
     assert max(loop_probe.stalls) >= 0.07, loop_probe.summary()
+
+
+def test_results_waiting_for_the_main_thread_are_merged_not_piled_up():
+    """A busy main thread holds at most one full-resolution result per job (each is ~200 MB at
+    12 MP): a newer one replaces it, its box grown to cover both changes."""
+    from mattestudio.types import MattingResult
+    from mattestudio.ui.engine_process import EngineProcess
+    from mattestudio.ui.protocol import Done, Progress, Result
+    from mattestudio.ui.runner import _Worker
+
+    def result(job, box, basis, tag):
+        value = MattingResult(
+            alpha=np.full((4, 4), tag, np.float32),
+            foreground=np.zeros((4, 4, 3), np.float32),
+            engine="t",
+            request_id=job,
+        )
+        return Result(job, tag, value, box, basis)
+
+    w = _Worker(lambda: None, EngineProcess())
+    w._post(result(1, (0, 10, 0, 10), 0, 1))
+    w._post(Progress(1, 0.5, "refining"))
+    w._post(result(1, (20, 30, 5, 8), 1, 2))
+    w._post(result(1, (0, 0, 0, 0), 1, 3))  # an empty change
+    w._post(Done(1))
+    first = w.take_event()
+    assert isinstance(first, Result) and first.revision == 3 and first.value.alpha[0, 0] == 3
+    assert first.box == (0, 30, 0, 10) and first.basis == 0  # relative to what was shown
+    assert isinstance(w.take_event(), Progress) and isinstance(w.take_event(), Done)
+    assert w.take_event() is None and w.merged == 2
+    # A full result (no box) in between: the merged one is compared in full.
+    w._post(result(2, (0, 5, 0, 5), 1, 4))
+    w._post(result(2, None, None, 5))
+    merged = w.take_event()
+    assert merged.revision == 5 and merged.box is None and merged.basis is None
+    # Results of different jobs are never merged; once taken, the next one waits on its own.
+    w._post(result(3, (0, 5, 0, 5), 2, 6))
+    w._post(result(4, (0, 5, 0, 5), 3, 7))
+    assert [w.take_event().revision, w.take_event().revision] == [6, 7]
+    w._post(result(4, (0, 5, 0, 5), 4, 8))
+    assert w.take_event().revision == 8 and w.take_event() is None
