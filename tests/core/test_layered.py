@@ -237,6 +237,8 @@ def test_read_ora_refuses_bombs_without_inflating(tmp_path):
     _ora(p, layer.format(w=8, h=8), {"data/a.png": _png(8, 8)})
     [(name, visible, px)] = layered.read_ora(p)
     assert name == "a" and visible and px.shape == (8, 8, 4)
+
+
 # --- progress and cancel -----------------------------------------------------------------------
 
 
