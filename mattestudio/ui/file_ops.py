@@ -439,7 +439,7 @@ def _writer(
         report(0.3, f"Exporting {name}: writing")
         if cancel is not None:
             cancel.raise_if_cancelled()
-        layers = scaled(lambda f, text: report(f, f"Exporting {name}: {text}"), 0.3, 0.99)
+        layers = scaled(lambda frac, text: report(frac, f"Exporting {name}: {text}"), 0.3, 0.99)
         if kind in ("alpha8", "alpha16"):
             export.save_alpha_png(path, a, bits=16 if kind == "alpha16" else 8)
         elif kind == "cutout":
