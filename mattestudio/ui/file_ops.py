@@ -223,7 +223,6 @@ class FileOps(QObject):
                 seconds=saved.result_seconds or 0.0,
             )
             self.doc.set_result(result, self.doc.revision if saved.result_current else -1)
-        self.settings_loaded.emit(saved)
         self._autosaved_version = self.doc.trimap_version
         self._remember(path)
         if state.alpha is None:
@@ -233,6 +232,8 @@ class FileOps(QObject):
         else:
             shown = "its saved result is older than the trimap: Run (Ctrl+R) to update it"
         self.message.emit(f"Opened project {Path(path).name}: {shown}")
+        # after the message: a warning about the settings (bad values replaced) must stay visible
+        self.settings_loaded.emit(saved)
         return True
 
     # -- saving --------------------------------------------------------------------------------------
