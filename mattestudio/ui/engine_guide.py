@@ -97,6 +97,8 @@ PARAMS = {
     "mix_known_rows": "On: cleaner mattes near the painted regions (the default); off: the paper's "
     "method.",
     "ku_fit": "colour: edges follow colour (the default); colour+position: the paper's form.",
+    "knn_eps": "Higher searches colour samples faster and less exactly; the matte rarely changes "
+    "visibly. 0 lets a re-run after a stroke re-solve only around it.",
     "levels": "Clears faint haze (alpha near 0 or 1 snaps to 0 or 1); 0 keeps every faint strand.",
 }
 

@@ -105,7 +105,7 @@ def test_furry_ball_recovered():
     alpha, fg = engine.predict(trimap)
     assert fg is None and alpha.dtype == np.float32 and alpha.shape == trimap.shape
     assert np.all(alpha[trimap == 255] == 1.0) and np.all(alpha[trimap == 0] == 0.0)
-    # measured 1.10 with the defaults (levels 0.02, approximate neighbours, rtol 1e-2); 1.02
+    # measured 1.06 with the defaults (levels 0.02, approximate neighbours, rtol 3e-3); 1.02
     # with exact neighbours and rtol 1e-3 (docs/benchmarks.md)
     assert sad(alpha, alpha_true, trimap) < 1.2
     # The paper's flows alone (no levels stretch, which also dims the faintest fur; exact

@@ -187,7 +187,7 @@ class InformationFlowEngine(EngineBase):
             ),
             Param(
                 "rtol",
-                1e-2,
+                3e-3,
                 "Relative residual at which conjugate gradients stop.",
                 "Solver tolerance",
                 1e-10,
