@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mattestudio.engines.fastcf import direct, local_linear, regional
+from mattestudio.engines.fastcf import local_linear, regional
 from mattestudio.engines.fastcf.engine import FastClosedFormEngine
 from mattestudio.engines.fastcf.laplacian import WindowStats, assemble
 from tests.conftest import make_synthetic_matte
@@ -32,20 +32,6 @@ def exact(scene):
     alpha = e.predict(scene.trimap)[0]
     assert e.last_mode == "full"
     return alpha
-
-
-@pytest.fixture
-def sizes(monkeypatch):
-    """Records the number of variables of every factorization."""
-    seen: list[int] = []
-    real = direct.factorize
-
-    def spy(matrix, coords, **kw):
-        seen.append(matrix.shape[0])
-        return real(matrix, coords, **kw)
-
-    monkeypatch.setattr(direct, "factorize", spy)
-    return seen
 
 
 def _c2f(image, trimap, **params):

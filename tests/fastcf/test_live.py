@@ -10,7 +10,7 @@ iteration that stops when alpha moves less than ``tolerance`` at the tiles' shar
 import numpy as np
 import pytest
 
-from mattestudio.engines.fastcf import direct, regional
+from mattestudio.engines.fastcf import regional
 from mattestudio.engines.fastcf.engine import FastClosedFormEngine
 from tests.conftest import make_synthetic_matte
 
@@ -18,20 +18,6 @@ from tests.conftest import make_synthetic_matte
 @pytest.fixture(scope="module")
 def scene():
     return make_synthetic_matte(h=200, w=260, seed=5, band=16)
-
-
-@pytest.fixture
-def sizes(monkeypatch):
-    """Records the number of variables of every factorization."""
-    seen: list[int] = []
-    real = direct.factorize
-
-    def spy(matrix, coords, **kw):
-        seen.append(matrix.shape[0])
-        return real(matrix, coords, **kw)
-
-    monkeypatch.setattr(direct, "factorize", spy)
-    return seen
 
 
 def _full(image, trimap):
