@@ -363,9 +363,18 @@ def matte_file(job: ImageJob, engine, options: BatchOptions) -> tuple[Path, ...]
         )
     finally:
         engine.reset()  # free the per-image cache before the next image
-    written = [io.save_alpha(job.outputs[0], result.alpha, bits=options.alpha_bits)]
-    if options.cutout:
-        written.append(io.save_rgba(job.outputs[1], result.foreground, result.alpha))
+    # All of an image's outputs or none: the alpha marks an image as done for a resumed batch, so
+    # it is written last, and a Ctrl-C between two files removes what this image already wrote.
+    written: list[Path] = []
+    try:
+        if options.cutout:
+            written.append(io.save_rgba(job.outputs[1], result.foreground, result.alpha))
+        written.insert(0, io.save_alpha(job.outputs[0], result.alpha, bits=options.alpha_bits))
+    except BaseException:
+        for path in written:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        raise
     return tuple(written)
 
 

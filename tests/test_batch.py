@@ -323,6 +323,34 @@ def test_ctrl_c_during_batch_leaves_only_complete_files(tmp_path):
         assert len(stems) < 8  # it really stopped early
 
 
+def test_an_image_outputs_are_all_or_nothing(tmp_path, monkeypatch):
+    """A Ctrl-C between an image's two files leaves neither (the alpha marks an image done for a
+    resumed batch, so a lone alpha would leave its cut-out missing for good). Seen in CI as a
+    rare failure of the Ctrl-C test above."""
+    from mattestudio.engines import registry
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    _pair(src, "a")
+    options = batching.BatchOptions(cutout=True)
+    job = batching.plan(src, src, out, options).todo[0]
+    written = []
+    real_rgba = io.save_rgba
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(
+        io, "save_rgba", lambda *a, **k: written.append(real_rgba(*a, **k)) or written[-1]
+    )
+    monkeypatch.setattr(io, "save_alpha", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        batching.matte_file(job, registry.create("closed-form"), options)
+    assert written and not list(out.iterdir())  # the cut-out was written, then removed
+    assert [j.name for j in batching.plan(src, src, out, options).todo] == ["a"]  # not done
+
+
 def test_python_api_batch(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
