@@ -373,7 +373,7 @@ class Canvas(pg.GraphicsView):
 
             def job():
                 pyramid = Pyramid(edge_pixels(image, band))
-                release_free_memory()
+                release_free_memory(band.size)
                 return pyramid
         else:
             background = doc.background_array if mode == "composite" and not key[3] else None
@@ -384,7 +384,7 @@ class Canvas(pg.GraphicsView):
                 bg = None if background is None else background()
                 pyramid = Pyramid(result_pixels_in_strips(mode, alpha, fg, image, bg, edges))
                 del alpha, fg, bg
-                release_free_memory()  # the strips' temporaries (ui.free_memory)
+                release_free_memory(shape[0] * shape[1])  # the strips' temporaries
                 return pyramid
 
         self.preview_pending = True

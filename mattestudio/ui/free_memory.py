@@ -8,22 +8,27 @@ editor ~100 MB larger after every full preview at 12 MP. Trimming after such a j
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
+
+#: Below this many pixels the temporaries are small: no trim (malloc_trim holds the allocator's
+#: locks while it walks the heap, which other threads, the GUI's included, would wait for).
+MIN_PIXELS = 4_000_000
 
 
 @functools.cache
 def _trim():
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
     try:
-        return ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):  # not glibc
+        # The symbols already loaded into the process: no library search (find_library runs a
+        # subprocess, which a thread of a big Qt process should not fork for).
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError, TypeError):  # not glibc
         return None
 
 
-def release_free_memory() -> None:
+def release_free_memory(pixels: int) -> None:
+    """After whole-image work on ``pixels`` pixels; does nothing for small images."""
+    if pixels < MIN_PIXELS:
+        return
     trim = _trim()
     if trim is not None:
         trim(0)
