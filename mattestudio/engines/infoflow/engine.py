@@ -282,8 +282,12 @@ class InformationFlowEngine(EngineBase):
         alpha = None
         flows = None
         if self.params["incremental"] and self._last is not None:
+            cache = self._cache
+            # The old flows must be those of the previous trimap (the old residual is theirs).
+            same = cache is not None and np.array_equal(cache[0], self._last[0])
+            old_flows = cache[2] if same and cache is not None else None
             flows, moved = self._updated_flows(trimap, progress, cancel)
-            alpha = self._incremental(flows, moved, trimap, unknown, progress, cancel)
+            alpha = self._incremental(flows, moved, old_flows, trimap, unknown, progress, cancel)
         if alpha is None:
             alpha = fixed
             h, w = trimap.shape
@@ -422,11 +426,16 @@ class InformationFlowEngine(EngineBase):
         label: str,
         prepared=None,
         start: np.ndarray | None = None,
+        old=None,
     ):
         """Alpha of the unknown pixels in ``box`` (box-shaped, NaN elsewhere) with every other
         pixel held at ``fixed``; None if the box holds no unknown pixel. ``prepared``: the local
         part and its factor, made already for this box. ``start``: H x W alpha to start the
-        iterations from (else the local part's solution)."""
+        iterations from (else the local part's solution). ``old``: (flows, trimap, alpha) of the
+        previous solve; the system is then solved for the change the new trimap makes: the old
+        energy's leftover gradient at the old alpha (what the previous solve's tolerance left) is
+        taken out of the right-hand side, so that alpha moves only where the stroke moves it and
+        the box's edge test measures the stroke, not further convergence."""
         from mattestudio.engines.infoflow.system import Solver, build
 
         y0, y1, x0, x1 = box
@@ -443,6 +452,8 @@ class InformationFlowEngine(EngineBase):
         solver = Solver(
             system, 1, _checker(progress, cancel, 0.4, 0.6, f"{name}: {label}"), factor=factor
         )
+        if old is not None:
+            self._remove_old_residual(system, variables, old)
         begin = None if start is None else start[system.coords[:, 0], system.coords[:, 1]]
         x = solver.solve(
             begin,
@@ -455,12 +466,33 @@ class InformationFlowEngine(EngineBase):
         out[system.coords[:, 0] - y0, system.coords[:, 1] - x0] = x
         return out
 
-    def _incremental(self, flows, moved, trimap, unknown, progress, cancel) -> np.ndarray | None:
+    def _remove_old_residual(self, system, variables, old) -> None:
+        from mattestudio.engines.infoflow.system import build
+
+        old_flows, old_tri, old_alpha = old
+        common = variables & (old_tri == UNKNOWN)
+        if not common.any():
+            return
+        assert self._image64 is not None and self._stats is not None
+        before = build(old_flows, self._stats, self._image64, common, old_alpha, self._weights())
+        leftover = before.rhs - before.matvec(old_alpha[before.coords[:, 0], before.coords[:, 1]])
+        w = variables.shape[1]
+        column = np.full(variables.size, -1, np.int64)
+        column[system.coords[:, 0] * w + system.coords[:, 1]] = np.arange(len(system.coords))
+        system.rhs = system.rhs - np.bincount(
+            column[before.coords[:, 0] * w + before.coords[:, 1]],
+            weights=leftover,
+            minlength=len(system.coords),
+        )
+
+    def _incremental(
+        self, flows, moved, old_flows, trimap, unknown, progress, cancel
+    ) -> np.ndarray | None:
         """Re-solve around the change from the previous trimap; None when a full solve is better.
         ``moved``: flat pixels whose flow rows changed (None: all, so a full solve)."""
         from mattestudio.engines.fastcf import regional
 
-        if self._last is None or moved is None:
+        if self._last is None or moved is None or old_flows is None:
             return None
         before_tri, before = self._last
         if before_tri.shape != trimap.shape:
@@ -476,6 +508,7 @@ class InformationFlowEngine(EngineBase):
         seed = (int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1)
         fixed = (trimap == FOREGROUND).astype(np.float64)
         fixed[unknown] = before[unknown]
+        old = (old_flows, before_tri, before)
         # The known-to-unknown flow reaches further than the Laplacian: start with a wider margin.
         margin = max(32, (seed[1] - seed[0] + seed[3] - seed[2]) // 4)
         while True:
@@ -485,14 +518,22 @@ class InformationFlowEngine(EngineBase):
             # Started from the previous solution, whose residual is small away from the change:
             # conjugate gradients then spend their iterations where alpha really moves.
             values = self._solve_box(
-                flows, unknown, fixed, box, progress, cancel, "re-solving the stroke", start=fixed
+                flows,
+                unknown,
+                fixed,
+                box,
+                progress,
+                cancel,
+                "re-solving the stroke",
+                start=fixed,
+                old=old,
             )
             if values is None:
                 break
             depth = max(4, margin // 4)
             if (
                 regional.ring_change(values, before, box, trimap.shape, depth)
-                <= self.params["tolerance"] / 4
+                <= self.params["tolerance"] / 2
             ):
                 regional.paste(fixed, values, box)
                 self.solved = int(np.isfinite(values).sum())
