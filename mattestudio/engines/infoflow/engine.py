@@ -160,8 +160,7 @@ class InformationFlowEngine(EngineBase):
                 "knn_eps",
                 0.5,
                 "Approximate nearest neighbours: each found neighbour is within (1 + this) of "
-                "the true k-th distance (scipy cKDTree's eps); 0 searches exactly (needed for "
-                "incremental re-solves: approximate neighbours shift with every stroke). Faster "
+                "the true k-th distance (scipy cKDTree's eps); 0 searches exactly. Faster "
                 "searches, same dataset scores (docs/benchmarks.md).",
                 "Neighbour search slack",
                 0.0,
@@ -511,6 +510,7 @@ class InformationFlowEngine(EngineBase):
         old = (old_flows, before_tri, before)
         # The known-to-unknown flow reaches further than the Laplacian: start with a wider margin.
         margin = max(32, (seed[1] - seed[0] + seed[3] - seed[2]) // 4)
+        last_change: float | None = None
         while True:
             box = regional.grow(seed, margin, trimap.shape)
             if (box[1] - box[0]) * (box[3] - box[2]) > 0.5 * h * w:
@@ -531,13 +531,26 @@ class InformationFlowEngine(EngineBase):
             if values is None:
                 break
             depth = max(4, margin // 4)
-            if (
-                regional.ring_change(values, before, box, trimap.shape, depth)
-                <= self.params["tolerance"] / 2
-            ):
+            change = regional.ring_change(values, before, box, trimap.shape, depth)
+            goal = self.params["tolerance"] / 2
+            if change <= goal:
                 regional.paste(fixed, values, box)
                 self.solved = int(np.isfinite(values).sum())
                 break
+            if last_change is not None and _doublings_needed(last_change, change, goal) > 1:
+                # The stroke's effect fades too slowly at the edge (the flows are non-local): the
+                # box that reaches the tolerance would be over half the image, so solve it whole
+                # now rather than after more box solves.
+                return None
+            last_change = change
             margin *= 2
         self.last_mode = "incremental"
         return fixed
+
+
+def _doublings_needed(previous: float, change: float, goal: float) -> float:
+    """How many more doublings of the margin bring the change at the box's edge to ``goal``, if it
+    keeps falling by the factor of the last doubling (inf if it did not fall)."""
+    if change >= previous or change <= 0:
+        return float("inf")
+    return float(np.log(change / goal) / np.log(previous / change))
