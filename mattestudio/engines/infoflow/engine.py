@@ -4,9 +4,10 @@ Session use, like the fast closed-form engine:
 
 - ``prepare(image)`` keeps a float64 copy of the image.
 - ``predict(trimap)`` builds the non-local flows for the trimap (nearest neighbours by scipy's
-  cKDTree), then solves the system on the unknown pixels. After a local trimap change (a stroke)
-  only a box around it is re-solved, grown until alpha stops moving at the box's edge; the flows
-  themselves are rebuilt for the whole trimap, since a stroke changes which pixels are known.
+  cKDTree), then solves the system on the unknown pixels. The flows are kept (per image and
+  parameters): after a local trimap change (a stroke) only the rows whose neighbour search can
+  give a different answer are rebuilt (``flows.update``), and only a box around the change is
+  re-solved, grown until alpha stops moving at the box's edge.
 - Cancel and progress are checked between the stages, inside the factorisation and between
   conjugate-gradient iterations; a cancelled call changes nothing.
 
@@ -17,11 +18,16 @@ estimator like every other alpha-only engine.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from mattestudio.engines.base import EngineBase, EngineInfo, Param
 from mattestudio.errors import Cancelled, MattestudioError
 from mattestudio.types import FOREGROUND, UNKNOWN, CancelToken, ProgressFn
+
+if TYPE_CHECKING:
+    from mattestudio.engines.infoflow.flows import Flows
 
 Box = tuple[int, int, int, int]
 
@@ -154,8 +160,7 @@ class InformationFlowEngine(EngineBase):
                 "knn_eps",
                 0.5,
                 "Approximate nearest neighbours: each found neighbour is within (1 + this) of "
-                "the true k-th distance (scipy cKDTree's eps); 0 searches exactly (needed for "
-                "incremental re-solves: approximate neighbours shift with every stroke). Faster "
+                "the true k-th distance (scipy cKDTree's eps); 0 searches exactly. Faster "
                 "searches, same dataset scores (docs/benchmarks.md).",
                 "Neighbour search slack",
                 0.0,
@@ -227,14 +232,17 @@ class InformationFlowEngine(EngineBase):
         self._image64: np.ndarray | None = np.ascontiguousarray(image, np.float64)
         self._stats: WindowStats | None = WindowStats.lazy(1, self.params["epsilon"])
         self._last: tuple[np.ndarray, np.ndarray] | None = None
+        self._cache: tuple[np.ndarray, tuple, Flows] | None = None  # trimap, _flow_key(), flows
         self.last_mode = ""  # "full", "incremental", "unchanged": for benchmarks and tests
         self.iterations = 0
+        self.solved = 0  # variables of the last solve (all unknown pixels, or an incremental box)
 
     def reset(self) -> None:
         super().reset()
         self._image64 = None
         self._stats = None
         self._last = None
+        self._cache = None
 
     def forget_previous(self) -> None:
         """Make the next predict() a full solve."""
@@ -273,14 +281,19 @@ class InformationFlowEngine(EngineBase):
         alpha = None
         flows = None
         if self.params["incremental"] and self._last is not None:
-            flows = self._flows(trimap, None, progress, cancel)
-            alpha = self._incremental(flows, trimap, unknown, progress, cancel)
+            cache = self._cache
+            # The old flows must be those of the previous trimap (the old residual is theirs).
+            same = cache is not None and np.array_equal(cache[0], self._last[0])
+            old_flows = cache[2] if same and cache is not None else None
+            flows, moved = self._updated_flows(trimap, progress, cancel)
+            alpha = self._incremental(flows, moved, old_flows, trimap, unknown, progress, cancel)
         if alpha is None:
             alpha = fixed
             h, w = trimap.shape
             values = self._full(trimap, unknown, fixed, flows, progress, cancel)
             regional.paste(alpha, values, (0, h, 0, w))
             self.last_mode = "full"
+            self.solved = int(unknown.sum())
         self._last = (trimap.copy(), alpha)  # the solution itself: later strokes start from it
         if progress is not None:
             progress(1.0, "done")
@@ -312,24 +325,54 @@ class InformationFlowEngine(EngineBase):
 
     # -- solves -------------------------------------------------------------------------------
 
+    def _flow_key(self) -> tuple:
+        p = self.params
+        names = ("k_mix", "k_ku", "k_uu", "band", "mix_known_rows", "ku_fit", "knn_eps")
+        return tuple(p[name] for name in names)
+
+    def _flow_params(self) -> dict:
+        p = self.params
+        return {
+            "k_mix": p["k_mix"],
+            "k_ku": p["k_ku"],
+            "k_uu": p["k_uu"],
+            "band": p["band"],
+            "known_rows": p["mix_known_rows"],
+            "ku_colour_only": p["ku_fit"] == "colour",
+            "eps": p["knn_eps"],
+        }
+
+    def _updated_flows(self, trimap, progress, cancel):
+        """The flows for ``trimap`` and the flat pixels whose rows differ from the previous
+        trimap's (None: all of them): from the kept flows where they were made for this image and
+        these parameters, else built whole."""
+        from mattestudio.engines.infoflow import flows as flow_ops
+
+        cache = self._cache
+        if cache is not None and cache[1] == self._flow_key() and cache[0].shape == trimap.shape:
+            assert self._image64 is not None
+            check = _checker(progress, cancel, 0.0, 0.4, f"{self.info.display_name}: flows")
+            check(0.0)
+            got = flow_ops.update(self._image64, cache[0], trimap, cache[2], **self._flow_params())
+            check(1.0)
+            if got is not None:
+                self._cache = (trimap.copy(), cache[1], got[0])
+                return got
+        return self._flows(trimap, None, progress, cancel), None
+
     def _flows(self, trimap, ku, progress, cancel):
         from mattestudio.engines.infoflow import flows as flow_ops
 
-        p = self.params
         assert self._image64 is not None  # set with the image by prepare()
-        return flow_ops.compute(
+        flows = flow_ops.compute(
             self._image64,
             trimap,
-            k_mix=p["k_mix"],
-            k_ku=p["k_ku"],
-            k_uu=p["k_uu"],
-            band=p["band"],
-            known_rows=p["mix_known_rows"],
-            ku_colour_only=p["ku_fit"] == "colour",
             ku=ku,
-            eps=p["knn_eps"],
             check=_checker(progress, cancel, 0.0, 0.4, f"{self.info.display_name}: flows"),
+            **self._flow_params(),
         )
+        self._cache = (trimap.copy(), self._flow_key(), flows)
+        return flows
 
     def _full(self, trimap, unknown, fixed, flows, progress, cancel) -> np.ndarray:
         """The solve on every unknown pixel. Without ``flows`` (made already) the preconditioner's
@@ -345,7 +388,7 @@ class InformationFlowEngine(EngineBase):
         p = self.params
         assert self._image64 is not None and self._stats is not None
         image64, stats, weights = self._image64, self._stats, self._weights()
-        ku = flow_ops.known_to_unknown_flow(
+        ku = flow_ops.known_to_unknown_rows(
             image64,
             trimap,
             k_ku=p["k_ku"],
@@ -356,7 +399,8 @@ class InformationFlowEngine(EngineBase):
             cancel.raise_if_cancelled()
 
         def local(check):
-            part = sysm.local_part(stats, image64, unknown, fixed, weights, ku[1])
+            _, conf = flow_ops.ku_per_pixel(ku, trimap.size)
+            part = sysm.local_part(stats, image64, unknown, fixed, weights, conf)
             return part, sysm.preconditioner(part, 1, check)
 
         job = _Background(local, cancel)
@@ -371,11 +415,26 @@ class InformationFlowEngine(EngineBase):
         )
 
     def _solve_box(
-        self, flows, unknown, fixed, box: Box, progress, cancel, label: str, prepared=None
+        self,
+        flows,
+        unknown,
+        fixed,
+        box: Box,
+        progress,
+        cancel,
+        label: str,
+        prepared=None,
+        start: np.ndarray | None = None,
+        old=None,
     ):
         """Alpha of the unknown pixels in ``box`` (box-shaped, NaN elsewhere) with every other
         pixel held at ``fixed``; None if the box holds no unknown pixel. ``prepared``: the local
-        part and its factor, made already for this box."""
+        part and its factor, made already for this box. ``start``: H x W alpha to start the
+        iterations from (else the local part's solution). ``old``: (flows, trimap, alpha) of the
+        previous solve; the system is then solved for the change the new trimap makes: the old
+        energy's leftover gradient at the old alpha (what the previous solve's tolerance left) is
+        taken out of the right-hand side, so that alpha moves only where the stroke moves it and
+        the box's edge test measures the stroke, not further convergence."""
         from mattestudio.engines.infoflow.system import Solver, build
 
         y0, y1, x0, x1 = box
@@ -392,8 +451,13 @@ class InformationFlowEngine(EngineBase):
         solver = Solver(
             system, 1, _checker(progress, cancel, 0.4, 0.6, f"{name}: {label}"), factor=factor
         )
+        if old is not None:
+            self._remove_old_residual(system, variables, old)
+        begin = None if start is None else start[system.coords[:, 0], system.coords[:, 1]]
         x = solver.solve(
+            begin,
             rtol=self.params["rtol"],
+            from_start=begin is not None,
             check=_checker(progress, cancel, 0.6, 0.98, f"{name}: {label}"),
         )
         self.iterations = solver.iterations
@@ -401,40 +465,92 @@ class InformationFlowEngine(EngineBase):
         out[system.coords[:, 0] - y0, system.coords[:, 1] - x0] = x
         return out
 
-    def _incremental(self, flows, trimap, unknown, progress, cancel) -> np.ndarray | None:
-        """Re-solve around the change from the previous trimap; None when a full solve is better."""
+    def _remove_old_residual(self, system, variables, old) -> None:
+        from mattestudio.engines.infoflow.system import build
+
+        old_flows, old_tri, old_alpha = old
+        common = variables & (old_tri == UNKNOWN)
+        if not common.any():
+            return
+        assert self._image64 is not None and self._stats is not None
+        before = build(old_flows, self._stats, self._image64, common, old_alpha, self._weights())
+        leftover = before.rhs - before.matvec(old_alpha[before.coords[:, 0], before.coords[:, 1]])
+        w = variables.shape[1]
+        column = np.full(variables.size, -1, np.int64)
+        column[system.coords[:, 0] * w + system.coords[:, 1]] = np.arange(len(system.coords))
+        system.rhs = system.rhs - np.bincount(
+            column[before.coords[:, 0] * w + before.coords[:, 1]],
+            weights=leftover,
+            minlength=len(system.coords),
+        )
+
+    def _incremental(
+        self, flows, moved, old_flows, trimap, unknown, progress, cancel
+    ) -> np.ndarray | None:
+        """Re-solve around the change from the previous trimap; None when a full solve is better.
+        ``moved``: flat pixels whose flow rows changed (None: all, so a full solve)."""
         from mattestudio.engines.fastcf import regional
 
-        if self._last is None:
+        if self._last is None or moved is None or old_flows is None:
             return None
         before_tri, before = self._last
         if before_tri.shape != trimap.shape:
             return None
-        changed = before_tri != trimap
+        h, w = trimap.shape
+        # The seed: every pixel whose trimap value or flow rows changed. Rows are rebuilt only
+        # where a neighbour search can answer differently, so this stays near the stroke.
+        changed = (before_tri != trimap).ravel()
+        changed[moved] = True
+        changed = changed.reshape(h, w)
         ys = np.flatnonzero(changed.any(axis=1))
         xs = np.flatnonzero(changed.any(axis=0))
-        h, w = trimap.shape
         seed = (int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1)
         fixed = (trimap == FOREGROUND).astype(np.float64)
         fixed[unknown] = before[unknown]
+        old = (old_flows, before_tri, before)
         # The known-to-unknown flow reaches further than the Laplacian: start with a wider margin.
-        margin = max(32, (seed[1] - seed[0] + seed[3] - seed[2]) // 2)
+        margin = max(32, (seed[1] - seed[0] + seed[3] - seed[2]) // 4)
+        last_change: float | None = None
         while True:
             box = regional.grow(seed, margin, trimap.shape)
             if (box[1] - box[0]) * (box[3] - box[2]) > 0.5 * h * w:
                 return None
+            # Started from the previous solution, whose residual is small away from the change:
+            # conjugate gradients then spend their iterations where alpha really moves.
             values = self._solve_box(
-                flows, unknown, fixed, box, progress, cancel, "re-solving the stroke"
+                flows,
+                unknown,
+                fixed,
+                box,
+                progress,
+                cancel,
+                "re-solving the stroke",
+                start=fixed,
+                old=old,
             )
             if values is None:
                 break
             depth = max(4, margin // 4)
-            if (
-                regional.ring_change(values, before, box, trimap.shape, depth)
-                <= self.params["tolerance"] / 4
-            ):
+            change = regional.ring_change(values, before, box, trimap.shape, depth)
+            goal = self.params["tolerance"] / 2
+            if change <= goal:
                 regional.paste(fixed, values, box)
+                self.solved = int(np.isfinite(values).sum())
                 break
+            if last_change is not None and _doublings_needed(last_change, change, goal) > 1:
+                # The stroke's effect fades too slowly at the edge (the flows are non-local): the
+                # box that reaches the tolerance would be over half the image, so solve it whole
+                # now rather than after more box solves.
+                return None
+            last_change = change
             margin *= 2
         self.last_mode = "incremental"
         return fixed
+
+
+def _doublings_needed(previous: float, change: float, goal: float) -> float:
+    """How many more doublings of the margin bring the change at the box's edge to ``goal``, if it
+    keeps falling by the factor of the last doubling (inf if it did not fall)."""
+    if change >= previous or change <= 0:
+        return float("inf")
+    return float(np.log(change / goal) / np.log(previous / change))

@@ -45,21 +45,38 @@ def knn(
 
     ``own``: each query's own row in ``database``, left out of its neighbours. ``eps`` > 0:
     approximate neighbours, each within (1 + eps) of the true k-th distance."""
+    return knn_with_reach(database, queries, k, own=own, eps=eps)[0]
+
+
+def knn_with_reach(
+    database: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    *,
+    own: np.ndarray | None = None,
+    eps: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``knn`` and each query's reach: the distance to its farthest found neighbour. A change to
+    the database farther than that from a query cannot change its neighbours (``update``)."""
     from scipy.spatial import cKDTree
 
     extra = int(own is not None)
     k_eff = min(k + extra, len(database))
+    if len(queries) == 0:
+        return np.zeros((0, max(k_eff - extra, 0)), np.int64), np.zeros(0)
     tree = cKDTree(database, balanced_tree=False, compact_nodes=False)
     # All cores: the same answer, 1.13x faster here (docs/benchmarks.md).
-    _, idx = tree.query(queries, k=k_eff, workers=-1, eps=float(eps))
+    dist, idx = tree.query(queries, k=k_eff, workers=-1, eps=float(eps))
     idx = np.asarray(idx, np.int64).reshape(len(queries), k_eff)
+    dist = np.asarray(dist, np.float64).reshape(len(queries), k_eff)
     if own is None:
-        return idx
+        return idx, dist.max(axis=1, initial=0.0)
     # An exact search finds the row itself first (distance 0); an approximate one may not:
     # drop it where found, else the farthest.
     drop = idx == np.asarray(own, np.int64)[:, None]
     drop[~drop.any(axis=1), -1] = True
-    return idx[~drop].reshape(len(idx), k_eff - 1)
+    kept = dist[~drop].reshape(len(idx), k_eff - 1)
+    return idx[~drop].reshape(len(idx), k_eff - 1), kept.max(axis=1, initial=0.0)
 
 
 @njit(cache=True, nogil=True)
@@ -152,18 +169,50 @@ def lle_weights(
 
 
 @dataclass
+class Rows:
+    """One flow's per-row pieces, kept so that a local trimap change rebuilds only some rows.
+
+    ``query``: the rows' pixels (sorted flat indices); ``neigh``: their neighbours (flat indices);
+    ``values``: per-row numbers (mixture weights, intra weights, or [w^F, eta]); ``reach``: the
+    distance to the farthest found neighbour (one column per searched database)."""
+
+    query: np.ndarray
+    neigh: np.ndarray
+    values: np.ndarray
+    reach: np.ndarray
+
+
+@dataclass
 class Flows:
     """Everything the linear system needs, over flat pixel indices (n = H*W).
 
     ``mix``: rows e_p - sum_q w_pq e_q for each unknown p (n_u x n), the colour-mixture residuals.
     ``intra``: symmetric non-negative weights between unknown pixels (n x n).
     ``ku_target`` / ``ku_confidence``: per pixel (zero outside the unknown region).
+    ``rows``: the per-row pieces (mix, known-to-unknown, intra) for ``update``.
     """
 
     mix: scipy.sparse.csr_matrix
     intra: scipy.sparse.csr_matrix
     ku_target: np.ndarray
     ku_confidence: np.ndarray
+    rows: tuple[Rows, Rows, Rows] | None = None
+
+
+def _mix_rows(feat, query, database_idx, k, reg, eps) -> Rows:
+    own = np.searchsorted(database_idx, query)  # both sorted; the queries are in the database
+    found, reach = knn_with_reach(feat[database_idx], feat[query], k, own=own, eps=eps)
+    neigh = database_idx[found]
+    return Rows(query, neigh, lle_weights(feat, query, neigh, reg), reach[:, None])
+
+
+def _mix_matrix(rows: Rows, n: int) -> scipy.sparse.csr_matrix:
+    nu, kk = rows.neigh.shape
+    # Row i holds its pixel and its kk distinct neighbours: CSR directly, no sort or merge needed.
+    indptr = np.arange(0, nu * (kk + 1) + 1, kk + 1)
+    cols = np.concatenate([rows.query[:, None], rows.neigh], axis=1).ravel()
+    vals = np.concatenate([np.ones((nu, 1)), -rows.values], axis=1).ravel()
+    return scipy.sparse.csr_matrix((vals, cols, indptr), shape=(nu, n))
 
 
 def colour_mixture(
@@ -175,18 +224,37 @@ def colour_mixture(
     eps: float = 0.0,
 ) -> scipy.sparse.csr_matrix:
     h, w = image.shape[:2]
-    n = h * w
-    feat = features(image, 1.0)
-    own = np.searchsorted(database_idx, unknown_idx)  # both sorted; the queries are in the database
-    neigh = database_idx[knn(feat[database_idx], feat[unknown_idx], k, own=own, eps=eps)]
-    wts = lle_weights(feat, unknown_idx, neigh, reg)
-    nu = len(unknown_idx)
-    kk = neigh.shape[1]
-    # Row i holds its pixel and its kk distinct neighbours: CSR directly, no sort or merge needed.
-    indptr = np.arange(0, nu * (kk + 1) + 1, kk + 1)
-    cols = np.concatenate([unknown_idx[:, None], neigh], axis=1).ravel()
-    vals = np.concatenate([np.ones((nu, 1)), -wts], axis=1).ravel()
-    return scipy.sparse.csr_matrix((vals, cols, indptr), shape=(nu, n))
+    rows = _mix_rows(features(image, 1.0), unknown_idx, database_idx, k, reg, eps)
+    return _mix_matrix(rows, h * w)
+
+
+def _ku_rows(image, feat, query, fg_idx, bg_idx, k, reg, colour_only, eps) -> Rows:
+    nu = len(query)
+    if nu == 0 or len(fg_idx) == 0 or len(bg_idx) == 0:
+        return Rows(query, np.zeros((nu, 0), np.int64), np.zeros((nu, 2)), np.zeros((nu, 2)))
+    q = feat[query]
+    found_f, reach_f = knn_with_reach(feat[fg_idx], q, k, eps=eps)
+    found_b, reach_b = knn_with_reach(feat[bg_idx], q, k, eps=eps)
+    nf = fg_idx[found_f]
+    nb = bg_idx[found_b]
+    neigh = np.concatenate([nf, nb], axis=1)
+    # The neighbours are found in colour + position, but the mixture weights are fitted to the
+    # colours only: fitting the (10x weighted) positions too makes the foreground share follow
+    # the pixel's place between the two regions rather than its colour (measured: SAD 12.2 vs
+    # 1.2 for w^F alone on core/sample.py's ball). ``colour_only=False`` is the paper's literal form.
+    fit = np.ascontiguousarray(feat[:, :3]) if colour_only else feat
+    wts = lle_weights(fit, query, neigh, reg)
+    kf = nf.shape[1]
+    wf = wts[:, :kf].sum(axis=1)
+    wb = 1.0 - wf
+    colours = image.reshape(-1, 3)
+    safe_f = np.where(np.abs(wf) > 1e-6, wf, 1.0)
+    safe_b = np.where(np.abs(wb) > 1e-6, wb, 1.0)
+    col_f = np.einsum("ik,ikc->ic", wts[:, :kf], colours[nf]) / safe_f[:, None]
+    col_b = np.einsum("ik,ikc->ic", wts[:, kf:], colours[nb]) / safe_b[:, None]
+    eta = np.clip(((col_f - col_b) ** 2).sum(axis=1) / 3.0, 0.0, 1.0)
+    eta[(np.abs(wf) <= 1e-6) | (np.abs(wb) <= 1e-6)] = 0.0
+    return Rows(query, neigh, np.stack([wf, eta], axis=1), np.stack([reach_f, reach_b], axis=1))
 
 
 def known_to_unknown(
@@ -200,31 +268,26 @@ def known_to_unknown(
     eps: float = 0.0,
 ):
     """(target w^F_p, confidence eta_p) for each unknown pixel."""
-    nu = len(unknown_idx)
-    if nu == 0 or len(fg_idx) == 0 or len(bg_idx) == 0:
-        return np.zeros(nu), np.zeros(nu)
     feat = features(image, 10.0)
-    q = feat[unknown_idx]
-    nf = fg_idx[knn(feat[fg_idx], q, k, eps=eps)]
-    nb = bg_idx[knn(feat[bg_idx], q, k, eps=eps)]
-    neigh = np.concatenate([nf, nb], axis=1)
-    # The neighbours are found in colour + position, but the mixture weights are fitted to the
-    # colours only: fitting the (10x weighted) positions too makes the foreground share follow
-    # the pixel's place between the two regions rather than its colour (measured: SAD 12.2 vs
-    # 1.2 for w^F alone on core/sample.py's ball). ``colour_only=False`` is the paper's literal form.
-    fit = np.ascontiguousarray(feat[:, :3]) if colour_only else feat
-    wts = lle_weights(fit, unknown_idx, neigh, reg)
-    kf = nf.shape[1]
-    wf = wts[:, :kf].sum(axis=1)
-    wb = 1.0 - wf
-    colours = image.reshape(-1, 3)
-    safe_f = np.where(np.abs(wf) > 1e-6, wf, 1.0)
-    safe_b = np.where(np.abs(wb) > 1e-6, wb, 1.0)
-    col_f = np.einsum("ik,ikc->ic", wts[:, :kf], colours[nf]) / safe_f[:, None]
-    col_b = np.einsum("ik,ikc->ic", wts[:, kf:], colours[nb]) / safe_b[:, None]
-    eta = np.clip(((col_f - col_b) ** 2).sum(axis=1) / 3.0, 0.0, 1.0)
-    eta[(np.abs(wf) <= 1e-6) | (np.abs(wb) <= 1e-6)] = 0.0
-    return wf, eta
+    rows = _ku_rows(image, feat, unknown_idx, fg_idx, bg_idx, k, reg, colour_only, eps)
+    return rows.values[:, 0].copy(), rows.values[:, 1].copy()
+
+
+def _intra_rows(feat, unknown_idx, query, k, eps) -> Rows:
+    """Rows of the intra-unknown flow for ``query`` (a subset of the sorted ``unknown_idx``)."""
+    own = np.searchsorted(unknown_idx, query)
+    found, reach = knn_with_reach(feat[unknown_idx], feat[query], k, own=own, eps=eps)
+    neigh = unknown_idx[found]
+    dist = np.sqrt(((feat[neigh] - feat[query][:, None, :]) ** 2).sum(axis=2))
+    return Rows(query, neigh, np.maximum(1.0 - dist, 0.0), reach[:, None])
+
+
+def _intra_matrix(rows: Rows, n: int) -> scipy.sparse.csr_matrix:
+    if len(rows.query) <= 1:
+        return scipy.sparse.csr_matrix((n, n))
+    r = np.repeat(rows.query, rows.neigh.shape[1])
+    m = scipy.sparse.csr_matrix((rows.values.ravel(), (r, rows.neigh.ravel())), shape=(n, n))
+    return ((m + m.T) * 0.5).tocsr()
 
 
 def intra_unknown(
@@ -232,18 +295,44 @@ def intra_unknown(
 ) -> scipy.sparse.csr_matrix:
     h, w = image.shape[:2]
     n = h * w
-    nu = len(unknown_idx)
-    if nu <= 1:
+    if len(unknown_idx) <= 1:
         return scipy.sparse.csr_matrix((n, n))
-    feat = features(image, 1.0 / 20.0)
-    fu = feat[unknown_idx]
-    neigh = knn(fu, fu, k, own=np.arange(nu), eps=eps)
-    dist = np.sqrt(((fu[neigh] - fu[:, None, :]) ** 2).sum(axis=2))
-    wts = np.maximum(1.0 - dist, 0.0)
-    rows = np.repeat(unknown_idx, neigh.shape[1])
-    cols = unknown_idx[neigh].ravel()
-    m = scipy.sparse.csr_matrix((wts.ravel(), (rows, cols)), shape=(n, n))
-    return ((m + m.T) * 0.5).tocsr()
+    rows = _intra_rows(features(image, 1.0 / 20.0), unknown_idx, unknown_idx, k, eps)
+    return _intra_matrix(rows, n)
+
+
+def known_to_unknown_rows(
+    image64: np.ndarray,
+    trimap: np.ndarray,
+    *,
+    k_ku: int = 7,
+    reg: float = 1e-3,
+    colour_only=True,
+    eps: float = 0.0,
+) -> Rows:
+    """The known-to-unknown flow's rows (one per unknown pixel): [w^F_p, eta_p] and reaches."""
+    from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN
+
+    flat = trimap.ravel()
+    return _ku_rows(
+        image64,
+        features(image64, 10.0),
+        np.flatnonzero(flat == UNKNOWN),
+        np.flatnonzero(flat == FOREGROUND),
+        np.flatnonzero(flat == BACKGROUND),
+        int(k_ku),
+        reg,
+        colour_only,
+        eps,
+    )
+
+
+def ku_per_pixel(rows: Rows, n: int) -> tuple[np.ndarray, np.ndarray]:
+    target = np.zeros(n)
+    conf = np.zeros(n)
+    target[rows.query] = rows.values[:, 0]
+    conf[rows.query] = rows.values[:, 1]
+    return target, conf
 
 
 def known_to_unknown_flow(
@@ -256,25 +345,21 @@ def known_to_unknown_flow(
     eps: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(target, confidence) of the known-to-unknown flow per pixel (H*W; zero where known)."""
-    from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN
-
-    flat = trimap.ravel()
-    ui = np.flatnonzero(flat == UNKNOWN)
-    wf, eta = known_to_unknown(
-        image64,
-        ui,
-        np.flatnonzero(flat == FOREGROUND),
-        np.flatnonzero(flat == BACKGROUND),
-        int(k_ku),
-        reg,
-        colour_only,
-        eps,
+    rows = known_to_unknown_rows(
+        image64, trimap, k_ku=k_ku, reg=reg, colour_only=colour_only, eps=eps
     )
-    target = np.zeros(flat.size)
-    conf = np.zeros(flat.size)
-    target[ui] = wf
-    conf[ui] = eta
-    return target, conf
+    return ku_per_pixel(rows, trimap.size)
+
+
+def _mix_database(trimap: np.ndarray, band: int) -> np.ndarray:
+    """The colour-mixture database: unknown pixels and the known ones within ``band`` of them."""
+    import cv2
+
+    from mattestudio.types import UNKNOWN
+
+    size = 2 * int(band) + 1
+    unknown = (trimap == UNKNOWN).astype(np.uint8)
+    return np.flatnonzero((cv2.dilate(unknown, np.ones((size, size), np.uint8)) > 0).ravel())
 
 
 def compute(
@@ -288,7 +373,7 @@ def compute(
     reg: float = 1e-3,
     known_rows: bool = False,
     ku_colour_only: bool = True,
-    ku: tuple[np.ndarray, np.ndarray] | None = None,
+    ku: Rows | None = None,
     eps: float = 0.0,
     check=None,
 ) -> Flows:
@@ -296,28 +381,155 @@ def compute(
     are searched among the unknown pixels and the known ones within this many pixels of them;
     with ``known_rows`` those known pixels also get a mixture equation (the paper writes one for
     the unknown pixels only), which ties the unknown pixels they mix from to their known alpha.
-    ``ku``: the known-to-unknown flow if already made by ``known_to_unknown_flow``. ``eps``:
+    ``ku``: the known-to-unknown flow if already made by ``known_to_unknown_rows``. ``eps``:
     approximate neighbour searches (cKDTree's eps; docs/benchmarks.md measures its effect).
     ``check(fraction)`` is called between the stages (progress and cancellation)."""
-    import cv2
-
     from mattestudio.types import UNKNOWN
 
-    unknown = trimap == UNKNOWN
+    n = trimap.size
     ui = np.flatnonzero(trimap.ravel() == UNKNOWN)
-    size = 2 * int(band) + 1
-    near = cv2.dilate(unknown.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
-    di = np.flatnonzero(near.ravel())
+    di = _mix_database(trimap, band)
     if check is not None:
         check(0.0)
     if ku is None:
-        ku = known_to_unknown_flow(image64, trimap, k_ku=k_ku, reg=reg, colour_only=ku_colour_only)
+        ku = known_to_unknown_rows(
+            image64, trimap, k_ku=k_ku, reg=reg, colour_only=ku_colour_only, eps=eps
+        )
     if check is not None:
         check(0.35)
-    mix = colour_mixture(image64, di if known_rows else ui, di, int(k_mix), reg, eps)
+    mix = _mix_rows(features(image64, 1.0), di if known_rows else ui, di, int(k_mix), reg, eps)
     if check is not None:
         check(0.8)
-    intra = intra_unknown(image64, ui, int(k_uu), eps)
+    intra = _intra_rows(features(image64, 1.0 / 20.0), ui, ui, int(k_uu), eps)
     if check is not None:
         check(1.0)
-    return Flows(mix, intra, ku[0], ku[1])
+    target, conf = ku_per_pixel(ku, n)
+    return Flows(_mix_matrix(mix, n), _intra_matrix(intra, n), target, conf, (mix, ku, intra))
+
+
+def _stale(feat: np.ndarray, rows: Rows, changed: np.ndarray, reach: np.ndarray) -> np.ndarray:
+    """Rows with a changed database pixel no farther than their reach: only their neighbour sets
+    can differ from the old ones (a pixel added farther away cannot displace a found neighbour,
+    and a removed one farther away was not among them)."""
+    from scipy.spatial import cKDTree
+
+    out = np.zeros(len(rows.query), bool)
+    if len(changed) == 0 or len(rows.query) == 0:
+        return out
+    tree = cKDTree(feat[changed])
+    bound = float(reach.max()) * (1 + 1e-9) + 1e-12
+    d, _ = tree.query(feat[rows.query], k=1, distance_upper_bound=bound, workers=-1)
+    return d <= reach * (1 + 1e-9) + 1e-12
+
+
+def _merge(old: Rows, stale: np.ndarray, query: np.ndarray, make) -> tuple[Rows, np.ndarray] | None:
+    """Rows for the sorted pixels ``query``: the old row where it is not stale, else ``make(pixels)``.
+    Also returns the pixels whose rows changed (rebuilt, added or dropped). None when the new rows
+    are not the old rows' shape (a database smaller than K): then everything is rebuilt."""
+    pos = np.minimum(np.searchsorted(old.query, query), max(len(old.query) - 1, 0))
+    reuse = np.zeros(len(query), bool)
+    if len(old.query):
+        reuse = (old.query[pos] == query) & ~stale[pos]
+    fresh = make(query[~reuse])
+    if (
+        fresh.neigh.shape[1:] != old.neigh.shape[1:]
+        or fresh.values.shape[1:] != old.values.shape[1:]
+    ):
+        return None
+    out = Rows(
+        query,
+        np.empty((len(query),) + old.neigh.shape[1:], old.neigh.dtype),
+        np.empty((len(query),) + old.values.shape[1:]),
+        np.empty((len(query),) + old.reach.shape[1:]),
+    )
+    for name in ("neigh", "values", "reach"):
+        mine, theirs, new = getattr(out, name), getattr(old, name), getattr(fresh, name)
+        mine[reuse] = theirs[pos[reuse]]
+        mine[~reuse] = new
+    dropped = np.setdiff1d(old.query, query, assume_unique=True)
+    return out, np.concatenate([query[~reuse], dropped])
+
+
+def update(
+    image64: np.ndarray,
+    before: np.ndarray,
+    after: np.ndarray,
+    old: Flows,
+    *,
+    k_mix: int = 20,
+    k_ku: int = 7,
+    k_uu: int = 5,
+    band: int = 5,
+    reg: float = 1e-3,
+    known_rows: bool = False,
+    ku_colour_only: bool = True,
+    eps: float = 0.0,
+) -> tuple[Flows, np.ndarray] | None:
+    """The flows of trimap ``after`` from those of ``before`` (made by ``compute`` or ``update``
+    with the same parameters): only rows whose neighbour search can have a different answer are
+    rebuilt, the others are kept as they are. With exact searches (eps 0) and no distance ties
+    the result equals ``compute(after)``; with eps > 0 every kept row is still a valid
+    (1 + eps)-approximate answer. Also returns the flat pixels whose rows changed. None when the
+    flows must be rebuilt whole (no rows kept, or a database smaller than K)."""
+    from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN
+
+    if old.rows is None or before.shape != after.shape:
+        return None
+    mix_old, ku_old, intra_old = old.rows
+    n = after.size
+    b, a = before.ravel(), after.ravel()
+    ui = np.flatnonzero(a == UNKNOWN)
+    fg = np.flatnonzero(a == FOREGROUND)
+    bg = np.flatnonzero(a == BACKGROUND)
+    changed_rows = []
+
+    # Colour mixture: the database is the unknown pixels dilated by the band.
+    feat1 = features(image64, 1.0)
+    di = _mix_database(after, band)
+    di_old = _mix_database(before, band)
+    changed = np.setxor1d(di, di_old, assume_unique=True)
+    stale = _stale(feat1, mix_old, changed, mix_old.reach[:, 0])
+    query = di if known_rows else ui
+    merged = _merge(
+        mix_old,
+        stale,
+        query,
+        lambda q: _mix_rows(feat1, q, di, int(k_mix), reg, eps),
+    )
+    if merged is None:
+        return None
+    mix, rows = merged
+    changed_rows.append(rows)
+
+    # Known to unknown: two databases, the foreground and the background pixels.
+    if len(ku_old.query) and ku_old.neigh.shape[1] == 0:
+        return None  # made without a foreground or background: no reaches to go by
+    feat10 = features(image64, 10.0)
+    moved_f = np.flatnonzero((b == FOREGROUND) != (a == FOREGROUND))
+    moved_b = np.flatnonzero((b == BACKGROUND) != (a == BACKGROUND))
+    stale = _stale(feat10, ku_old, moved_f, ku_old.reach[:, 0])
+    stale |= _stale(feat10, ku_old, moved_b, ku_old.reach[:, 1])
+    merged = _merge(
+        ku_old,
+        stale,
+        ui,
+        lambda q: _ku_rows(image64, feat10, q, fg, bg, int(k_ku), reg, ku_colour_only, eps),
+    )
+    if merged is None:
+        return None
+    ku, rows = merged
+    changed_rows.append(rows)
+
+    # Intra unknown: the database is the unknown pixels.
+    feat20 = features(image64, 1.0 / 20.0)
+    moved_u = np.flatnonzero((b == UNKNOWN) != (a == UNKNOWN))
+    stale = _stale(feat20, intra_old, moved_u, intra_old.reach[:, 0])
+    merged = _merge(intra_old, stale, ui, lambda q: _intra_rows(feat20, ui, q, int(k_uu), eps))
+    if merged is None:
+        return None
+    intra, rows = merged
+    changed_rows.append(rows)
+
+    target, conf = ku_per_pixel(ku, n)
+    flows = Flows(_mix_matrix(mix, n), _intra_matrix(intra, n), target, conf, (mix, ku, intra))
+    return flows, np.unique(np.concatenate(changed_rows))

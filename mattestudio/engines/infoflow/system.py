@@ -206,7 +206,10 @@ class Solver:
         rtol: float = 1e-6,
         max_iter: int = 500,
         check: Callable[[float], None] | None = None,
+        from_start: bool = False,
     ) -> np.ndarray:
+        """``from_start``: stop at ``rtol`` times the starting residual rather than the right-hand
+        side's norm (a re-solve started from an almost-right alpha: the change is what matters)."""
         sysm = self.system
         b = sysm.rhs
         bnorm = float(np.linalg.norm(b)) or 1.0
@@ -221,6 +224,8 @@ class Solver:
         p = z.copy()
         rz = float(r @ z)
         start = float(np.linalg.norm(r))
+        if from_start:
+            bnorm = start or 1.0
         for it in range(max_iter):
             rn = float(np.sqrt(r @ r))
             if rn <= rtol * bnorm:
