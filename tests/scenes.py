@@ -27,3 +27,12 @@ def disc_scene(
     trimap[alpha > 0.0] = 128
     trimap[alpha >= 1.0] = 255
     return image.astype(np.float32), trimap
+
+
+def paint_disc(trimap: np.ndarray, y: int, x: int, r: int, value: int, where) -> np.ndarray:
+    """A copy of ``trimap`` with a disc stroke of ``value`` (radius ``r`` at y, x), painted only
+    where ``where(trimap)`` holds: a local trimap edit for incremental-solve tests."""
+    out = trimap.copy()
+    yy, xx = np.ogrid[: trimap.shape[0], : trimap.shape[1]]
+    out[((yy - y) ** 2 + (xx - x) ** 2 <= r * r) & where(trimap)] = value
+    return out

@@ -14,19 +14,12 @@ from mattestudio.engines.fastcf.engine import FastClosedFormEngine
 from mattestudio.errors import Cancelled
 from mattestudio.types import CancelToken
 from tests.conftest import make_synthetic_matte
+from tests.scenes import paint_disc
 
 
 @pytest.fixture(scope="module")
 def big():
     return make_synthetic_matte(h=150, w=190, seed=5, band=10)
-
-
-def _disc(trimap, y, x, r, value, where):
-    out = trimap.copy()
-    yy, xx = np.ogrid[: trimap.shape[0], : trimap.shape[1]]
-    mask = ((yy - y) ** 2 + (xx - x) ** 2 <= r * r) & where(trimap)
-    out[mask] = value
-    return out
 
 
 def _full(image, trimap, **params):
@@ -71,11 +64,11 @@ def test_incremental_equals_full(big, kind):
     if kind == "to_fg":
         ys, xs = np.nonzero(big.trimap == 128)
         i = len(ys) // 3
-        tri = _disc(big.trimap, ys[i], xs[i], 5, 255, lambda t: t == 128)
+        tri = paint_disc(big.trimap, ys[i], xs[i], 5, 255, lambda t: t == 128)
     else:
         ys, xs = np.nonzero(big.trimap == 255)
         i = len(ys) // 2
-        tri = _disc(big.trimap, ys[i], xs[i], 6, 128, lambda t: t == 255)
+        tri = paint_disc(big.trimap, ys[i], xs[i], 6, 128, lambda t: t == 255)
     alpha, _ = engine.predict(tri)
     assert engine.last_mode == "incremental"
     full = _full(big.image, tri)
@@ -109,7 +102,7 @@ def test_cancel_mid_solve_keeps_previous_result(big):
     assert engine.last_mode == "unchanged"
     assert np.array_equal(again, first)
     # Cancelling an incremental re-solve also leaves the state alone.
-    tri = _disc(big.trimap, *np.argwhere(big.trimap == 128)[10], 4, 255, lambda t: t == 128)
+    tri = paint_disc(big.trimap, *np.argwhere(big.trimap == 128)[10], 4, 255, lambda t: t == 128)
     token2 = CancelToken()
     token2.cancel()
     with pytest.raises(Cancelled):

@@ -16,6 +16,7 @@ from mattestudio.engines.infoflow.engine import InformationFlowEngine
 from mattestudio.errors import Cancelled, MattestudioError, TrimapError
 from mattestudio.types import CancelToken
 from tests.conftest import make_synthetic_matte
+from tests.scenes import paint_disc
 
 
 @pytest.fixture(scope="module")
@@ -119,13 +120,6 @@ def test_furry_ball_recovered():
     assert ours < 0.95 * sad(cf.predict(trimap)[0], alpha_true, trimap)  # closed-form: 0.94
 
 
-def _disc(trimap, y, x, r, value, where):
-    out = trimap.copy()
-    yy, xx = np.ogrid[: trimap.shape[0], : trimap.shape[1]]
-    out[((yy - y) ** 2 + (xx - x) ** 2 <= r * r) & where(trimap)] = value
-    return out
-
-
 @pytest.mark.parametrize("kind", ["to_fg", "to_unknown"])
 def test_incremental_equals_full(big, kind):
     # Exact neighbours: approximate ones change with the whole search tree, so after a stroke the
@@ -137,11 +131,11 @@ def test_incremental_equals_full(big, kind):
     if kind == "to_fg":
         ys, xs = np.nonzero(big.trimap == 128)
         i = len(ys) // 3
-        tri = _disc(big.trimap, ys[i], xs[i], 4, 255, lambda t: t == 128)
+        tri = paint_disc(big.trimap, ys[i], xs[i], 4, 255, lambda t: t == 128)
     else:
         ys, xs = np.nonzero(big.trimap == 255)
         i = len(ys) // 2
-        tri = _disc(big.trimap, ys[i], xs[i], 5, 128, lambda t: t == 255)
+        tri = paint_disc(big.trimap, ys[i], xs[i], 5, 128, lambda t: t == 255)
     alpha, _ = engine.predict(tri)
     assert engine.last_mode == "incremental"
     full_engine = InformationFlowEngine(rtol=1e-6, knn_eps=0.0, incremental=False)
