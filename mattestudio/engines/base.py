@@ -168,9 +168,9 @@ class EngineBase:
             raise RuntimeError(f"{self.info.name}: predict() called before prepare(image)")
         return self._image
 
-    def _check_trimap(self, trimap: np.ndarray) -> np.ndarray:
+    def _check_trimap(self, trimap: np.ndarray, cancel: CancelToken | None = None) -> np.ndarray:
         """``trimap`` as an array of the prepared image's size with something known in it;
-        TrimapError otherwise."""
+        TrimapError otherwise; Cancelled if ``cancel`` was already set (the start of a predict)."""
         from mattestudio.errors import TrimapError
         from mattestudio.types import BACKGROUND, FOREGROUND
 
@@ -185,4 +185,6 @@ class EngineBase:
             raise TrimapError(
                 f"{self.info.display_name} needs some foreground or background in the trimap"
             )
+        if cancel is not None:
+            cancel.raise_if_cancelled()
         return trimap

@@ -112,9 +112,7 @@ class PymattingEngine(EngineBase):
         progress: ProgressFn | None = None,
         cancel: CancelToken | None = None,
     ):
-        trimap = self._check_trimap(trimap)
-        if cancel is not None:
-            cancel.raise_if_cancelled()
+        trimap = self._check_trimap(trimap, cancel)
         if progress is not None:
             progress(0.05, f"{self.info.display_name}: building the linear system")
         cg_kwargs = {

@@ -203,9 +203,7 @@ class FastClosedFormEngine(EngineBase):
         from mattestudio.engines.fastcf import live
 
         start = time.perf_counter()
-        trimap = self._check_trimap(trimap)
-        if cancel is not None:
-            cancel.raise_if_cancelled()
+        trimap = self._check_trimap(trimap, cancel)
         first, start_n = self._live_caps()
         state = self._live
         if state is None and self._last is not None and self._last[0].shape == trimap.shape:
@@ -319,9 +317,7 @@ class FastClosedFormEngine(EngineBase):
         progress: ProgressFn | None = None,
         cancel: CancelToken | None = None,
     ):
-        trimap = self._check_trimap(trimap)
-        if cancel is not None:
-            cancel.raise_if_cancelled()
+        trimap = self._check_trimap(trimap, cancel)
         alpha = None
         if self.params["incremental"] and self._last is not None:
             alpha = self._incremental(trimap, progress, cancel)

@@ -263,9 +263,7 @@ class InformationFlowEngine(EngineBase):
     ):
         from mattestudio.engines.fastcf import regional
 
-        trimap = self._check_trimap(trimap)
-        if cancel is not None:
-            cancel.raise_if_cancelled()
+        trimap = self._check_trimap(trimap, cancel)
         unknown = trimap == UNKNOWN
         fixed = (trimap == FOREGROUND).astype(np.float64)
         if not unknown.any():
