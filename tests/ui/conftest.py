@@ -154,9 +154,11 @@ def shared_engine_process():
 
 class EventLoopProbe:
     """A QTimer ticking every 5 ms on the GUI thread. Each gap between ticks is split into the
-    time the thread waited for a CPU (the machine's load, from /proc/thread-self/schedstat) and
-    the rest: work or blocking on the GUI thread, which is what the editor controls. A stall is
-    the rest; wall gaps are reported too."""
+    time the thread waited for a CPU (the machine's load, from /proc/thread-self/schedstat), the
+    time the virtual machine's CPUs were taken by its host (steal, /proc/stat: the guest counts
+    that as running, so schedstat cannot see it; the largest per-CPU amount in the gap is taken,
+    at the kernel's 10 ms resolution) and the rest: work or blocking on the GUI thread, which is
+    what the editor controls. A stall is the rest; wall gaps are reported too."""
 
     def __init__(self) -> None:
         import time
@@ -166,7 +168,8 @@ class EventLoopProbe:
         self._clock = time.perf_counter
         self.wall: list[float] = []
         self.stalls: list[float] = []
-        self._last = (self._clock(), self._queued())
+        self.stolen: list[float] = []
+        self._last = (self._clock(), self._queued(), self._steal())
         self.timer = QTimer()
         self.timer.setInterval(5)
         self.timer.timeout.connect(self._tick)
@@ -179,12 +182,32 @@ class EventLoopProbe:
         except (OSError, ValueError, IndexError):  # not Linux: count the whole gap
             return 0.0
 
+    @staticmethod
+    def _steal() -> list[float]:
+        """Seconds of steal per CPU so far (empty where /proc/stat has none)."""
+        import os
+
+        try:
+            with open("/proc/stat") as f:
+                rows = [line.split() for line in f if line.startswith("cpu") and line[3] != " "]
+            hz = os.sysconf("SC_CLK_TCK")
+            return [int(r[8]) / hz for r in rows]
+        except (OSError, ValueError, IndexError):
+            return []
+
     def _tick(self) -> None:
-        now, queued = self._clock(), self._queued()
+        now, queued, steal = self._clock(), self._queued(), self._steal()
         gap = now - self._last[0]
+        before = self._last[2]
+        stolen = (
+            max((b - a for a, b in zip(before, steal, strict=True)), default=0.0)
+            if len(before) == len(steal)
+            else 0.0
+        )
         self.wall.append(gap)
-        self.stalls.append(gap - (queued - self._last[1]))
-        self._last = (now, queued)
+        self.stolen.append(stolen)
+        self.stalls.append(gap - (queued - self._last[1]) - stolen)
+        self._last = (now, queued, steal)
 
     def start(self) -> None:
         import gc
@@ -196,7 +219,7 @@ class EventLoopProbe:
         self.gc_pauses: list[float] = []
         self._gc_start = 0.0
         gc.callbacks.append(self._gc)
-        self._last = (self._clock(), self._queued())
+        self._last = (self._clock(), self._queued(), self._steal())
         self.timer.start()
 
     def _gc(self, phase: str, info: dict) -> None:
@@ -217,6 +240,7 @@ class EventLoopProbe:
         return (
             f"event loop: {len(self.wall)} ticks, worst stall {1000 * max(self.stalls):.1f} ms, "
             f"worst wall gap {1000 * max(self.wall):.1f} ms, "
+            f"host steal {1000 * sum(self.stolen):.0f} ms in all, "
             f"{len(pauses)} full garbage collections ({1000 * sum(pauses):.1f} ms)"
         )
 
