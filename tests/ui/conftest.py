@@ -3,7 +3,9 @@ factory with a small synthetic image. QT_QPA_PLATFORM=offscreen is set by tests/
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import tempfile
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -152,6 +154,9 @@ def shared_engine_process():
     proc.stop()
 
 
+WATCHDOG_S = 0.035
+
+
 class EventLoopProbe:
     """A QTimer ticking every 5 ms on the GUI thread. Each gap between ticks is split into the
     time the thread waited for a CPU (the machine's load, from /proc/thread-self/schedstat), the
@@ -204,6 +209,7 @@ class EventLoopProbe:
             if len(before) == len(steal)
             else 0.0
         )
+        self._arm_watchdog()
         self.wall.append(gap)
         self.stolen.append(stolen)
         self.stalls.append(gap - (queued - self._last[1]) - stolen)
@@ -219,8 +225,22 @@ class EventLoopProbe:
         self.gc_pauses: list[float] = []
         self._gc_start = 0.0
         gc.callbacks.append(self._gc)
+        self._dump = tempfile.TemporaryFile("w+")  # noqa: SIM115 (read by summary after stop)
+        self._arm_watchdog()
         self._last = (self._clock(), self._queued(), self._steal())
         self.timer.start()
+
+    def _arm_watchdog(self) -> None:
+        # faulthandler's watchdog is a C thread that needs no GIL: if the next tick is over
+        # WATCHDOG_S late, it writes every thread's Python stack, whatever holds the GUI thread.
+        faulthandler.dump_traceback_later(WATCHDOG_S, file=self._dump)
+
+    def stacks(self) -> str:
+        """The stacks written during late ticks (empty when none was late)."""
+        if not hasattr(self, "_dump"):
+            return ""
+        self._dump.seek(0)
+        return self._dump.read()
 
     def _gc(self, phase: str, info: dict) -> None:
         if phase == "start":
@@ -232,6 +252,7 @@ class EventLoopProbe:
         import gc
 
         self.timer.stop()
+        faulthandler.cancel_dump_traceback_later()
         if self._gc in gc.callbacks:
             gc.callbacks.remove(self._gc)
 
@@ -242,6 +263,11 @@ class EventLoopProbe:
             f"worst wall gap {1000 * max(self.wall):.1f} ms, "
             f"host steal {1000 * sum(self.stolen):.0f} ms in all, "
             f"{len(pauses)} full garbage collections ({1000 * sum(pauses):.1f} ms)"
+            + (
+                f"\nstacks when a tick was over {1000 * WATCHDOG_S:.0f} ms late:\n{stacks}"
+                if (stacks := self.stacks())
+                else ""
+            )
         )
 
 

@@ -162,7 +162,8 @@ def test_event_loop_never_stalls_during_a_run(window, qtbot, idle, synthetic_mat
 
 
 def test_loop_probe_counts_work_on_the_gui_thread_as_a_stall(qtbot, loop_probe):
-    """The probe behind the no-stall tests can fail: 80 ms of blocking on the GUI thread shows."""
+    """The probe behind the no-stall tests can fail: 80 ms of blocking on the GUI thread shows,
+    with the stack that held it."""
     from PySide6.QtCore import QTimer
 
     loop_probe.start()
@@ -170,6 +171,7 @@ def test_loop_probe_counts_work_on_the_gui_thread_as_a_stall(qtbot, loop_probe):
     qtbot.wait(200)
     loop_probe.stop()
     assert max(loop_probe.stalls) >= 0.07, loop_probe.summary()
+    assert "test_runner.py" in loop_probe.stacks()  # the watchdog shows where it was held
 
 
 def test_results_waiting_for_the_main_thread_are_merged_not_piled_up():
