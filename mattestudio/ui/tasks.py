@@ -8,6 +8,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
+from mattestudio.errors import MattestudioError
+
 
 class _Relay(QObject):
     """Lives on the GUI thread; its slot runs there (queued from the pool thread). The value
@@ -42,7 +44,8 @@ class _Task(QRunnable):
         try:
             self.relay.value = self.fn()
         except BaseException as exc:
-            traceback.print_exc()
+            if not isinstance(exc, MattestudioError):  # expected errors reach the user as a message
+                traceback.print_exc()
             self.relay.error = exc
         self.relay.finished.emit()
 
