@@ -62,12 +62,14 @@ def knn_with_reach(
     k_eff = min(k + extra, len(database))
     if len(queries) == 0 or k_eff == 0:
         return np.zeros((len(queries), max(k_eff - extra, 0)), np.int64), np.zeros(len(queries))
-    dist, idx = nearest(database, queries, k_eff, eps=eps)
+    dist, idx = nearest(database, queries, k_eff, eps=eps)  # nearest first
     if own is None:
-        return idx, dist.max(axis=1, initial=0.0)
-    # An exact search finds the row itself first (distance 0); an approximate one may not:
-    # drop it where found, else the farthest.
-    drop = idx == np.asarray(own, np.int64)[:, None]
+        return idx, dist[:, -1]
+    own = np.asarray(own, np.int64)
+    if (idx[:, 0] == own).all():  # the usual case, found first at distance 0: no masking
+        return idx[:, 1:], dist[:, -1]
+    # An approximate search may miss the row itself: drop it where found, else the farthest.
+    drop = idx == own[:, None]
     drop[~drop.any(axis=1), -1] = True
     kept = dist[~drop].reshape(len(idx), k_eff - 1)
     return idx[~drop].reshape(len(idx), k_eff - 1), kept.max(axis=1, initial=0.0)
