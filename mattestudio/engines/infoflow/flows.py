@@ -412,7 +412,7 @@ def compute(
     with ``known_rows`` those known pixels also get a mixture equation (the paper writes one for
     the unknown pixels only), which ties the unknown pixels they mix from to their known alpha.
     ``ku``: the known-to-unknown flow if already made by ``known_to_unknown_rows``. ``eps``:
-    approximate neighbour searches (cKDTree's eps; docs/benchmarks.md measures its effect).
+    approximate neighbour searches (``nearest``'s eps; docs/benchmarks.md measures its effect).
     ``check(fraction)`` is called between the stages (progress and cancellation)."""
     from mattestudio.types import UNKNOWN
 
