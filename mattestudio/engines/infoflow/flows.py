@@ -93,8 +93,9 @@ def nearest(
     len(database)).
 
     pykdtree: float32 rows, queries on all cores (OpenMP); the four searches cost 1.5x less CPU
-    than with scipy's cKDTree (docs/benchmarks.md). In float32 the features (colours in [0, 1],
-    positions up to 10) keep 1e-6 relative precision: see DISTANCE_SLACK."""
+    than with scipy's cKDTree (docs/benchmarks.md). Rounding the rows to float32 moves a feature
+    by at most 6e-7, far below a colour level or a pixel step; the distances between the rounded
+    rows carry float32 rounding, hence DISTANCE_SLACK where they are compared."""
     from pykdtree.kdtree import KDTree
 
     data = np.ascontiguousarray(database, np.float32)
