@@ -31,7 +31,7 @@ register("closed-form", "mattestudio.engines.fastcf.engine:FastClosedFormEngine"
 register(
     "information-flow",
     "mattestudio.engines.infoflow.engine:InformationFlowEngine",
-    ("numba", "scipy"),
+    ("numba", "scipy", "pykdtree"),
 )
 register(
     "closed-form-pymatting", "mattestudio.engines.classical:ClosedFormPymatting", ("pymatting",)

@@ -212,6 +212,24 @@ def test_registered_and_validates(synthetic_matte):
         small.predict(tri)
 
 
+def test_neighbours_leave_out_the_query_itself_among_duplicates():
+    """Rows equal to the query (distance 0) may come before it: it is still the one left out."""
+    from mattestudio.engines.infoflow.flows import knn_with_reach
+
+    rng = np.random.default_rng(1)
+    data = np.repeat(rng.random((500, 5)), 3, axis=0)  # every row three times
+    queries = np.arange(0, 1500, 5)
+    idx, reach = knn_with_reach(data, data[queries], 4, own=queries)
+    assert idx.shape == (len(queries), 4)
+    assert not (idx == queries[:, None]).any()
+    assert all(len(set(row)) == 4 for row in idx)
+    # The two copies of the query are its nearest; the reach is the 4th distance.
+    d = np.linalg.norm(data[idx] - data[queries][:, None], axis=2)
+    assert np.allclose(np.sort(d, axis=1)[:, :2], 0)
+    true = np.sort(np.linalg.norm(data[None] - data[queries][:, None], axis=2), axis=1)[:, 4]
+    assert np.allclose(reach, true, rtol=1e-6, atol=1e-6)
+
+
 def _stroke(trimap, value=255, half=5):
     out = trimap.copy()
     ys, xs = np.nonzero(trimap == 128)

@@ -3,8 +3,8 @@
 Session use, like the fast closed-form engine:
 
 - ``prepare(image)`` keeps a float64 copy of the image.
-- ``predict(trimap)`` builds the non-local flows for the trimap (nearest neighbours by scipy's
-  cKDTree), then solves the system on the unknown pixels. The flows are kept (per image and
+- ``predict(trimap)`` builds the non-local flows for the trimap (nearest neighbours by
+  pykdtree's kd-tree, ``flows.nearest``), then solves the system on the unknown pixels. The flows are kept (per image and
   parameters): after a local trimap change (a stroke) only the rows whose neighbour search can
   give a different answer are rebuilt (``flows.update``), and only a box around the change is
   re-solved, grown until alpha stops moving at the box's edge.
@@ -160,7 +160,7 @@ class InformationFlowEngine(EngineBase):
                 "knn_eps",
                 0.5,
                 "Approximate nearest neighbours: each found neighbour is within (1 + this) of "
-                "the true k-th distance (scipy cKDTree's eps); 0 searches exactly. Faster "
+                "the true k-th distance (the kd-tree's eps); 0 searches exactly. Faster "
                 "searches, same dataset scores (docs/benchmarks.md).",
                 "Neighbour search slack",
                 0.0,

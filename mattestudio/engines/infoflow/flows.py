@@ -41,7 +41,7 @@ def knn(
     own: np.ndarray | None = None,
     eps: float = 0.0,
 ) -> np.ndarray:
-    """Indices into ``database`` of the k nearest rows to each query (scipy's cKDTree).
+    """Indices into ``database`` of the k nearest rows to each query (``nearest``).
 
     ``own``: each query's own row in ``database``, left out of its neighbours. ``eps`` > 0:
     approximate neighbours, each within (1 + eps) of the true k-th distance."""
@@ -58,25 +58,56 @@ def knn_with_reach(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``knn`` and each query's reach: the distance to its farthest found neighbour. A change to
     the database farther than that from a query cannot change its neighbours (``update``)."""
-    from scipy.spatial import cKDTree
-
     extra = int(own is not None)
     k_eff = min(k + extra, len(database))
-    if len(queries) == 0:
-        return np.zeros((0, max(k_eff - extra, 0)), np.int64), np.zeros(0)
-    tree = cKDTree(database, balanced_tree=False, compact_nodes=False)
-    # All cores: the same answer, 1.13x faster here (docs/benchmarks.md).
-    dist, idx = tree.query(queries, k=k_eff, workers=-1, eps=float(eps))
-    idx = np.asarray(idx, np.int64).reshape(len(queries), k_eff)
-    dist = np.asarray(dist, np.float64).reshape(len(queries), k_eff)
+    if len(queries) == 0 or k_eff == 0:
+        return np.zeros((len(queries), max(k_eff - extra, 0)), np.int64), np.zeros(len(queries))
+    dist, idx = nearest(database, queries, k_eff, eps=eps)  # nearest first
     if own is None:
-        return idx, dist.max(axis=1, initial=0.0)
-    # An exact search finds the row itself first (distance 0); an approximate one may not:
-    # drop it where found, else the farthest.
-    drop = idx == np.asarray(own, np.int64)[:, None]
+        return idx, dist[:, -1]
+    own = np.asarray(own, np.int64)
+    if (idx[:, 0] == own).all():  # the usual case, found first at distance 0: no masking
+        return idx[:, 1:], dist[:, -1]
+    # An approximate search may miss the row itself: drop it where found, else the farthest.
+    drop = idx == own[:, None]
     drop[~drop.any(axis=1), -1] = True
     kept = dist[~drop].reshape(len(idx), k_eff - 1)
     return idx[~drop].reshape(len(idx), k_eff - 1), kept.max(axis=1, initial=0.0)
+
+
+# Relative slack on distances compared across searches: they are computed in float32.
+DISTANCE_SLACK = 1e-6
+
+
+def nearest(
+    database: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    *,
+    eps: float = 0.0,
+    bound: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(distances, indices), each len(queries) x k, of the k nearest database rows to each query,
+    nearest first: every flow's search. ``eps`` > 0: approximate, each within (1 + eps) of the
+    true k-th distance. ``bound``: only rows within this distance (else distance inf, index
+    len(database)).
+
+    pykdtree: float32 rows, queries on all cores (OpenMP); the four searches cost 1.5x less CPU
+    than with scipy's cKDTree (docs/benchmarks.md). Rounding the rows to float32 moves a feature
+    by at most 6e-7, far below a colour level or a pixel step; the distances between the rounded
+    rows carry float32 rounding, hence DISTANCE_SLACK where they are compared."""
+    from pykdtree.kdtree import KDTree
+
+    data = np.ascontiguousarray(database, np.float32)
+    sq, idx = KDTree(data).query(
+        np.ascontiguousarray(queries, np.float32),
+        k=k,
+        eps=float(eps),
+        distance_upper_bound=bound,
+        sqr_dists=True,
+    )
+    dist = np.sqrt(sq.reshape(len(queries), k), dtype=np.float64)
+    return dist, idx.reshape(len(queries), k).astype(np.int64)
 
 
 @njit(cache=True, nogil=True)
@@ -382,7 +413,7 @@ def compute(
     with ``known_rows`` those known pixels also get a mixture equation (the paper writes one for
     the unknown pixels only), which ties the unknown pixels they mix from to their known alpha.
     ``ku``: the known-to-unknown flow if already made by ``known_to_unknown_rows``. ``eps``:
-    approximate neighbour searches (cKDTree's eps; docs/benchmarks.md measures its effect).
+    approximate neighbour searches (``nearest``'s eps; docs/benchmarks.md measures its effect).
     ``check(fraction)`` is called between the stages (progress and cancellation)."""
     from mattestudio.types import UNKNOWN
 
@@ -411,15 +442,13 @@ def _stale(feat: np.ndarray, rows: Rows, changed: np.ndarray, reach: np.ndarray)
     """Rows with a changed database pixel no farther than their reach: only their neighbour sets
     can differ from the old ones (a pixel added farther away cannot displace a found neighbour,
     and a removed one farther away was not among them)."""
-    from scipy.spatial import cKDTree
-
     out = np.zeros(len(rows.query), bool)
     if len(changed) == 0 or len(rows.query) == 0:
         return out
-    tree = cKDTree(feat[changed])
-    bound = float(reach.max()) * (1 + 1e-9) + 1e-12
-    d, _ = tree.query(feat[rows.query], k=1, distance_upper_bound=bound, workers=-1)
-    return d <= reach * (1 + 1e-9) + 1e-12
+    slack = 1 + DISTANCE_SLACK
+    bound = float(reach.max()) * slack + 1e-12
+    d, _ = nearest(feat[changed], feat[rows.query], 1, bound=bound)
+    return d[:, 0] <= reach * slack + 1e-12
 
 
 def _merge(old: Rows, stale: np.ndarray, query: np.ndarray, make) -> tuple[Rows, np.ndarray] | None:
