@@ -41,7 +41,6 @@ STAGES = [
     ("mattestudio.engines.fastcf.tree_solve", "TreeSolver.__init__", "  tree split + float32"),
     ("mattestudio.engines.infoflow.engine", "_Background.result", "wait for the factor"),
     ("mattestudio.engines.infoflow.system", "build", "system build"),
-    ("mattestudio.engines.infoflow.system", "System.__post_init__", "  transpose + local+intra"),
     ("mattestudio.engines.infoflow.system", "Solver.solve", "CG solve"),
     ("mattestudio.engines.infoflow.system", "System.matvec", "  matvec"),
     ("mattestudio.engines.fastcf.tree_solve", "TreeSolver.solve", "  preconditioner solve"),
