@@ -13,7 +13,6 @@ LLVM can vectorise; see ``fastcf.direct._forward``).
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 
