@@ -428,7 +428,7 @@ class InformationFlowEngine(EngineBase):
         """Alpha of the unknown pixels in ``box`` (box-shaped, NaN elsewhere) with every other
         pixel held at ``fixed``; None if the box holds no unknown pixel. ``prepared``: the local
         part and its factor, made already for this box. ``start``: H x W alpha to start the
-        iterations from (else the local part's solution). ``old``: (flows, trimap, alpha) of the
+        iterations from (else the known-to-unknown estimate). ``old``: (flows, trimap, alpha) of the
         previous solve; the system is then solved for the change the new trimap makes: the old
         energy's leftover gradient at the old alpha (what the previous solve's tolerance left) is
         taken out of the right-hand side, so that alpha moves only where the stroke moves it and
@@ -451,11 +451,17 @@ class InformationFlowEngine(EngineBase):
         )
         if old is not None:
             self._remove_old_residual(system, variables, old)
-        begin = None if start is None else start[system.coords[:, 0], system.coords[:, 1]]
+        if start is None:
+            # The known-to-unknown flow's estimate, clipped: 2-4 iterations fewer than the local
+            # part's solution and one preconditioner solve less (docs/benchmarks.md).
+            flat = system.coords[:, 0] * unknown.shape[1] + system.coords[:, 1]
+            begin = np.clip(flows.ku_target[flat], 0.0, 1.0)
+        else:
+            begin = start[system.coords[:, 0], system.coords[:, 1]]
         x = solver.solve(
             begin,
             rtol=self.params["rtol"],
-            from_start=begin is not None,
+            from_start=start is not None,
             check=_checker(progress, cancel, 0.6, 0.98, f"{name}: {label}"),
         )
         self.iterations = solver.iterations

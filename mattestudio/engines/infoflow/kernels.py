@@ -1,0 +1,71 @@
+"""numba kernels of the conjugate-gradient solve: the system's product and the vector updates.
+
+Why not scipy and numpy: the product A x = s_M D^T (D x) + (L + W) x + d * x in scipy reads D
+twice (D and a stored transpose, which also costs a conversion per build) and allocates per term;
+here D is read once (each row's residual is scattered straight back through the same row). And
+numpy's dot products go to its OpenBLAS, whose threads then spin for a while after each call and
+took the two cores from the solver's own threads: the CG's vector work measured 350-550 ms on GT09
+instead of 10 ms (docs/benchmarks.md). These kernels call no BLAS.
+
+Inner loops index slices with range variables (numba then knows the index is not negative and
+LLVM can vectorise; see ``fastcf.direct._forward``).
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def normal_product(indptr, indices, data, weight, x, out, r0, r1):
+    """out += weight * D^T (D x) over the rows r0..r1-1 of the CSR matrix D."""
+    for r in range(r0, r1):
+        a, b = indptr[r], indptr[r + 1]
+        cols = indices[a:b]
+        vals = data[a:b]
+        s = 0.0
+        for q in range(cols.shape[0]):
+            s += vals[q] * x[cols[q]]
+        s *= weight
+        for q in range(cols.shape[0]):
+            out[cols[q]] += vals[q] * s
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def csr_product(indptr, indices, data, x, out, r0, r1):
+    """out[r] += (M x)[r] for the rows r0..r1-1 of the CSR matrix M."""
+    for r in range(r0, r1):
+        a, b = indptr[r], indptr[r + 1]
+        cols = indices[a:b]
+        vals = data[a:b]
+        s = 0.0
+        for q in range(cols.shape[0]):
+            s += vals[q] * x[cols[q]]
+        out[r] += s
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def dot(a, b):
+    s = 0.0
+    for i in range(a.shape[0]):
+        s += a[i] * b[i]
+    return s
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def step(x, r, p, ap, alpha):
+    """x += alpha p, r -= alpha Ap; returns |r|^2."""
+    s = 0.0
+    for i in range(x.shape[0]):
+        x[i] += alpha * p[i]
+        ri = r[i] - alpha * ap[i]
+        r[i] = ri
+        s += ri * ri
+    return s
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def new_direction(p, z, beta):
+    """p = z + beta p, in place."""
+    for i in range(p.shape[0]):
+        p[i] = z[i] + beta * p[i]
