@@ -47,14 +47,17 @@ def _checker(
 
 
 class _Background:
-    """``fn(check)`` run on a thread. ``check`` raises Cancelled once the caller abandons the job
-    or ``cancel`` is set; ``result()`` waits and returns or re-raises."""
+    """``fn(check, job)`` run on a thread. ``check`` raises Cancelled once the caller abandons the
+    job or ``cancel`` is set; ``result()`` waits and returns or re-raises. The two threads hand
+    each other intermediate values by name: ``put(name, value)`` and ``get(name, check)``."""
 
     def __init__(self, fn, cancel: CancelToken | None):
         import threading
 
         self._stop = threading.Event()
         self._out: dict = {}
+        self._ready = threading.Condition()
+        self._values: dict = {}
 
         def check(_frac: float) -> None:
             if self._stop.is_set():
@@ -64,12 +67,32 @@ class _Background:
 
         def run() -> None:
             try:
-                self._out["value"] = fn(check)
+                self._out["value"] = fn(check, self)
             except BaseException as exc:  # handed to the caller by result()
                 self._out["error"] = exc
+            with self._ready:  # wake a get() waiting for a value that will not come
+                self._ready.notify_all()
 
         self._thread = threading.Thread(target=run, name="infoflow-factor", daemon=True)
         self._thread.start()
+
+    def put(self, name: str, value) -> None:
+        with self._ready:
+            self._values[name] = value
+            self._ready.notify_all()
+
+    def get(self, name: str, check):
+        """The value put under ``name``, waiting for it; re-raises the thread's error if it ended
+        without putting it. ``check()`` is called while waiting (cancel)."""
+        with self._ready:
+            while name not in self._values:
+                if not self._thread.is_alive() or self._out:
+                    if "error" in self._out:
+                        raise self._out["error"]
+                    raise RuntimeError(f"background job ended without {name!r}")
+                check(0.0)
+                self._ready.wait(0.01)
+            return self._values[name]
 
     def result(self):
         self._thread.join()
@@ -358,7 +381,7 @@ class InformationFlowEngine(EngineBase):
                 return got
         return self._flows(trimap, None, progress, cancel), None
 
-    def _flows(self, trimap, ku, progress, cancel):
+    def _flows(self, trimap, ku, progress, cancel, intra=None):
         from mattestudio.engines.infoflow import flows as flow_ops
 
         assert self._image64 is not None  # set with the image by prepare()
@@ -366,6 +389,7 @@ class InformationFlowEngine(EngineBase):
             self._image64,
             trimap,
             ku=ku,
+            intra=intra,
             check=_checker(progress, cancel, 0.0, 0.4, f"{self.info.display_name}: flows"),
             **self._flow_params(),
         )
@@ -373,9 +397,11 @@ class InformationFlowEngine(EngineBase):
         return flows
 
     def _full(self, trimap, unknown, fixed, flows, progress, cancel) -> np.ndarray:
-        """The solve on every unknown pixel. Without ``flows`` (made already) the preconditioner's
-        factor, which needs only the known-to-unknown confidences, is made on a second thread
-        while the other flows are built (docs/benchmarks.md)."""
+        """The solve on every unknown pixel. Without ``flows`` (made already) a second thread
+        makes the intra-unknown flow, the Laplacian and the preconditioner's factor (which needs
+        only the known-to-unknown confidences) while this one makes the known-to-unknown and
+        colour-mixture flows (docs/benchmarks.md, "the critical path")."""
+        from mattestudio.engines.fastcf.laplacian import assemble
         from mattestudio.engines.infoflow import flows as flow_ops
         from mattestudio.engines.infoflow import system as sysm
 
@@ -386,24 +412,38 @@ class InformationFlowEngine(EngineBase):
         p = self.params
         assert self._image64 is not None and self._stats is not None
         image64, stats, weights = self._image64, self._stats, self._weights()
-        ku = flow_ops.known_to_unknown_rows(
-            image64,
-            trimap,
-            k_ku=p["k_ku"],
-            colour_only=p["ku_fit"] == "colour",
-            eps=p["knn_eps"],
-        )
-        if cancel is not None:
-            cancel.raise_if_cancelled()
 
-        def local(check):
-            _, conf = flow_ops.ku_per_pixel(ku, trimap.size)
-            part = sysm.local_part(stats, image64, unknown, fixed, weights, conf)
+        def second(check, job):
+            # Neither the intra-unknown flow nor the Laplacian needs the known-to-unknown flow:
+            # both are done while this thread's partner searches for it.
+            job.put(
+                "intra",
+                flow_ops.intra_unknown_rows(image64, trimap, k_uu=p["k_uu"], eps=p["knn_eps"]),
+            )
+            lap = assemble(stats, image64, unknown, fixed)
+            conf = job.get("confidence", check)
+            part = sysm.local_with_confidence(lap, unknown, weights, conf)
             return part, sysm.preconditioner(part, 1, check)
 
-        job = _Background(local, cancel)
+        job = _Background(second, cancel)
         try:
-            flows = self._flows(trimap, ku, progress, cancel)
+            ku = flow_ops.known_to_unknown_rows(
+                image64,
+                trimap,
+                k_ku=p["k_ku"],
+                colour_only=p["ku_fit"] == "colour",
+                eps=p["knn_eps"],
+            )
+            job.put("confidence", flow_ops.ku_per_pixel(ku, trimap.size)[1])
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            flows = self._flows(
+                trimap,
+                ku,
+                progress,
+                cancel,
+                intra=job.get("intra", _checker(None, cancel, 0, 1, "")),
+            )
         except BaseException:
             job.abandon()
             raise

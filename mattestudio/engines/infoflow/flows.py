@@ -358,6 +358,14 @@ def known_to_unknown_rows(
     )
 
 
+def intra_unknown_rows(image64: np.ndarray, trimap: np.ndarray, *, k_uu: int = 5, eps: float = 0.0):
+    """The intra-unknown flow's rows (one per unknown pixel)."""
+    from mattestudio.types import UNKNOWN
+
+    ui = np.flatnonzero(trimap.ravel() == UNKNOWN)
+    return _intra_rows(features(image64, 1.0 / 20.0), ui, ui, int(k_uu), eps)
+
+
 def ku_per_pixel(rows: Rows, n: int) -> tuple[np.ndarray, np.ndarray]:
     target = np.zeros(n)
     conf = np.zeros(n)
@@ -405,6 +413,7 @@ def compute(
     known_rows: bool = False,
     ku_colour_only: bool = True,
     ku: Rows | None = None,
+    intra: Rows | None = None,
     eps: float = 0.0,
     check=None,
 ) -> Flows:
@@ -412,7 +421,8 @@ def compute(
     are searched among the unknown pixels and the known ones within this many pixels of them;
     with ``known_rows`` those known pixels also get a mixture equation (the paper writes one for
     the unknown pixels only), which ties the unknown pixels they mix from to their known alpha.
-    ``ku``: the known-to-unknown flow if already made by ``known_to_unknown_rows``. ``eps``:
+    ``ku`` / ``intra``: those flows' rows if already made (``known_to_unknown_rows``,
+    ``intra_unknown_rows``). ``eps``:
     approximate neighbour searches (``nearest``'s eps; docs/benchmarks.md measures its effect).
     ``check(fraction)`` is called between the stages (progress and cancellation)."""
     from mattestudio.types import UNKNOWN
@@ -431,7 +441,8 @@ def compute(
     mix = _mix_rows(features(image64, 1.0), di if known_rows else ui, di, int(k_mix), reg, eps)
     if check is not None:
         check(0.8)
-    intra = _intra_rows(features(image64, 1.0 / 20.0), ui, ui, int(k_uu), eps)
+    if intra is None:
+        intra = intra_unknown_rows(image64, trimap, k_uu=k_uu, eps=eps)
     if check is not None:
         check(1.0)
     target, conf = ku_per_pixel(ku, n)

@@ -122,7 +122,14 @@ def local_part(
 ) -> LocalPart:
     from mattestudio.engines.fastcf.laplacian import assemble
 
-    lap = assemble(stats, image64, variables, fixed)
+    return local_with_confidence(
+        assemble(stats, image64, variables, fixed), variables, weights, ku_confidence
+    )
+
+
+def local_with_confidence(lap, variables: np.ndarray, weights: Weights, ku_confidence: np.ndarray):
+    """``local_part`` from the Laplacian's system already assembled (``fastcf.laplacian.assemble``
+    on the same variables): the assembly needs no flow, so it can start before them."""
     flat_v = np.flatnonzero(variables.ravel())
     return LocalPart(
         (weights.local * lap.matrix).tocsr(),
