@@ -13,6 +13,7 @@ LLVM can vectorise; see ``fastcf.direct._forward``).
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 
@@ -69,3 +70,30 @@ def new_direction(p, z, beta):
     """p = z + beta p, in place."""
     for i in range(p.shape[0]):
         p[i] = z[i] + beta * p[i]
+
+
+@njit(cache=True, nogil=True)
+def variable_columns(indptr, indices, data, column):
+    """The CSR entries whose column maps to a variable (``column`` >= 0), renumbered: (indptr,
+    indices, data). Two passes over the entries, no temporaries of their size (numpy's mask,
+    repeat and bincount took 57 % of a system build on GT09)."""
+    m = indptr.shape[0] - 1
+    out_ptr = np.empty(m + 1, np.int64)
+    out_ptr[0] = 0
+    count = 0
+    for r in range(m):
+        for j in range(indptr[r], indptr[r + 1]):
+            if column[indices[j]] >= 0:
+                count += 1
+        out_ptr[r + 1] = count
+    out_idx = np.empty(count, np.int64)
+    out_val = np.empty(count, data.dtype)
+    k = 0
+    for r in range(m):
+        for j in range(indptr[r], indptr[r + 1]):
+            c = column[indices[j]]
+            if c >= 0:
+                out_idx[k] = c
+                out_val[k] = data[j]
+                k += 1
+    return out_ptr, out_idx, out_val
