@@ -295,3 +295,34 @@ def test_flow_cache_follows_image_and_parameters(big):
     assert engine.last_mode == "incremental"
     engine.prepare(big.image[::-1].copy())
     assert engine._cache is None
+
+
+def test_variable_columns_equal_a_column_slice():
+    import scipy.sparse
+
+    from mattestudio.engines.infoflow.system import _variable_columns
+
+    rng = np.random.default_rng(3)
+    m = scipy.sparse.random(40, 60, density=0.2, format="csr", random_state=4)
+    keep = np.sort(rng.choice(60, 25, replace=False))
+    column = np.full(60, -1, np.int64)
+    column[keep] = np.arange(len(keep))
+    got = _variable_columns(m, column, len(keep))
+    assert got.shape == (40, 25)
+    assert (got != m[:, keep]).nnz == 0
+
+
+def test_error_on_the_second_thread_reaches_the_caller(big, monkeypatch):
+    import threading
+
+    from mattestudio.engines.infoflow import flows as flow_ops
+
+    def broken(*args, **kwargs):
+        raise ValueError("intra search failed")
+
+    monkeypatch.setattr(flow_ops, "intra_unknown_rows", broken)
+    engine = InformationFlowEngine()
+    engine.prepare(big.image)
+    with pytest.raises(ValueError, match="intra search failed"):
+        engine.predict(big.trimap)
+    assert not any(t.name == "infoflow-factor" for t in threading.enumerate())
