@@ -62,12 +62,13 @@ def knn_with_reach(
     k_eff = min(k + extra, len(database))
     if len(queries) == 0 or k_eff == 0:
         return np.zeros((len(queries), max(k_eff - extra, 0)), np.int64), np.zeros(len(queries))
-    dist, idx = nearest(database, queries, k_eff, eps=eps)  # nearest first
+    sq, idx = _query(database, queries, k_eff, eps, None)  # nearest first
     if own is None:
-        return idx, dist[:, -1]
+        return idx, np.sqrt(sq[:, -1], dtype=np.float64)
     own = np.asarray(own, np.int64)
     if (idx[:, 0] == own).all():  # the usual case, found first at distance 0: no masking
-        return idx[:, 1:], dist[:, -1]
+        return idx[:, 1:], np.sqrt(sq[:, -1], dtype=np.float64)
+    dist = np.sqrt(sq, dtype=np.float64)
     # An approximate search may miss the row itself: drop it where found, else the farthest.
     drop = idx == own[:, None]
     drop[~drop.any(axis=1), -1] = True
@@ -96,6 +97,13 @@ def nearest(
     than with scipy's cKDTree (docs/benchmarks.md). Rounding the rows to float32 moves a feature
     by at most 6e-7, far below a colour level or a pixel step; the distances between the rounded
     rows carry float32 rounding, hence DISTANCE_SLACK where they are compared."""
+    sq, idx = _query(database, queries, k, eps, bound)
+    return np.sqrt(sq, dtype=np.float64), idx.astype(np.int64)
+
+
+def _query(database, queries, k, eps, bound) -> tuple[np.ndarray, np.ndarray]:
+    """``nearest`` as pykdtree answers it: squared float32 distances and its own index type (the
+    flows index with it directly and take the root of the reach column only)."""
     from pykdtree.kdtree import KDTree
 
     data = np.ascontiguousarray(database, np.float32)
@@ -106,8 +114,7 @@ def nearest(
         distance_upper_bound=bound,
         sqr_dists=True,
     )
-    dist = np.sqrt(sq.reshape(len(queries), k), dtype=np.float64)
-    return dist, idx.reshape(len(queries), k).astype(np.int64)
+    return sq.reshape(len(queries), k), idx.reshape(len(queries), k)
 
 
 @njit(cache=True, nogil=True)
