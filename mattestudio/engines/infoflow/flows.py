@@ -237,10 +237,18 @@ class Flows:
     rows: tuple[Rows, Rows, Rows] | None = None
 
 
+# The colour-mixture search (K_CM = 20, the costliest of the four) runs at this multiple of the
+# flows' eps: at eps 0.5 -> 1.0 it cost ~5 % less CPU per call with SAD / Grad moving by <= 0.004
+# / 0.016 on alphamatting-dev (docs/benchmarks.md, "Speed, fourth round"). eps 0 stays exact.
+MIX_EPS_SCALE = 2.0
+
+
 def _mix_rows(feat, query, database_idx, k, reg, eps) -> Rows:
     own = np.searchsorted(database_idx, query)  # both sorted; the queries are in the database
     rows32 = np.asarray(feat, np.float32)  # the searches' rows, rounded once (``nearest``)
-    found, reach = knn_with_reach(rows32[database_idx], rows32[query], k, own=own, eps=eps)
+    found, reach = knn_with_reach(
+        rows32[database_idx], rows32[query], k, own=own, eps=eps * MIX_EPS_SCALE
+    )
     neigh = database_idx[found]
     return Rows(query, neigh, lle_weights(feat, query, neigh, reg), reach[:, None])
 
@@ -463,7 +471,8 @@ def compute(
     with ``known_rows`` those known pixels also get a mixture equation (the paper writes one for
     the unknown pixels only), which ties the unknown pixels they mix from to their known alpha.
     ``ku``: the known-to-unknown flow if already made by ``known_to_unknown_rows``. ``eps``:
-    approximate neighbour searches (``nearest``'s eps; docs/benchmarks.md measures its effect).
+    approximate neighbour searches (``nearest``'s eps, times ``MIX_EPS_SCALE`` for the colour
+    mixture's; docs/benchmarks.md measures its effect).
     ``check(fraction)`` is called between the stages (progress and cancellation)."""
     from mattestudio.types import UNKNOWN
 
