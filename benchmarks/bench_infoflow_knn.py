@@ -11,8 +11,8 @@ by each contender in turn, ``--rounds`` times; the best process CPU (all threads
 seconds of the tree build and of the queries.
 
 ``--quality``: the whole engine (defaults, ``knn_eps`` as given) on every image of the set, each
-variant in turn on each image in one process (the search swapped by replacing
-``flows.nearest``): mean SAD and Grad like ``mattestudio eval``, and CPU and wall seconds.
+variant in turn on each image in one process (the search swapped by replacing ``flows._query``,
+which every search calls): mean SAD and Grad like ``mattestudio eval``, and CPU and wall seconds.
 """
 
 from __future__ import annotations
@@ -126,8 +126,13 @@ def quality(args) -> None:
     from mattestudio.engines.infoflow.engine import InformationFlowEngine
     from mattestudio.pipeline import run_matting
 
-    after = F.nearest
-    impl = {"ckdtree": ckdtree_nearest, "nearest": after}
+    after = F._query  # what the flows' searches call (squared distances)
+
+    def ckdtree_query(database, queries, k, eps, bound):
+        dist, idx = ckdtree_nearest(database, queries, k, eps=eps, bound=bound)
+        return dist**2, idx
+
+    impl = {"ckdtree": ckdtree_query, "nearest": after}
     variants = []
     for v in args.variants.split(","):
         lib, eps = v.split(":")
@@ -140,14 +145,14 @@ def quality(args) -> None:
         gt8 = io.to_uint(io.load_gray(args.dataset / "gt" / name))
         loads.append(os.getloadavg()[0])
         for label, fn, eps in variants:
-            F.nearest = fn
+            F._query = fn
             try:
                 engine = InformationFlowEngine(knn_eps=eps)
                 c, w = time.process_time(), time.perf_counter()
                 alpha = run_matting(engine, img, tri, estimate_foreground=False).alpha
                 c, w = time.process_time() - c, time.perf_counter() - w
             finally:
-                F.nearest = after
+                F._query = after
             m = metrics.all_metrics(io.to_uint(alpha), gt8, tri)
             scores[label].append((m["sad"], m["grad"], c, w))
             print(name, label, f"SAD {m['sad']:.3f} Grad {m['grad']:.3f} cpu {c:.2f} wall {w:.2f}")

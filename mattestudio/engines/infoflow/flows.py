@@ -62,12 +62,13 @@ def knn_with_reach(
     k_eff = min(k + extra, len(database))
     if len(queries) == 0 or k_eff == 0:
         return np.zeros((len(queries), max(k_eff - extra, 0)), np.int64), np.zeros(len(queries))
-    dist, idx = nearest(database, queries, k_eff, eps=eps)  # nearest first
+    sq, idx = _query(database, queries, k_eff, eps, None)  # nearest first
     if own is None:
-        return idx, dist[:, -1]
+        return idx, np.sqrt(sq[:, -1], dtype=np.float64)
     own = np.asarray(own, np.int64)
     if (idx[:, 0] == own).all():  # the usual case, found first at distance 0: no masking
-        return idx[:, 1:], dist[:, -1]
+        return idx[:, 1:], np.sqrt(sq[:, -1], dtype=np.float64)
+    dist = np.sqrt(sq, dtype=np.float64)
     # An approximate search may miss the row itself: drop it where found, else the farthest.
     drop = idx == own[:, None]
     drop[~drop.any(axis=1), -1] = True
@@ -96,6 +97,13 @@ def nearest(
     than with scipy's cKDTree (docs/benchmarks.md). Rounding the rows to float32 moves a feature
     by at most 6e-7, far below a colour level or a pixel step; the distances between the rounded
     rows carry float32 rounding, hence DISTANCE_SLACK where they are compared."""
+    sq, idx = _query(database, queries, k, eps, bound)
+    return np.sqrt(sq, dtype=np.float64), idx.astype(np.int64)
+
+
+def _query(database, queries, k, eps, bound) -> tuple[np.ndarray, np.ndarray]:
+    """``nearest`` as pykdtree answers it: squared float32 distances and its own index type (the
+    flows index with it directly and take the root of the reach column only)."""
     from pykdtree.kdtree import KDTree
 
     data = np.ascontiguousarray(database, np.float32)
@@ -106,8 +114,7 @@ def nearest(
         distance_upper_bound=bound,
         sqr_dists=True,
     )
-    dist = np.sqrt(sq.reshape(len(queries), k), dtype=np.float64)
-    return dist, idx.reshape(len(queries), k).astype(np.int64)
+    return sq.reshape(len(queries), k), idx.reshape(len(queries), k)
 
 
 @njit(cache=True, nogil=True)
@@ -230,9 +237,18 @@ class Flows:
     rows: tuple[Rows, Rows, Rows] | None = None
 
 
+# The colour-mixture search (K_CM = 20, the costliest of the four) runs at this multiple of the
+# flows' eps: at eps 0.5 -> 1.0 it cost ~5 % less CPU per call with SAD / Grad moving by <= 0.004
+# / 0.016 on alphamatting-dev (docs/benchmarks.md, "Speed, fourth round"). eps 0 stays exact.
+MIX_EPS_SCALE = 2.0
+
+
 def _mix_rows(feat, query, database_idx, k, reg, eps) -> Rows:
     own = np.searchsorted(database_idx, query)  # both sorted; the queries are in the database
-    found, reach = knn_with_reach(feat[database_idx], feat[query], k, own=own, eps=eps)
+    rows32 = np.asarray(feat, np.float32)  # the searches' rows, rounded once (``nearest``)
+    found, reach = knn_with_reach(
+        rows32[database_idx], rows32[query], k, own=own, eps=eps * MIX_EPS_SCALE
+    )
     neigh = database_idx[found]
     return Rows(query, neigh, lle_weights(feat, query, neigh, reg), reach[:, None])
 
@@ -259,13 +275,60 @@ def colour_mixture(
     return _mix_matrix(rows, h * w)
 
 
+@njit(cache=True, nogil=True)
+def _ku_values(wts, neigh, kf, colours, out):
+    """out[i] = [w^F, eta] from the mixture weights over kf foreground then background neighbours:
+    w^F = the foreground weights' sum, F and B = the two sides' weighted mean colours, eta =
+    |F - B|^2 / 3 clipped to [0, 1] (0 where either side's share is ~0: no colour to compare).
+    One pass per row instead of numpy's per-term temporaries (a K x 3 gather per pixel)."""
+    n, k = wts.shape
+    for i in range(n):
+        wf = 0.0
+        for a in range(kf):
+            wf += wts[i, a]
+        wb = 1.0 - wf
+        if abs(wf) <= 1e-6 or abs(wb) <= 1e-6:
+            out[i, 0] = wf
+            out[i, 1] = 0.0
+            continue
+        eta = 0.0
+        for c in range(3):
+            f = 0.0
+            for a in range(kf):
+                f += wts[i, a] * colours[neigh[i, a], c]
+            b = 0.0
+            for a in range(kf, k):
+                b += wts[i, a] * colours[neigh[i, a], c]
+            t = f / wf - b / wb
+            eta += t * t
+        out[i, 0] = wf
+        out[i, 1] = min(max(eta / 3.0, 0.0), 1.0)
+
+
+@njit(cache=True, nogil=True)
+def _intra_weights(feat, query, neigh, out):
+    """out[i, a] = max(1 - |f_p - f_q|, 0) for p = query[i], q = neigh[i, a] (float64 features)."""
+    n, k = neigh.shape
+    d = feat.shape[1]
+    for i in range(n):
+        p = query[i]
+        for a in range(k):
+            q = neigh[i, a]
+            s = 0.0
+            for c in range(d):
+                t = feat[q, c] - feat[p, c]
+                s += t * t
+            out[i, a] = max(1.0 - np.sqrt(s), 0.0)
+
+
 def _ku_rows(image, feat, query, fg_idx, bg_idx, k, reg, colour_only, eps) -> Rows:
     nu = len(query)
     if nu == 0 or len(fg_idx) == 0 or len(bg_idx) == 0:
         return Rows(query, np.zeros((nu, 0), np.int64), np.zeros((nu, 2)), np.zeros((nu, 2)))
-    q = feat[query]
-    found_f, reach_f = knn_with_reach(feat[fg_idx], q, k, eps=eps)
-    found_b, reach_b = knn_with_reach(feat[bg_idx], q, k, eps=eps)
+    rows32 = np.asarray(feat, np.float32)  # the searches' rows, rounded once (``nearest``)
+    q = rows32[query]
+    found_f, reach_f = knn_with_reach(rows32[fg_idx], q, k, eps=eps)
+    found_b, reach_b = knn_with_reach(rows32[bg_idx], q, k, eps=eps)
     nf = fg_idx[found_f]
     nb = bg_idx[found_b]
     neigh = np.concatenate([nf, nb], axis=1)
@@ -275,17 +338,9 @@ def _ku_rows(image, feat, query, fg_idx, bg_idx, k, reg, colour_only, eps) -> Ro
     # 1.2 for w^F alone on core/sample.py's ball). ``colour_only=False`` is the paper's literal form.
     fit = np.ascontiguousarray(feat[:, :3]) if colour_only else feat
     wts = lle_weights(fit, query, neigh, reg)
-    kf = nf.shape[1]
-    wf = wts[:, :kf].sum(axis=1)
-    wb = 1.0 - wf
-    colours = image.reshape(-1, 3)
-    safe_f = np.where(np.abs(wf) > 1e-6, wf, 1.0)
-    safe_b = np.where(np.abs(wb) > 1e-6, wb, 1.0)
-    col_f = np.einsum("ik,ikc->ic", wts[:, :kf], colours[nf]) / safe_f[:, None]
-    col_b = np.einsum("ik,ikc->ic", wts[:, kf:], colours[nb]) / safe_b[:, None]
-    eta = np.clip(((col_f - col_b) ** 2).sum(axis=1) / 3.0, 0.0, 1.0)
-    eta[(np.abs(wf) <= 1e-6) | (np.abs(wb) <= 1e-6)] = 0.0
-    return Rows(query, neigh, np.stack([wf, eta], axis=1), np.stack([reach_f, reach_b], axis=1))
+    values = np.empty((nu, 2))
+    _ku_values(wts, neigh, nf.shape[1], np.ascontiguousarray(image.reshape(-1, 3)), values)
+    return Rows(query, neigh, values, np.stack([reach_f, reach_b], axis=1))
 
 
 def known_to_unknown(
@@ -307,10 +362,13 @@ def known_to_unknown(
 def _intra_rows(feat, unknown_idx, query, k, eps) -> Rows:
     """Rows of the intra-unknown flow for ``query`` (a subset of the sorted ``unknown_idx``)."""
     own = np.searchsorted(unknown_idx, query)
-    found, reach = knn_with_reach(feat[unknown_idx], feat[query], k, own=own, eps=eps)
+    database = np.asarray(feat[unknown_idx], np.float32)
+    queries = database if query is unknown_idx else np.asarray(feat[query], np.float32)
+    found, reach = knn_with_reach(database, queries, k, own=own, eps=eps)
     neigh = unknown_idx[found]
-    dist = np.sqrt(((feat[neigh] - feat[query][:, None, :]) ** 2).sum(axis=2))
-    return Rows(query, neigh, np.maximum(1.0 - dist, 0.0), reach[:, None])
+    weights = np.empty(neigh.shape)
+    _intra_weights(feat, query.astype(np.int64), neigh, weights)
+    return Rows(query, neigh, weights, reach[:, None])
 
 
 def _intra_matrix(rows: Rows, n: int) -> scipy.sparse.csr_matrix:
@@ -422,8 +480,8 @@ def compute(
     with ``known_rows`` those known pixels also get a mixture equation (the paper writes one for
     the unknown pixels only), which ties the unknown pixels they mix from to their known alpha.
     ``ku`` / ``intra``: those flows' rows if already made (``known_to_unknown_rows``,
-    ``intra_unknown_rows``). ``eps``:
-    approximate neighbour searches (``nearest``'s eps; docs/benchmarks.md measures its effect).
+    ``intra_unknown_rows``). ``eps``: approximate neighbour searches (``nearest``'s eps, times
+    ``MIX_EPS_SCALE`` for the colour mixture's; docs/benchmarks.md measures its effect).
     ``check(fraction)`` is called between the stages (progress and cancellation)."""
     from mattestudio.types import UNKNOWN
 
