@@ -17,6 +17,15 @@ import numpy as np
 from numba import njit
 
 
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"}, inline="always")
+def _row_dot(cols, vals, x):
+    """One sparse row times x."""
+    s = 0.0
+    for q in range(cols.shape[0]):
+        s += vals[q] * x[cols[q]]
+    return s
+
+
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def normal_product(indptr, indices, data, weight, x, out, r0, r1):
     """out += weight * D^T (D x) over the rows r0..r1-1 of the CSR matrix D."""
@@ -24,10 +33,7 @@ def normal_product(indptr, indices, data, weight, x, out, r0, r1):
         a, b = indptr[r], indptr[r + 1]
         cols = indices[a:b]
         vals = data[a:b]
-        s = 0.0
-        for q in range(cols.shape[0]):
-            s += vals[q] * x[cols[q]]
-        s *= weight
+        s = weight * _row_dot(cols, vals, x)
         for q in range(cols.shape[0]):
             out[cols[q]] += vals[q] * s
 
@@ -37,12 +43,7 @@ def csr_product(indptr, indices, data, x, out, r0, r1):
     """out[r] += (M x)[r] for the rows r0..r1-1 of the CSR matrix M."""
     for r in range(r0, r1):
         a, b = indptr[r], indptr[r + 1]
-        cols = indices[a:b]
-        vals = data[a:b]
-        s = 0.0
-        for q in range(cols.shape[0]):
-            s += vals[q] * x[cols[q]]
-        out[r] += s
+        out[r] += _row_dot(indices[a:b], data[a:b], x)
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
