@@ -183,8 +183,9 @@ class InformationFlowEngine(EngineBase):
                 "knn_eps",
                 0.5,
                 "Approximate nearest neighbours: each found neighbour is within (1 + this) of "
-                "the true k-th distance (the kd-tree's eps); 0 searches exactly. Faster "
-                "searches, same dataset scores (docs/benchmarks.md).",
+                "the true k-th distance (the kd-tree's eps; twice this for the colour-mixture "
+                "search); 0 searches exactly. Faster searches, same dataset scores "
+                "(docs/benchmarks.md).",
                 "Neighbour search slack",
                 0.0,
                 4.0,
