@@ -224,19 +224,23 @@ def _factor_run(
         # Left-looking Cholesky of the front's first nv columns in loops: the leading block gives
         # L11, the rows below it L21 = F_BV L11^-T (a triangular solve's flops, no inverse); then the
         # boundary update U -= L21 L21^T through BLAS (numba's np.dot: no Python call).
+        # Rows as 1-D views indexed by range variables: LLVM then vectorises the dot products
+        # (with F[i, q] numba must allow for negative indices; see ``_forward``).
         for j in range(nv):
-            d = F[j, j]
+            Fj = F[j]
+            d = Fj[j]
             for q in range(j):
-                d -= F[j, q] * F[j, q]
+                d -= Fj[q] * Fj[q]
             if d <= 0.0:
                 return k
             d = np.sqrt(d)
-            F[j, j] = d
+            Fj[j] = d
             for i in range(j + 1, m):
-                t = F[i, j]
+                Fi = F[i]
+                t = Fi[j]
                 for q in range(j):
-                    t -= F[i, q] * F[j, q]
-                F[i, j] = t / d
+                    t -= Fi[q] * Fj[q]
+                Fi[j] = t / d
         off = fptr[k]
         for a in range(nv):
             for b in range(nv):
