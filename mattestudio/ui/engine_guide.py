@@ -17,7 +17,7 @@ ENGINES = {
         "Best classical detail: hair, haze, holes",
         "Links each edge pixel to similar colours near and far, so background showing through "
         "hair and wide bands come out clean; the best classical matte on the benchmark images "
-        "(docs/benchmarks.md), several times slower than the all-rounder.",
+        "(docs/benchmarks.md), in about four times the all-rounder's time.",
     ),
     "shared-sampling": (
         "Hair and fur, with its own colours",
