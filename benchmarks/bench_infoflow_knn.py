@@ -79,7 +79,7 @@ def searches(args) -> None:
     ui = np.flatnonzero(flat == UNKNOWN)
     fg, bg = np.flatnonzero(flat == FOREGROUND), np.flatnonzero(flat == BACKGROUND)
     di = F._mix_database(tri, 5)  # the engine's defaults: band 5, mixture rows for di
-    f1, f10, f20 = F.features(img, 1.0), F.features(img, 10.0), F.features(img, 1 / 20)
+    f1, f10, f20 = (F.features(img, s) for s in (F.MIX_SPATIAL, F.KU_SPATIAL, F.INTRA_SPATIAL))
     work = {
         "colour mixture": (f1[di], f1[di], 21),
         "known-to-unknown F": (f10[fg], f10[ui], 7),

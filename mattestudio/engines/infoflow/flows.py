@@ -22,6 +22,11 @@ import numpy as np
 import scipy.sparse
 from numba import njit
 
+# How far position counts against colour in each flow's neighbour search (module docstring).
+MIX_SPATIAL = 1.0
+KU_SPATIAL = 10.0
+INTRA_SPATIAL = 1.0 / 20.0
+
 
 def features(image: np.ndarray, spatial: float) -> np.ndarray:
     """H*W x 5 float64 feature rows [r, g, b, spatial * x / w, spatial * y / h]."""
@@ -262,19 +267,6 @@ def _mix_matrix(rows: Rows, n: int) -> scipy.sparse.csr_matrix:
     return scipy.sparse.csr_matrix((vals, cols, indptr), shape=(nu, n))
 
 
-def colour_mixture(
-    image: np.ndarray,
-    unknown_idx: np.ndarray,
-    database_idx: np.ndarray,
-    k: int,
-    reg: float,
-    eps: float = 0.0,
-) -> scipy.sparse.csr_matrix:
-    h, w = image.shape[:2]
-    rows = _mix_rows(features(image, 1.0), unknown_idx, database_idx, k, reg, eps)
-    return _mix_matrix(rows, h * w)
-
-
 @njit(cache=True, nogil=True)
 def _ku_values(wts, neigh, kf, colours, out):
     """out[i] = [w^F, eta] from the mixture weights over kf foreground then background neighbours:
@@ -343,22 +335,6 @@ def _ku_rows(image, feat, query, fg_idx, bg_idx, k, reg, colour_only, eps) -> Ro
     return Rows(query, neigh, values, np.stack([reach_f, reach_b], axis=1))
 
 
-def known_to_unknown(
-    image: np.ndarray,
-    unknown_idx: np.ndarray,
-    fg_idx: np.ndarray,
-    bg_idx: np.ndarray,
-    k: int,
-    reg: float,
-    colour_only: bool = True,
-    eps: float = 0.0,
-):
-    """(target w^F_p, confidence eta_p) for each unknown pixel."""
-    feat = features(image, 10.0)
-    rows = _ku_rows(image, feat, unknown_idx, fg_idx, bg_idx, k, reg, colour_only, eps)
-    return rows.values[:, 0].copy(), rows.values[:, 1].copy()
-
-
 def _intra_rows(feat, unknown_idx, query, k, eps) -> Rows:
     """Rows of the intra-unknown flow for ``query`` (a subset of the sorted ``unknown_idx``)."""
     own = np.searchsorted(unknown_idx, query)
@@ -379,17 +355,6 @@ def _intra_matrix(rows: Rows, n: int) -> scipy.sparse.csr_matrix:
     return ((m + m.T) * 0.5).tocsr()
 
 
-def intra_unknown(
-    image: np.ndarray, unknown_idx: np.ndarray, k: int, eps: float = 0.0
-) -> scipy.sparse.csr_matrix:
-    h, w = image.shape[:2]
-    n = h * w
-    if len(unknown_idx) <= 1:
-        return scipy.sparse.csr_matrix((n, n))
-    rows = _intra_rows(features(image, 1.0 / 20.0), unknown_idx, unknown_idx, k, eps)
-    return _intra_matrix(rows, n)
-
-
 def known_to_unknown_rows(
     image64: np.ndarray,
     trimap: np.ndarray,
@@ -405,7 +370,7 @@ def known_to_unknown_rows(
     flat = trimap.ravel()
     return _ku_rows(
         image64,
-        features(image64, 10.0),
+        features(image64, KU_SPATIAL),
         np.flatnonzero(flat == UNKNOWN),
         np.flatnonzero(flat == FOREGROUND),
         np.flatnonzero(flat == BACKGROUND),
@@ -421,7 +386,7 @@ def intra_unknown_rows(image64: np.ndarray, trimap: np.ndarray, *, k_uu: int = 5
     from mattestudio.types import UNKNOWN
 
     ui = np.flatnonzero(trimap.ravel() == UNKNOWN)
-    return _intra_rows(features(image64, 1.0 / 20.0), ui, ui, int(k_uu), eps)
+    return _intra_rows(features(image64, INTRA_SPATIAL), ui, ui, int(k_uu), eps)
 
 
 def ku_per_pixel(rows: Rows, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -430,22 +395,6 @@ def ku_per_pixel(rows: Rows, n: int) -> tuple[np.ndarray, np.ndarray]:
     target[rows.query] = rows.values[:, 0]
     conf[rows.query] = rows.values[:, 1]
     return target, conf
-
-
-def known_to_unknown_flow(
-    image64: np.ndarray,
-    trimap: np.ndarray,
-    *,
-    k_ku: int = 7,
-    reg: float = 1e-3,
-    colour_only=True,
-    eps: float = 0.0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(target, confidence) of the known-to-unknown flow per pixel (H*W; zero where known)."""
-    rows = known_to_unknown_rows(
-        image64, trimap, k_ku=k_ku, reg=reg, colour_only=colour_only, eps=eps
-    )
-    return ku_per_pixel(rows, trimap.size)
 
 
 def _mix_database(trimap: np.ndarray, band: int) -> np.ndarray:
@@ -496,7 +445,9 @@ def compute(
         )
     if check is not None:
         check(0.35)
-    mix = _mix_rows(features(image64, 1.0), di if known_rows else ui, di, int(k_mix), reg, eps)
+    mix = _mix_rows(
+        features(image64, MIX_SPATIAL), di if known_rows else ui, di, int(k_mix), reg, eps
+    )
     if check is not None:
         check(0.8)
     if intra is None:
@@ -582,7 +533,7 @@ def update(
     changed_rows = []
 
     # Colour mixture: the database is the unknown pixels dilated by the band.
-    feat1 = features(image64, 1.0)
+    feat1 = features(image64, MIX_SPATIAL)
     di = _mix_database(after, band)
     di_old = _mix_database(before, band)
     changed = np.setxor1d(di, di_old, assume_unique=True)
@@ -602,7 +553,7 @@ def update(
     # Known to unknown: two databases, the foreground and the background pixels.
     if len(ku_old.query) and ku_old.neigh.shape[1] == 0:
         return None  # made without a foreground or background: no reaches to go by
-    feat10 = features(image64, 10.0)
+    feat10 = features(image64, KU_SPATIAL)
     moved_f = np.flatnonzero((b == FOREGROUND) != (a == FOREGROUND))
     moved_b = np.flatnonzero((b == BACKGROUND) != (a == BACKGROUND))
     stale = _stale(feat10, ku_old, moved_f, ku_old.reach[:, 0])
@@ -619,7 +570,7 @@ def update(
     changed_rows.append(rows)
 
     # Intra unknown: the database is the unknown pixels.
-    feat20 = features(image64, 1.0 / 20.0)
+    feat20 = features(image64, INTRA_SPATIAL)
     moved_u = np.flatnonzero((b == UNKNOWN) != (a == UNKNOWN))
     stale = _stale(feat20, intra_old, moved_u, intra_old.reach[:, 0])
     merged = _merge(intra_old, stale, ui, lambda q: _intra_rows(feat20, ui, q, int(k_uu), eps))
