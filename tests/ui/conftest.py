@@ -271,13 +271,6 @@ class EventLoopProbe:
         )
 
 
-@pytest.fixture
-def loop_probe():
-    probe = EventLoopProbe()
-    yield probe
-    probe.stop()
-
-
 STALL_LIMIT_S = 0.050
 
 
