@@ -60,12 +60,12 @@ def test_system_is_symmetric_positive_definite(seed, monkeypatch):
 
 @pytest.mark.parametrize("eps", [0.0, 1.0])
 def test_neighbours_leave_out_the_query_itself(eps):
-    from mattestudio.engines.infoflow.flows import knn
+    from mattestudio.engines.infoflow.flows import knn_with_reach
 
     rng = np.random.default_rng(0)
     data = rng.random((3000, 5))
     queries = np.arange(0, 3000, 7)  # a subset of the database, as the colour mixture asks
-    idx = knn(data, data[queries], 6, own=queries, eps=eps)
+    idx, _ = knn_with_reach(data, data[queries], 6, own=queries, eps=eps)
     assert idx.shape == (len(queries), 6)
     assert not (idx == queries[:, None]).any()
     assert all(len(set(row)) == 6 for row in idx)

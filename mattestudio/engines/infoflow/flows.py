@@ -38,21 +38,6 @@ def features(image: np.ndarray, spatial: float) -> np.ndarray:
     return out.reshape(h * w, 5)
 
 
-def knn(
-    database: np.ndarray,
-    queries: np.ndarray,
-    k: int,
-    *,
-    own: np.ndarray | None = None,
-    eps: float = 0.0,
-) -> np.ndarray:
-    """Indices into ``database`` of the k nearest rows to each query (``nearest``).
-
-    ``own``: each query's own row in ``database``, left out of its neighbours. ``eps`` > 0:
-    approximate neighbours, each within (1 + eps) of the true k-th distance."""
-    return knn_with_reach(database, queries, k, own=own, eps=eps)[0]
-
-
 def knn_with_reach(
     database: np.ndarray,
     queries: np.ndarray,
@@ -61,8 +46,12 @@ def knn_with_reach(
     own: np.ndarray | None = None,
     eps: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``knn`` and each query's reach: the distance to its farthest found neighbour. A change to
-    the database farther than that from a query cannot change its neighbours (``update``)."""
+    """Indices into ``database`` of the k nearest rows to each query (``nearest``), and each
+    query's reach: the distance to its farthest found neighbour. A change to the database farther
+    than that from a query cannot change its neighbours (``update``).
+
+    ``own``: each query's own row in ``database``, left out of its neighbours. ``eps`` > 0:
+    approximate neighbours, each within (1 + eps) of the true k-th distance."""
     extra = int(own is not None)
     k_eff = min(k + extra, len(database))
     if len(queries) == 0 or k_eff == 0:
