@@ -424,7 +424,8 @@ class InformationFlowEngine(EngineBase):
             lap = assemble(stats, image64, unknown, fixed)
             conf = job.get("confidence", check)
             part = sysm.local_with_confidence(lap, unknown, weights, conf)
-            return part, sysm.preconditioner(part, 1, check)
+            job.put("part", part)  # the partner builds the system while this one factorises
+            return sysm.preconditioner(part, 1, check)
 
         job = _Background(second, cancel)
         try:
@@ -445,13 +446,13 @@ class InformationFlowEngine(EngineBase):
                 cancel,
                 intra=job.get("intra", _checker(None, cancel, 0, 1, "")),
             )
+            part = job.get("part", _checker(None, cancel, 0, 1, ""))
+            return self._solve_box(
+                flows, unknown, fixed, box, progress, cancel, "solving", prepared=(part, job.result)
+            )
         except BaseException:
             job.abandon()
             raise
-        part, factor = job.result()
-        return self._solve_box(
-            flows, unknown, fixed, box, progress, cancel, "solving", prepared=(part, factor)
-        )
 
     def _solve_box(
         self,
@@ -468,7 +469,8 @@ class InformationFlowEngine(EngineBase):
     ):
         """Alpha of the unknown pixels in ``box`` (box-shaped, NaN elsewhere) with every other
         pixel held at ``fixed``; None if the box holds no unknown pixel. ``prepared``: the local
-        part and its factor, made already for this box. ``start``: H x W alpha to start the
+        part, made already for this box, and a function that returns its factor (called once
+        the system is built: the factor may still be in the making on another thread). ``start``: H x W alpha to start the
         iterations from (else the known-to-unknown estimate). ``old``: (flows, trimap, alpha) of the
         previous solve; the system is then solved for the change the new trimap makes: the old
         energy's leftover gradient at the old alpha (what the previous solve's tolerance left) is
@@ -483,10 +485,11 @@ class InformationFlowEngine(EngineBase):
             return None
         name = self.info.display_name
         assert self._image64 is not None and self._stats is not None
-        part, factor = prepared if prepared is not None else (None, None)
+        part = prepared[0] if prepared is not None else None
         system = build(
             flows, self._stats, self._image64, variables, fixed, self._weights(), local=part
         )
+        factor = prepared[1]() if prepared is not None else None
         solver = Solver(
             system, 1, _checker(progress, cancel, 0.4, 0.6, f"{name}: {label}"), factor=factor
         )
