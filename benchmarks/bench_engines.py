@@ -44,7 +44,7 @@ def main(argv=None) -> int:
         ]
     )
     engines = {name: registry.create(name) for name in names}
-    for name, engine in engines.items():
+    for engine in engines.values():
         # Untimed warm-up on the first image: the first call loads numba's cached kernels
         # (~0.5 s), which would otherwise be charged to whichever engine runs first.
         evaluate(engine, Path(args.dataset), args.trimap, 1)
