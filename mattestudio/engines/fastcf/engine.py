@@ -462,13 +462,10 @@ class FastClosedFormEngine(EngineBase):
         pixels where that alpha is not yet a solution: |L alpha| >= ``fine_residual``, and the
         pixels sharing a window with them. Every other pixel keeps the upsampled value. See docs/benchmarks.md
         ("coarse to fine") for the measured cost and quality against the older full sweep."""
-        import cv2
-
-        from mattestudio.engines.fastcf import local_linear, regional, tiling
+        from mattestudio.engines.fastcf import regional
 
         n = int(unknown.sum())
         budget = self._budget_entries()
-        r, eps = self.params["radius"], self.params["epsilon"]
         scale = min(0.5, (budget / regional.factor_entries(n)) ** 0.5 * 0.8)
         # Mixed pixels of the downscaled trimap are unknown too: shrink until the factor fits.
         scale = self._coarse_scale(
@@ -477,6 +474,31 @@ class FastClosedFormEngine(EngineBase):
         small, a_small = self._coarse_solve(
             trimap, scale, progress=scaled(progress, 0.0, 0.3), cancel=cancel
         )
+        fixed = self.refine_coarse(trimap, small, a_small, progress=progress, cancel=cancel)
+        self.last_solve.update(scale=scale, coarse_unknowns=self._coarse_unknowns)
+        return fixed
+
+    def refine_coarse(
+        self,
+        trimap: np.ndarray,
+        small: np.ndarray,
+        a_small: np.ndarray,
+        *,
+        progress: ProgressFn | None = None,
+        cancel: CancelToken | None = None,
+    ) -> np.ndarray:
+        """The fine half of a coarse-to-fine Run (``_coarse_to_fine``): ``a_small``, the alpha of
+        the downscaled image ``small`` (from this engine or another one), brought to full size
+        along the prepared image's edges, then re-solved exactly where it is not yet a solution.
+        Returns H x W float64 alpha; progress runs from 0.3 to 0.95."""
+        import cv2
+
+        from mattestudio.engines.fastcf import local_linear, tiling
+
+        trimap = np.asarray(trimap, np.uint8)
+        unknown = trimap == UNKNOWN
+        n = int(unknown.sum())
+        r, eps = self.params["radius"], self.params["epsilon"]
         alpha = local_linear.guided_upsample(small, a_small, self._image64, r, UPSAMPLE_EPSILON)
         del small, a_small
         fixed = self._fixed(trimap, np.clip(alpha, 0.0, 1.0, out=alpha))
@@ -507,8 +529,6 @@ class FastClosedFormEngine(EngineBase):
             done=done,
         )
         self.last_solve = {
-            "scale": scale,
-            "coarse_unknowns": self._coarse_unknowns,
             "fine_unknowns": int(variables.sum()),
             "tile_side": grid.side,
         }

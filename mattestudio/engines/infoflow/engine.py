@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mattestudio.engines.base import EngineBase, EngineInfo, Param
-from mattestudio.errors import Cancelled, MattestudioError
+from mattestudio.errors import Cancelled
 from mattestudio.types import FOREGROUND, UNKNOWN, CancelToken, ProgressFn
 
 if TYPE_CHECKING:
@@ -225,11 +225,22 @@ class InformationFlowEngine(EngineBase):
             Param(
                 "memory_gb",
                 2.0,
-                "Memory for the solver and the neighbour tables; larger problems are refused "
-                "with a message (no tiled path yet: use closed-form for them).",
+                "Memory for the solver and the neighbour tables; larger problems (camera-size "
+                "photos) are solved at the largest scale that fits, then refined at full "
+                "resolution by the closed-form engine's tiles.",
                 "Solver memory (GB)",
                 0.05,
                 64.0,
+            ),
+            Param(
+                "fine_residual",
+                0.003,
+                "Past memory_gb: after the solve at reduced size, pixels where the matting "
+                "energy's gradient |L alpha| exceeds this are re-solved at full resolution by "
+                "the closed-form model; 0 re-solves every unknown pixel.",
+                "Full-resolution detail threshold",
+                0.0,
+                1.0,
             ),
             Param(
                 "incremental",
@@ -260,6 +271,7 @@ class InformationFlowEngine(EngineBase):
         self.last_mode = ""  # "full", "incremental", "unchanged": for benchmarks and tests
         self.iterations = 0
         self.solved = 0  # variables of the last solve (all unknown pixels, or an incremental box)
+        self.last_solve: dict = {}  # a coarse-to-fine solve's scale and sizes: tests, benchmarks
 
     def reset(self) -> None:
         super().reset()
@@ -299,7 +311,12 @@ class InformationFlowEngine(EngineBase):
             if before_tri.shape == trimap.shape and not (before_tri != trimap).any():
                 self.last_mode = "unchanged"
                 return self._output(before, unknown), None
-        self._check_memory(int(unknown.sum()))
+        if self._need_bytes(int(unknown.sum())) > self.params["memory_gb"] * 1e9:
+            whole = self._coarse_to_fine(trimap, progress, cancel)
+            self._last = (trimap.copy(), whole)
+            if progress is not None:
+                progress(1.0, "done")
+            return self._output(whole, unknown), None
         alpha = None
         flows = None
         if self.params["incremental"] and self._last is not None:
@@ -321,19 +338,49 @@ class InformationFlowEngine(EngineBase):
             progress(1.0, "done")
         return self._output(alpha, unknown), None
 
-    def _check_memory(self, n_unknown: int) -> None:
-        """Refuse, in one line, a problem whose factor and neighbour tables would not fit."""
+    def _need_bytes(self, n_unknown: int) -> float:
+        """Memory of a solve on ``n_unknown`` pixels: the factor and the neighbour tables."""
         from mattestudio.engines.fastcf import regional
 
         p = self.params
         per_row = (p["k_mix"] + 1 + 2 * p["k_ku"] + 2 * p["k_uu"]) * 16.0  # index + weight
-        need = 1.5 * 8.0 * regional.factor_entries(n_unknown) + 2.0 * per_row * n_unknown
-        if need > p["memory_gb"] * 1e9:
-            raise MattestudioError(
-                f"{self.info.display_name}: {n_unknown} unknown pixels need about "
-                f"{need / 1e9:.1f} GB, over the {p['memory_gb']:g} GB allowed (parameter "
-                "memory_gb); narrow the unknown band or use the closed-form engine"
-            )
+        return 1.5 * 8.0 * regional.factor_entries(n_unknown) + 2.0 * per_row * n_unknown
+
+    def _coarse_to_fine(self, trimap, progress, cancel) -> np.ndarray:
+        """Past ``memory_gb`` (camera-size photos): this engine's solve at the largest scale that
+        fits, then the closed-form engine's fine half of a coarse-to-fine Run (edge-aware
+        upsampling, exact full-resolution re-solves in tiles where the matting Laplacian's
+        residual is high; ``FastClosedFormEngine.refine_coarse``). The non-local flows act at
+        the coarse scale, the local model sharpens the edges at full resolution."""
+        from mattestudio.core.trimap import downscaled
+        from mattestudio.engines.fastcf.engine import FastClosedFormEngine
+        from mattestudio.progress import scaled
+
+        assert self._image64 is not None  # set with the image by prepare()
+        budget = self.params["memory_gb"] * 1e9
+        n = int((trimap == UNKNOWN).sum())
+        start = min(0.5, (budget / self._need_bytes(n)) ** 0.5 * 0.8)
+        scale = FastClosedFormEngine._coarse_scale(
+            trimap, n, 0, start=start, fits=lambda c: self._need_bytes(c) <= 0.64 * budget
+        )
+        small, tri_s = downscaled(self._image64, trimap, scale)
+        coarse = InformationFlowEngine(**self.params)
+        coarse.prepare(small)
+        coarse.predict(tri_s, progress=scaled(progress, 0.0, 0.3), cancel=cancel)
+        assert coarse._last is not None
+        a_small = coarse._last[1]  # the solution, before this engine's levels (applied once, below)
+        del coarse
+        fine = FastClosedFormEngine(
+            memory_gb=self.params["memory_gb"], fine_residual=self.params["fine_residual"]
+        )
+        fine.prepare(self._image64)  # float64 already: no copy
+        alpha = fine.refine_coarse(trimap, small, a_small, progress=progress, cancel=cancel)
+        if cancel is not None:  # asked while the last tile ran: still nothing changes
+            cancel.raise_if_cancelled()
+        self.last_mode = "coarse-to-fine"
+        self.last_solve = {"scale": scale, **fine.last_solve}
+        self._cache = None  # no full-size flows: the next stroke solves coarse to fine again
+        return alpha
 
     def _output(self, alpha: np.ndarray, unknown: np.ndarray) -> np.ndarray:
         """The matte shown: the solution with its levels stretched in the unknown region. The flows
