@@ -234,10 +234,11 @@ class InformationFlowEngine(EngineBase):
             ),
             Param(
                 "fine_residual",
-                0.003,
+                0.02,
                 "Past memory_gb: after the solve at reduced size, pixels where the matting "
                 "energy's gradient |L alpha| exceeds this are re-solved at full resolution by "
-                "the closed-form model; 0 re-solves every unknown pixel.",
+                "the closed-form model; 0 re-solves every unknown pixel (closer to closed-form's "
+                "matte, measured worse: docs/benchmarks.md).",
                 "Full-resolution detail threshold",
                 0.0,
                 1.0,
