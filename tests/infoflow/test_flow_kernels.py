@@ -3,13 +3,12 @@
 Known-to-unknown: w^F = sum of the foreground weights, eta = |F - B|^2 / 3 clipped to [0, 1] with
 F, B the two sides' weighted mean colours, eta = 0 where either share is within 1e-6 of 0.
 Intra-unknown: max(1 - |f_p - f_q|, 0). Both to 1e-12.
-Colour-mixture (LLE) weights: the regularised Gram system, to 1e-7. The search rows and the
-mixture and intra-unknown matrices: exactly the numbers the numpy / scipy forms they replace give.
+Colour-mixture (LLE) weights: the regularised Gram system, to 1e-7. The search rows: exactly
+the features rounded once to float32. The mixture matrix: the residual rows 1 at p, -w_pq at q.
 """
 
 import numpy as np
 import pytest
-import scipy.sparse
 
 from mattestudio.engines.infoflow import flows
 
@@ -96,39 +95,23 @@ def test_lle_weights_solve_the_regularised_system(spatial):
         np.testing.assert_allclose(got[i], want / want.sum(), rtol=1e-7, atol=1e-9)
 
 
-def _rows(seed, n=400, nq=120, k=5):
-    """Rows as a search makes them: sorted distinct queries, distinct neighbours, not the query;
-    some mutual (both directions), some weights 0."""
-    rng = np.random.default_rng(seed)
-    query = np.sort(rng.choice(n, nq, replace=False)).astype(np.int32)
-    neigh = np.stack([rng.choice(np.delete(query, i), k, replace=False) for i in range(nq)])
-    values = rng.random((nq, k))
-    values[rng.random((nq, k)) < 0.2] = 0.0
-    return flows.Rows(query, neigh.astype(np.int32), values, np.zeros((nq, 1)))
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_intra_matrix_equals_scipys_symmetrised_sum(seed):
-    """The same CSR, entry for entry and bit for bit, as scipy's (m + m^T) * 0.5 (the code before
-    the numba kernel): sorted columns, zero sums left out, int32 indices."""
-    rows, n = _rows(seed), 400
-    r = np.repeat(rows.query, rows.neigh.shape[1])
-    m = scipy.sparse.csr_matrix((rows.values.ravel(), (r, rows.neigh.ravel())), shape=(n, n))
-    want = ((m + m.T) * 0.5).tocsr()
-    got = flows._intra_matrix(rows, n)
-    assert got.has_canonical_format
-    for name in ("indptr", "indices", "data"):
-        assert np.array_equal(getattr(got, name), getattr(want, name)), name
-        assert getattr(got, name).dtype == getattr(want, name).dtype, name
-    mutual = (got.multiply(got.T) > 0).nnz  # both directions present somewhere
-    assert mutual > 0 and (rows.values == 0).any()
-
-
-def test_mix_matrix_rows_are_the_residuals():
-    rows, n = _rows(3), 400
-    got = flows._mix_matrix(rows, n)
-    assert got.shape == (len(rows.query), n) and got.indices.dtype == np.int32
-    dense = np.zeros(got.shape)
-    dense[np.arange(len(rows.query)), rows.query] = 1.0
-    np.put_along_axis(dense, rows.neigh.astype(np.int64), -rows.values, axis=1)
-    assert np.array_equal(got.toarray(), dense)
+@pytest.mark.parametrize("known_rows", [False, True])
+def test_mix_matrix_rows_are_the_residuals(known_rows):
+    """Row of pixel p: 1 at p, -w_pq at its K distinct neighbours (w summing to 1), over the kept
+    rows' own arrays (no copy)."""
+    image = _image(7, 30, 40)
+    trimap = np.full((30, 40), 255, np.uint8)
+    trimap[:, :12] = 0
+    trimap[8:22, 10:30] = 128
+    f = flows.compute(image, trimap, k_mix=6, known_rows=known_rows)
+    rows = f.rows[0]
+    assert f.mix.indices.dtype == np.int32 and f.mix.shape == (len(rows.query), trimap.size)
+    assert np.shares_memory(f.mix.data, rows.values) and np.shares_memory(f.mix.indices, rows.neigh)
+    dense = f.mix.toarray()
+    at = np.arange(len(rows.query))
+    assert (dense[at, rows.query] == 1.0).all()
+    neigh, w = rows.neigh[:, 1:], -rows.values[:, 1:]
+    assert all(len(set(r)) == 6 for r in neigh) and not (neigh == rows.query[:, None]).any()
+    assert np.array_equal(dense[at[:, None], neigh], -w)
+    assert (np.count_nonzero(dense, axis=1) <= 7).all()
+    np.testing.assert_allclose(w.sum(axis=1), 1.0, atol=1e-12)

@@ -217,9 +217,11 @@ def lle_weights(
     query: np.ndarray,
     neigh: np.ndarray,
     reg: float = 1e-3,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """``_lle_weights`` over the features [r, g, b, spatial * x / w, spatial * y / h] (colour
-    only with ``spatial`` None), computed in float64 from the image and each pixel's index."""
+    only with ``spatial`` None), computed in float64 from the image and each pixel's index.
+    ``out``: where to write them (len(query) x K, may be a column slice)."""
     h, w = image64.shape[:2]
     args = (
         _colours(image64),
@@ -228,7 +230,8 @@ def lle_weights(
         (spatial or 0.0) / h,
         3 if spatial is None else 5,
     )
-    out = np.empty(neigh.shape)
+    if out is None:
+        out = np.empty(neigh.shape)
     n = len(query)
     if n < 10000 or (os.cpu_count() or 1) < 2:
         _lle_weights(*args, query, neigh, float(reg), out)
@@ -248,9 +251,10 @@ def lle_weights(
 class Rows:
     """One flow's per-row pieces, kept so that a local trimap change rebuilds only some rows.
 
-    ``query``: the rows' pixels (sorted flat indices); ``neigh``: their neighbours (flat indices);
-    ``values``: per-row numbers (mixture weights, intra weights, or [w^F, eta]); ``reach``: the
-    distance to the farthest found neighbour (one column per searched database)."""
+    ``query``: the rows' pixels (sorted flat indices); ``neigh``: their neighbours (flat indices;
+    for the colour mixture the pixel itself first); ``values``: per-row numbers (the mixture
+    residual's entries [1, -w...], intra weights, or [w^F, eta]); ``reach``: the distance to the
+    farthest found neighbour (one column per searched database)."""
 
     query: np.ndarray
     neigh: np.ndarray
@@ -281,13 +285,20 @@ class Flows:
 MIX_EPS_SCALE = 2.0
 
 
+@njit(cache=True, nogil=True)
 def _gather_neighbours(table, found, out):
-    """out = table[found] (pixels of the search's answers, in ``table``'s index type); ``out``
-    may be a column slice of a wider table, filled in place without a temporary."""
-    np.take(table, found, out=out, mode="clip")  # kd-tree answers are in range: no check needed
+    """out = table[found]: the pixels of a search's answers (positions in its database), written
+    in ``table``'s index type, possibly into a column slice of a wider table. numpy's take would
+    first copy the kd-tree's uint32 answers to a fresh int64 array."""
+    n, k = found.shape
+    for i in range(n):
+        for a in range(k):
+            out[i, a] = table[found[i, a]]
 
 
 def _mix_rows(image64, query, database_idx, k, reg, eps) -> Rows:
+    """The colour-mixture rows, kept as the residual rows themselves: ``neigh`` = [the pixel, its
+    neighbours], ``values`` = [1, -w...], so that the matrix is made on them without a copy."""
     database = search_rows(image64, MIX_SPATIAL, database_idx)
     if query is database_idx:  # with ``known_rows`` the queries are the database itself
         queries, own = database, np.arange(len(query))
@@ -295,34 +306,26 @@ def _mix_rows(image64, query, database_idx, k, reg, eps) -> Rows:
         queries = search_rows(image64, MIX_SPATIAL, query)
         own = np.searchsorted(database_idx, query)  # both sorted; the queries are in the database
     found, reach = knn_with_reach(database, queries, k, own=own, eps=eps * MIX_EPS_SCALE)
-    neigh = np.empty(found.shape, database_idx.dtype)
-    _gather_neighbours(database_idx, found, neigh)
-    return Rows(query, neigh, lle_weights(image64, MIX_SPATIAL, query, neigh, reg), reach[:, None])
-
-
-@njit(cache=True, nogil=True)
-def _mix_entries(query, neigh, weights, indices, data):
-    """Row i of the mixture matrix: 1 at its pixel, then -w at each of its neighbours."""
-    n, k = neigh.shape
-    for i in range(n):
-        j = i * (k + 1)
-        indices[j] = query[i]
-        data[j] = 1.0
-        for a in range(k):
-            indices[j + 1 + a] = neigh[i, a]
-            data[j + 1 + a] = -weights[i, a]
+    cols = np.empty((len(query), found.shape[1] + 1), database_idx.dtype)
+    cols[:, 0] = query
+    _gather_neighbours(database_idx, found, cols[:, 1:])
+    entries = np.empty(cols.shape)
+    entries[:, 0] = 1.0
+    weights = entries[:, 1:]
+    lle_weights(image64, MIX_SPATIAL, query, cols[:, 1:], reg, out=weights)
+    np.negative(weights, out=weights)
+    return Rows(query, cols, entries, reach[:, None])
 
 
 def _mix_matrix(rows: Rows, n: int) -> scipy.sparse.csr_matrix:
-    nu, kk = rows.neigh.shape
-    # Row i holds its pixel and its kk distinct neighbours: CSR directly, no sort or merge needed.
-    nnz = nu * (kk + 1)
+    """The mixture residuals as CSR over the rows' own arrays (``_mix_rows``): each row holds its
+    pixel and its distinct neighbours, so no sort or merge is needed."""
+    nu, width = rows.neigh.shape
+    nnz = nu * width
     index = np.int32 if max(nnz, n) < 2**31 else np.int64  # scipy's choice for these sizes
-    indptr = np.arange(0, nnz + 1, kk + 1, dtype=index)
-    indices = np.empty(nnz, index)
-    data = np.empty(nnz)
-    _mix_entries(rows.query, rows.neigh, rows.values, indices, data)
-    return scipy.sparse.csr_matrix((data, indices, indptr), shape=(nu, n))
+    indptr = np.arange(0, nnz + 1, width, dtype=index)
+    indices = rows.neigh.astype(index, copy=False).ravel()
+    return scipy.sparse.csr_matrix((rows.values.ravel(), indices, indptr), shape=(nu, n))
 
 
 @njit(cache=True, nogil=True)
@@ -416,78 +419,14 @@ def _intra_rows(image64, unknown_idx, query, k, eps) -> Rows:
     return Rows(query, neigh, weights, reach[:, None])
 
 
-@njit(cache=True, nogil=True)
-def _symmetric_entries(query, neigh, weights, n, indptr):
-    """CSR of (W + W^T) / 2, W[p, q] = weights[i, a] for p = query[i] (sorted), q = neigh[i, a]
-    (each row's neighbours distinct): columns sorted, entries summing to 0 left out, the numbers
-    scipy's ``(m + m.T) * 0.5`` gives. Fills ``indptr`` (n + 1); returns (indices, data).
-
-    W's rows are the given ones (sorted here, k entries each); W^T's come from one counting
-    sort, in which each row's columns arrive sorted; the two are merged row by row."""
-    rows, k = neigh.shape
-    tptr = np.zeros(n + 1, np.int64)
-    for i in range(rows):
-        for a in range(k):
-            tptr[neigh[i, a] + 1] += 1
-    for p in range(n):
-        tptr[p + 1] += tptr[p]
-    fill = tptr[:-1].copy()
-    tcol = np.empty(rows * k, np.int64)
-    tval = np.empty(rows * k)
-    for i in range(rows):
-        p = query[i]
-        for a in range(k):
-            q = neigh[i, a]
-            j = fill[q]
-            tcol[j] = p
-            tval[j] = weights[i, a]
-            fill[q] = j + 1
-    cols = np.empty(2 * rows * k, np.int64)
-    vals = np.empty(2 * rows * k)
-    own = np.empty(k, np.int64)  # row i's neighbour order by column
-    out = 0
-    i = 0
-    indptr[0] = 0
-    for p in range(n):
-        na = 0
-        if i < rows and query[i] == p:
-            na = k
-            for a in range(k):
-                t = a - 1
-                while t >= 0 and neigh[i, own[t]] > neigh[i, a]:
-                    own[t + 1] = own[t]
-                    t -= 1
-                own[t + 1] = a
-        ia = 0
-        jb, hb = tptr[p], tptr[p + 1]
-        while ia < na or jb < hb:
-            if jb == hb or (ia < na and neigh[i, own[ia]] < tcol[jb]):
-                c, v = neigh[i, own[ia]], weights[i, own[ia]]
-                ia += 1
-            elif ia == na or tcol[jb] < neigh[i, own[ia]]:
-                c, v = tcol[jb], tval[jb]
-                jb += 1
-            else:
-                c, v = tcol[jb], weights[i, own[ia]] + tval[jb]
-                ia += 1
-                jb += 1
-            if v != 0.0:
-                cols[out] = c
-                vals[out] = v * 0.5
-                out += 1
-        if na:
-            i += 1
-        indptr[p + 1] = out
-    return cols[:out].copy(), vals[:out].copy()
-
-
 def _intra_matrix(rows: Rows, n: int) -> scipy.sparse.csr_matrix:
+    # scipy's sum of the matrix and its transpose: a numba kernel (one counting sort for W^T, a
+    # merge per row, the same numbers bit for bit) measured no faster here (docs/benchmarks.md).
     if len(rows.query) <= 1:
         return scipy.sparse.csr_matrix((n, n))
-    index = np.int32 if max(2 * rows.neigh.size, n) < 2**31 else np.int64
-    indptr = np.empty(n + 1, index)
-    indices, data = _symmetric_entries(rows.query, rows.neigh, rows.values, n, indptr)
-    return scipy.sparse.csr_matrix((data, indices.astype(index, copy=False), indptr), shape=(n, n))
+    r = np.repeat(rows.query, rows.neigh.shape[1])
+    m = scipy.sparse.csr_matrix((rows.values.ravel(), (r, rows.neigh.ravel())), shape=(n, n))
+    return ((m + m.T) * 0.5).tocsr()
 
 
 def known_to_unknown_rows(
