@@ -4,11 +4,13 @@ Known-to-unknown: w^F = sum of the foreground weights, eta = |F - B|^2 / 3 clipp
 F, B the two sides' weighted mean colours, eta = 0 where either share is within 1e-6 of 0.
 Intra-unknown: max(1 - |f_p - f_q|, 0). Both to 1e-12.
 Colour-mixture (LLE) weights: the regularised Gram system, to 1e-7. The search rows: exactly
-the features rounded once to float32. The mixture matrix: the residual rows 1 at p, -w_pq at q.
+the features rounded once to float32. The mixture matrix: the residual rows 1 at p, -w_pq at q. The intra-unknown matrix: exactly
+scipy's COO form it replaces.
 """
 
 import numpy as np
 import pytest
+import scipy.sparse
 
 from mattestudio.engines.infoflow import flows
 
@@ -93,6 +95,34 @@ def test_lle_weights_solve_the_regularised_system(spatial):
         g = z @ z.T
         want = np.linalg.solve(g + 1e-3 * np.trace(g) * np.eye(k), np.ones(k))
         np.testing.assert_allclose(got[i], want / want.sum(), rtol=1e-7, atol=1e-9)
+
+
+def _rows(seed, n=400, nq=120, k=5):
+    """Rows as a search makes them: sorted distinct queries, distinct neighbours, not the query;
+    some mutual (both directions), some weights 0."""
+    rng = np.random.default_rng(seed)
+    query = np.sort(rng.choice(n, nq, replace=False)).astype(np.int32)
+    neigh = np.stack([rng.choice(np.delete(query, i), k, replace=False) for i in range(nq)])
+    values = rng.random((nq, k))
+    values[rng.random((nq, k)) < 0.2] = 0.0
+    return flows.Rows(query, neigh.astype(np.int32), values, np.zeros((nq, 1)))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_intra_matrix_equals_the_coo_form(seed):
+    """W's CSR made directly from the rows gives, entry for entry and bit for bit, what the COO
+    form before it gave for (W + W^T) / 2: sorted columns, zero sums left out, int32 indices."""
+    rows, n = _rows(seed), 400
+    r = np.repeat(rows.query.astype(np.int64), rows.neigh.shape[1])
+    c = rows.neigh.astype(np.int64).ravel()
+    m = scipy.sparse.csr_matrix((rows.values.ravel(), (r, c)), shape=(n, n))
+    want = ((m + m.T) * 0.5).tocsr()
+    got = flows._intra_matrix(rows, n)
+    assert got.has_canonical_format
+    for name in ("indptr", "indices", "data"):
+        assert np.array_equal(getattr(got, name), getattr(want, name)), name
+        assert getattr(got, name).dtype == getattr(want, name).dtype, name
+    assert (got.multiply(got.T) > 0).nnz > 0 and (rows.values == 0).any()  # mutual pairs, zeros
 
 
 @pytest.mark.parametrize("known_rows", [False, True])

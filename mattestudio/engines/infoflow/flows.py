@@ -419,13 +419,41 @@ def _intra_rows(image64, unknown_idx, query, k, eps) -> Rows:
     return Rows(query, neigh, weights, reach[:, None])
 
 
+@njit(cache=True, nogil=True)
+def _sorted_rows(query, neigh, weights, indptr, indices, data):
+    """CSR of W (n x n), W[p, q] = weights[i, a] for p = query[i] (sorted), q = neigh[i, a]
+    (distinct in a row): each row's columns sorted, as scipy's COO -> CSR conversion leaves them."""
+    rows, k = neigh.shape
+    i = 0
+    for p in range(len(indptr) - 1):
+        indptr[p + 1] = indptr[p]
+        if i < rows and query[i] == p:
+            j0 = indptr[p]
+            for a in range(k):
+                c, v = neigh[i, a], weights[i, a]
+                t = j0 + a - 1
+                while t >= j0 and indices[t] > c:
+                    indices[t + 1] = indices[t]
+                    data[t + 1] = data[t]
+                    t -= 1
+                indices[t + 1] = c
+                data[t + 1] = v
+            indptr[p + 1] = j0 + k
+            i += 1
+
+
 def _intra_matrix(rows: Rows, n: int) -> scipy.sparse.csr_matrix:
-    # scipy's sum of the matrix and its transpose: a numba kernel (one counting sort for W^T, a
-    # merge per row, the same numbers bit for bit) measured no faster here (docs/benchmarks.md).
+    """(W + W^T) / 2 by scipy's sum of W and its transpose, W's CSR made directly from the rows
+    (no COO and its conversion). A numba kernel for the whole sum (a counting sort for W^T, a
+    merge per row) gave the same numbers but measured no faster (docs/benchmarks.md)."""
     if len(rows.query) <= 1:
         return scipy.sparse.csr_matrix((n, n))
-    r = np.repeat(rows.query, rows.neigh.shape[1])
-    m = scipy.sparse.csr_matrix((rows.values.ravel(), (r, rows.neigh.ravel())), shape=(n, n))
+    index = np.int32 if max(rows.neigh.size, n) < 2**31 else np.int64
+    indptr = np.zeros(n + 1, index)
+    indices = np.empty(rows.neigh.size, index)
+    data = np.empty(rows.neigh.size)
+    _sorted_rows(rows.query, rows.neigh, rows.values, indptr, indices, data)
+    m = scipy.sparse.csr_matrix((data, indices, indptr), shape=(n, n))
     return ((m + m.T) * 0.5).tocsr()
 
 
