@@ -32,7 +32,7 @@ STAGES = [
     ("mattestudio.engines.infoflow.flows", "_mix_database", "flows: mixture database"),
     ("mattestudio.engines.infoflow.flows", "_mix_matrix", "flows: mixture matrix"),
     ("mattestudio.engines.infoflow.flows", "_intra_matrix", "flows: intra matrix"),
-    ("mattestudio.engines.infoflow.flows", "features", "flows: features"),
+    ("mattestudio.engines.infoflow.flows", "search_rows", "flows: search rows"),
     ("mattestudio.engines.infoflow.system", "local_part", "local part"),
     ("mattestudio.engines.infoflow.system", "local_with_confidence", "local part (thread)"),
     ("mattestudio.engines.fastcf.laplacian", "assemble", "  Laplacian assembly"),

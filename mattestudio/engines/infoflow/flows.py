@@ -28,14 +28,37 @@ KU_SPATIAL = 10.0
 INTRA_SPATIAL = 1.0 / 20.0
 
 
-def features(image: np.ndarray, spatial: float) -> np.ndarray:
-    """H*W x 5 float64 feature rows [r, g, b, spatial * x / w, spatial * y / h]."""
-    h, w = image.shape[:2]
-    out = np.empty((h, w, 5))
-    out[..., :3] = image
-    out[..., 3] = (spatial / w) * np.arange(w)[None, :]
-    out[..., 4] = (spatial / h) * np.arange(h)[:, None]
-    return out.reshape(h * w, 5)
+def pixels_where(mask: np.ndarray) -> np.ndarray:
+    """Flat indices of ``mask``'s true pixels, sorted, as int32 (int64 past 2^31 pixels): half
+    the bytes of numpy's int64 in every neighbour table, and the CSR matrices' own index type."""
+    idx = np.flatnonzero(mask.ravel())
+    return idx.astype(np.int32) if mask.size < 2**31 else idx
+
+
+@njit(cache=True, nogil=True)
+def _search_rows(colours, width, sx, sy, pixels, out):
+    for i in range(len(pixels)):
+        p = pixels[i]
+        for c in range(3):
+            out[i, c] = colours[p, c]
+        out[i, 3] = sx * (p % width)
+        out[i, 4] = sy * (p // width)
+
+
+def search_rows(image64: np.ndarray, spatial: float, pixels: np.ndarray) -> np.ndarray:
+    """len(pixels) x 5 float32 feature rows [r, g, b, spatial * x / w, spatial * y / h] of the
+    flat ``pixels``: what a search reads, each value computed in float64 and rounded once
+    (``nearest``), made directly for the pixels searched rather than as an H*W x 5 float64 array
+    cast and gathered (three fresh arrays of the whole image per flow)."""
+    h, w = image64.shape[:2]
+    out = np.empty((len(pixels), 5), np.float32)
+    _search_rows(_colours(image64), w, spatial / w, spatial / h, pixels, out)
+    return out
+
+
+def _colours(image64: np.ndarray) -> np.ndarray:
+    """H*W x 3 float64 view of the image (the kernels read a pixel's colour by flat index)."""
+    return np.ascontiguousarray(image64, np.float64).reshape(-1, 3)
 
 
 def knn_with_reach(
@@ -112,26 +135,35 @@ def _query(database, queries, k, eps, bound) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(cache=True, nogil=True)
-def _lle_weights(feat, query, neigh, reg, out):
-    """out[i] = affine weights reconstructing feat[query[i]] from feat[neigh[i]] (sum 1).
+def _lle_weights(colours, width, sx, sy, d, query, neigh, reg, out):
+    """out[i] = affine weights reconstructing f(query[i]) from f(neigh[i]) (sum 1), where f(p) is
+    pixel p's colour (d = 3) or [colour, sx * x, sy * y] (d = 5), read from the flat index.
 
     The Gram matrix G = Z Z^T (Z: neighbours minus the query, K x d) has rank <= d < K, so it is
     regularised: (G + eps I) w = 1 with eps = reg * trace(G). Solved through the d x d system
     (Woodbury): (Z Z^T + eps I)^-1 1 = (1 - Z (Z^T Z + eps I)^-1 Z^T 1) / eps.
     """
     n, k = neigh.shape
-    d = feat.shape[1]
     z = np.empty((k, d))
     m = np.empty((d, d))
     v = np.empty(d)
     for i in range(n):
         p = query[i]
+        px = sx * (p % width)
+        py = sy * (p // width)
         tr = 0.0
         for a in range(k):
             q = neigh[i, a]
-            for c in range(d):
-                t = feat[q, c] - feat[p, c]
+            for c in range(3):
+                t = colours[q, c] - colours[p, c]
                 z[a, c] = t
+                tr += t * t
+            if d == 5:
+                t = sx * (q % width) - px
+                z[a, 3] = t
+                tr += t * t
+                t = sy * (q // width) - py
+                z[a, 4] = t
                 tr += t * t
         eps = max(reg * tr, 1e-12)
         # m = Z^T Z + eps I, v = Z^T 1
@@ -180,22 +212,37 @@ def _lle_weights(feat, query, neigh, reg, out):
 
 
 def lle_weights(
-    feat: np.ndarray, query: np.ndarray, neigh: np.ndarray, reg: float = 1e-3
+    image64: np.ndarray,
+    spatial: float | None,
+    query: np.ndarray,
+    neigh: np.ndarray,
+    reg: float = 1e-3,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    out = np.empty(neigh.shape)
-    query = query.astype(np.int64)
-    neigh = neigh.astype(np.int64)
+    """``_lle_weights`` over the features [r, g, b, spatial * x / w, spatial * y / h] (colour
+    only with ``spatial`` None), computed in float64 from the image and each pixel's index.
+    ``out``: where to write them (len(query) x K, may be a column slice)."""
+    h, w = image64.shape[:2]
+    args = (
+        _colours(image64),
+        w,
+        (spatial or 0.0) / w,
+        (spatial or 0.0) / h,
+        3 if spatial is None else 5,
+    )
+    if out is None:
+        out = np.empty(neigh.shape)
     n = len(query)
     if n < 10000 or (os.cpu_count() or 1) < 2:
-        _lle_weights(feat, query, neigh, float(reg), out)
+        _lle_weights(*args, query, neigh, float(reg), out)
         return out
     # Rows are independent and the kernel releases the GIL: the halves on two threads.
     from concurrent.futures import ThreadPoolExecutor
 
-    h = n // 2
+    half = n // 2
     with ThreadPoolExecutor(1) as pool:
-        job = pool.submit(_lle_weights, feat, query[h:], neigh[h:], float(reg), out[h:])
-        _lle_weights(feat, query[:h], neigh[:h], float(reg), out[:h])
+        job = pool.submit(_lle_weights, *args, query[half:], neigh[half:], float(reg), out[half:])
+        _lle_weights(*args, query[:half], neigh[:half], float(reg), out[:half])
         job.result()
     return out
 
@@ -204,9 +251,10 @@ def lle_weights(
 class Rows:
     """One flow's per-row pieces, kept so that a local trimap change rebuilds only some rows.
 
-    ``query``: the rows' pixels (sorted flat indices); ``neigh``: their neighbours (flat indices);
-    ``values``: per-row numbers (mixture weights, intra weights, or [w^F, eta]); ``reach``: the
-    distance to the farthest found neighbour (one column per searched database)."""
+    ``query``: the rows' pixels (sorted flat indices); ``neigh``: their neighbours (flat indices;
+    for the colour mixture the pixel itself first); ``values``: per-row numbers (the mixture
+    residual's entries [1, -w...], intra weights, or [w^F, eta]); ``reach``: the distance to the
+    farthest found neighbour (one column per searched database)."""
 
     query: np.ndarray
     neigh: np.ndarray
@@ -237,23 +285,47 @@ class Flows:
 MIX_EPS_SCALE = 2.0
 
 
-def _mix_rows(feat, query, database_idx, k, reg, eps) -> Rows:
-    own = np.searchsorted(database_idx, query)  # both sorted; the queries are in the database
-    rows32 = np.asarray(feat, np.float32)  # the searches' rows, rounded once (``nearest``)
-    found, reach = knn_with_reach(
-        rows32[database_idx], rows32[query], k, own=own, eps=eps * MIX_EPS_SCALE
-    )
-    neigh = database_idx[found]
-    return Rows(query, neigh, lle_weights(feat, query, neigh, reg), reach[:, None])
+@njit(cache=True, nogil=True)
+def _gather_neighbours(table, found, out):
+    """out = table[found]: the pixels of a search's answers (positions in its database), written
+    in ``table``'s index type, possibly into a column slice of a wider table. numpy's take would
+    first copy the kd-tree's uint32 answers to a fresh int64 array."""
+    n, k = found.shape
+    for i in range(n):
+        for a in range(k):
+            out[i, a] = table[found[i, a]]
+
+
+def _mix_rows(image64, query, database_idx, k, reg, eps) -> Rows:
+    """The colour-mixture rows, kept as the residual rows themselves: ``neigh`` = [the pixel, its
+    neighbours], ``values`` = [1, -w...], so that the matrix is made on them without a copy."""
+    database = search_rows(image64, MIX_SPATIAL, database_idx)
+    if query is database_idx:  # with ``known_rows`` the queries are the database itself
+        queries, own = database, np.arange(len(query))
+    else:
+        queries = search_rows(image64, MIX_SPATIAL, query)
+        own = np.searchsorted(database_idx, query)  # both sorted; the queries are in the database
+    found, reach = knn_with_reach(database, queries, k, own=own, eps=eps * MIX_EPS_SCALE)
+    cols = np.empty((len(query), found.shape[1] + 1), database_idx.dtype)
+    cols[:, 0] = query
+    _gather_neighbours(database_idx, found, cols[:, 1:])
+    entries = np.empty(cols.shape)
+    entries[:, 0] = 1.0
+    weights = entries[:, 1:]
+    lle_weights(image64, MIX_SPATIAL, query, cols[:, 1:], reg, out=weights)
+    np.negative(weights, out=weights)
+    return Rows(query, cols, entries, reach[:, None])
 
 
 def _mix_matrix(rows: Rows, n: int) -> scipy.sparse.csr_matrix:
-    nu, kk = rows.neigh.shape
-    # Row i holds its pixel and its kk distinct neighbours: CSR directly, no sort or merge needed.
-    indptr = np.arange(0, nu * (kk + 1) + 1, kk + 1)
-    cols = np.concatenate([rows.query[:, None], rows.neigh], axis=1).ravel()
-    vals = np.concatenate([np.ones((nu, 1)), -rows.values], axis=1).ravel()
-    return scipy.sparse.csr_matrix((vals, cols, indptr), shape=(nu, n))
+    """The mixture residuals as CSR over the rows' own arrays (``_mix_rows``): each row holds its
+    pixel and its distinct neighbours, so no sort or merge is needed."""
+    nu, width = rows.neigh.shape
+    nnz = nu * width
+    index = np.int32 if max(nnz, n) < 2**31 else np.int64  # scipy's choice for these sizes
+    indptr = np.arange(0, nnz + 1, width, dtype=index)
+    indices = rows.neigh.astype(index, copy=False).ravel()
+    return scipy.sparse.csr_matrix((rows.values.ravel(), indices, indptr), shape=(nu, n))
 
 
 @njit(cache=True, nogil=True)
@@ -287,60 +359,101 @@ def _ku_values(wts, neigh, kf, colours, out):
 
 
 @njit(cache=True, nogil=True)
-def _intra_weights(feat, query, neigh, out):
-    """out[i, a] = max(1 - |f_p - f_q|, 0) for p = query[i], q = neigh[i, a] (float64 features)."""
+def _intra_weights(colours, width, sx, sy, query, neigh, out):
+    """out[i, a] = max(1 - |f_p - f_q|, 0) for p = query[i], q = neigh[i, a], with f(p) = [colour,
+    sx * x, sy * y] in float64 from the flat index."""
     n, k = neigh.shape
-    d = feat.shape[1]
     for i in range(n):
         p = query[i]
+        px = sx * (p % width)
+        py = sy * (p // width)
         for a in range(k):
             q = neigh[i, a]
             s = 0.0
-            for c in range(d):
-                t = feat[q, c] - feat[p, c]
+            for c in range(3):
+                t = colours[q, c] - colours[p, c]
                 s += t * t
+            t = sx * (q % width) - px
+            s += t * t
+            t = sy * (q // width) - py
+            s += t * t
             out[i, a] = max(1.0 - np.sqrt(s), 0.0)
 
 
-def _ku_rows(image, feat, query, fg_idx, bg_idx, k, reg, colour_only, eps) -> Rows:
+def _ku_rows(image64, query, fg_idx, bg_idx, k, reg, colour_only, eps) -> Rows:
     nu = len(query)
     if nu == 0 or len(fg_idx) == 0 or len(bg_idx) == 0:
-        return Rows(query, np.zeros((nu, 0), np.int64), np.zeros((nu, 2)), np.zeros((nu, 2)))
-    rows32 = np.asarray(feat, np.float32)  # the searches' rows, rounded once (``nearest``)
-    q = rows32[query]
-    found_f, reach_f = knn_with_reach(rows32[fg_idx], q, k, eps=eps)
-    found_b, reach_b = knn_with_reach(rows32[bg_idx], q, k, eps=eps)
-    nf = fg_idx[found_f]
-    nb = bg_idx[found_b]
-    neigh = np.concatenate([nf, nb], axis=1)
+        return Rows(query, np.zeros((nu, 0), query.dtype), np.zeros((nu, 2)), np.zeros((nu, 2)))
+    q = search_rows(image64, KU_SPATIAL, query)
+    found_f, reach_f = knn_with_reach(search_rows(image64, KU_SPATIAL, fg_idx), q, k, eps=eps)
+    found_b, reach_b = knn_with_reach(search_rows(image64, KU_SPATIAL, bg_idx), q, k, eps=eps)
+    kf = found_f.shape[1]
+    neigh = np.empty((nu, kf + found_b.shape[1]), np.result_type(fg_idx, bg_idx))
+    _gather_neighbours(fg_idx, found_f, neigh[:, :kf])
+    _gather_neighbours(bg_idx, found_b, neigh[:, kf:])
     # The neighbours are found in colour + position, but the mixture weights are fitted to the
     # colours only: fitting the (10x weighted) positions too makes the foreground share follow
     # the pixel's place between the two regions rather than its colour (measured: SAD 12.2 vs
     # 1.2 for w^F alone on core/sample.py's ball). ``colour_only=False`` is the paper's literal form.
-    fit = np.ascontiguousarray(feat[:, :3]) if colour_only else feat
-    wts = lle_weights(fit, query, neigh, reg)
+    wts = lle_weights(image64, None if colour_only else KU_SPATIAL, query, neigh, reg)
     values = np.empty((nu, 2))
-    _ku_values(wts, neigh, nf.shape[1], np.ascontiguousarray(image.reshape(-1, 3)), values)
+    _ku_values(wts, neigh, kf, _colours(image64), values)
     return Rows(query, neigh, values, np.stack([reach_f, reach_b], axis=1))
 
 
-def _intra_rows(feat, unknown_idx, query, k, eps) -> Rows:
+def _intra_rows(image64, unknown_idx, query, k, eps) -> Rows:
     """Rows of the intra-unknown flow for ``query`` (a subset of the sorted ``unknown_idx``)."""
-    own = np.searchsorted(unknown_idx, query)
-    database = np.asarray(feat[unknown_idx], np.float32)
-    queries = database if query is unknown_idx else np.asarray(feat[query], np.float32)
+    database = search_rows(image64, INTRA_SPATIAL, unknown_idx)
+    if query is unknown_idx:
+        queries, own = database, np.arange(len(query))
+    else:
+        queries = search_rows(image64, INTRA_SPATIAL, query)
+        own = np.searchsorted(unknown_idx, query)
     found, reach = knn_with_reach(database, queries, k, own=own, eps=eps)
-    neigh = unknown_idx[found]
+    neigh = np.empty(found.shape, unknown_idx.dtype)
+    _gather_neighbours(unknown_idx, found, neigh)
+    h, w = image64.shape[:2]
     weights = np.empty(neigh.shape)
-    _intra_weights(feat, query.astype(np.int64), neigh, weights)
+    colours = _colours(image64)
+    _intra_weights(colours, w, INTRA_SPATIAL / w, INTRA_SPATIAL / h, query, neigh, weights)
     return Rows(query, neigh, weights, reach[:, None])
 
 
+@njit(cache=True, nogil=True)
+def _sorted_rows(query, neigh, weights, indptr, indices, data):
+    """CSR of W (n x n), W[p, q] = weights[i, a] for p = query[i] (sorted), q = neigh[i, a]
+    (distinct in a row): each row's columns sorted, as scipy's COO -> CSR conversion leaves them."""
+    rows, k = neigh.shape
+    i = 0
+    for p in range(len(indptr) - 1):
+        indptr[p + 1] = indptr[p]
+        if i < rows and query[i] == p:
+            j0 = indptr[p]
+            for a in range(k):
+                c, v = neigh[i, a], weights[i, a]
+                t = j0 + a - 1
+                while t >= j0 and indices[t] > c:
+                    indices[t + 1] = indices[t]
+                    data[t + 1] = data[t]
+                    t -= 1
+                indices[t + 1] = c
+                data[t + 1] = v
+            indptr[p + 1] = j0 + k
+            i += 1
+
+
 def _intra_matrix(rows: Rows, n: int) -> scipy.sparse.csr_matrix:
+    """(W + W^T) / 2 by scipy's sum of W and its transpose, W's CSR made directly from the rows
+    (no COO and its conversion). A numba kernel for the whole sum (a counting sort for W^T, a
+    merge per row) gave the same numbers but measured no faster (docs/benchmarks.md)."""
     if len(rows.query) <= 1:
         return scipy.sparse.csr_matrix((n, n))
-    r = np.repeat(rows.query, rows.neigh.shape[1])
-    m = scipy.sparse.csr_matrix((rows.values.ravel(), (r, rows.neigh.ravel())), shape=(n, n))
+    index = np.int32 if max(rows.neigh.size, n) < 2**31 else np.int64
+    indptr = np.zeros(n + 1, index)
+    indices = np.empty(rows.neigh.size, index)
+    data = np.empty(rows.neigh.size)
+    _sorted_rows(rows.query, rows.neigh, rows.values, indptr, indices, data)
+    m = scipy.sparse.csr_matrix((data, indices, indptr), shape=(n, n))
     return ((m + m.T) * 0.5).tocsr()
 
 
@@ -356,13 +469,11 @@ def known_to_unknown_rows(
     """The known-to-unknown flow's rows (one per unknown pixel): [w^F_p, eta_p] and reaches."""
     from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN
 
-    flat = trimap.ravel()
     return _ku_rows(
         image64,
-        features(image64, KU_SPATIAL),
-        np.flatnonzero(flat == UNKNOWN),
-        np.flatnonzero(flat == FOREGROUND),
-        np.flatnonzero(flat == BACKGROUND),
+        pixels_where(trimap == UNKNOWN),
+        pixels_where(trimap == FOREGROUND),
+        pixels_where(trimap == BACKGROUND),
         int(k_ku),
         reg,
         colour_only,
@@ -374,8 +485,8 @@ def intra_unknown_rows(image64: np.ndarray, trimap: np.ndarray, *, k_uu: int = 5
     """The intra-unknown flow's rows (one per unknown pixel)."""
     from mattestudio.types import UNKNOWN
 
-    ui = np.flatnonzero(trimap.ravel() == UNKNOWN)
-    return _intra_rows(features(image64, INTRA_SPATIAL), ui, ui, int(k_uu), eps)
+    ui = pixels_where(trimap == UNKNOWN)
+    return _intra_rows(image64, ui, ui, int(k_uu), eps)
 
 
 def ku_per_pixel(rows: Rows, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -394,7 +505,7 @@ def _mix_database(trimap: np.ndarray, band: int) -> np.ndarray:
 
     size = 2 * int(band) + 1
     unknown = (trimap == UNKNOWN).astype(np.uint8)
-    return np.flatnonzero((cv2.dilate(unknown, np.ones((size, size), np.uint8)) > 0).ravel())
+    return pixels_where(cv2.dilate(unknown, np.ones((size, size), np.uint8)) > 0)
 
 
 def compute(
@@ -424,7 +535,7 @@ def compute(
     from mattestudio.types import UNKNOWN
 
     n = trimap.size
-    ui = np.flatnonzero(trimap.ravel() == UNKNOWN)
+    ui = pixels_where(trimap == UNKNOWN)
     di = _mix_database(trimap, band)
     if check is not None:
         check(0.0)
@@ -434,9 +545,7 @@ def compute(
         )
     if check is not None:
         check(0.35)
-    mix = _mix_rows(
-        features(image64, MIX_SPATIAL), di if known_rows else ui, di, int(k_mix), reg, eps
-    )
+    mix = _mix_rows(image64, di if known_rows else ui, di, int(k_mix), reg, eps)
     if check is not None:
         check(0.8)
     if intra is None:
@@ -447,7 +556,9 @@ def compute(
     return Flows(_mix_matrix(mix, n), _intra_matrix(intra, n), target, conf, (mix, ku, intra))
 
 
-def _stale(feat: np.ndarray, rows: Rows, changed: np.ndarray, reach: np.ndarray) -> np.ndarray:
+def _stale(
+    image64: np.ndarray, spatial: float, rows: Rows, changed: np.ndarray, reach: np.ndarray
+) -> np.ndarray:
     """Rows with a changed database pixel no farther than their reach: only their neighbour sets
     can differ from the old ones (a pixel added farther away cannot displace a found neighbour,
     and a removed one farther away was not among them)."""
@@ -456,7 +567,8 @@ def _stale(feat: np.ndarray, rows: Rows, changed: np.ndarray, reach: np.ndarray)
         return out
     slack = 1 + DISTANCE_SLACK
     bound = float(reach.max()) * slack + 1e-12
-    d, _ = nearest(feat[changed], feat[rows.query], 1, bound=bound)
+    database = search_rows(image64, spatial, changed)
+    d, _ = nearest(database, search_rows(image64, spatial, rows.query), 1, bound=bound)
     return d[:, 0] <= reach * slack + 1e-12
 
 
@@ -516,23 +628,22 @@ def update(
     mix_old, ku_old, intra_old = old.rows
     n = after.size
     b, a = before.ravel(), after.ravel()
-    ui = np.flatnonzero(a == UNKNOWN)
-    fg = np.flatnonzero(a == FOREGROUND)
-    bg = np.flatnonzero(a == BACKGROUND)
+    ui = pixels_where(a == UNKNOWN)
+    fg = pixels_where(a == FOREGROUND)
+    bg = pixels_where(a == BACKGROUND)
     changed_rows = []
 
     # Colour mixture: the database is the unknown pixels dilated by the band.
-    feat1 = features(image64, MIX_SPATIAL)
     di = _mix_database(after, band)
     di_old = _mix_database(before, band)
     changed = np.setxor1d(di, di_old, assume_unique=True)
-    stale = _stale(feat1, mix_old, changed, mix_old.reach[:, 0])
+    stale = _stale(image64, MIX_SPATIAL, mix_old, changed, mix_old.reach[:, 0])
     query = di if known_rows else ui
     merged = _merge(
         mix_old,
         stale,
         query,
-        lambda q: _mix_rows(feat1, q, di, int(k_mix), reg, eps),
+        lambda q: _mix_rows(image64, q, di, int(k_mix), reg, eps),
     )
     if merged is None:
         return None
@@ -542,16 +653,15 @@ def update(
     # Known to unknown: two databases, the foreground and the background pixels.
     if len(ku_old.query) and ku_old.neigh.shape[1] == 0:
         return None  # made without a foreground or background: no reaches to go by
-    feat10 = features(image64, KU_SPATIAL)
     moved_f = np.flatnonzero((b == FOREGROUND) != (a == FOREGROUND))
     moved_b = np.flatnonzero((b == BACKGROUND) != (a == BACKGROUND))
-    stale = _stale(feat10, ku_old, moved_f, ku_old.reach[:, 0])
-    stale |= _stale(feat10, ku_old, moved_b, ku_old.reach[:, 1])
+    stale = _stale(image64, KU_SPATIAL, ku_old, moved_f, ku_old.reach[:, 0])
+    stale |= _stale(image64, KU_SPATIAL, ku_old, moved_b, ku_old.reach[:, 1])
     merged = _merge(
         ku_old,
         stale,
         ui,
-        lambda q: _ku_rows(image64, feat10, q, fg, bg, int(k_ku), reg, ku_colour_only, eps),
+        lambda q: _ku_rows(image64, q, fg, bg, int(k_ku), reg, ku_colour_only, eps),
     )
     if merged is None:
         return None
@@ -559,10 +669,9 @@ def update(
     changed_rows.append(rows)
 
     # Intra unknown: the database is the unknown pixels.
-    feat20 = features(image64, INTRA_SPATIAL)
     moved_u = np.flatnonzero((b == UNKNOWN) != (a == UNKNOWN))
-    stale = _stale(feat20, intra_old, moved_u, intra_old.reach[:, 0])
-    merged = _merge(intra_old, stale, ui, lambda q: _intra_rows(feat20, ui, q, int(k_uu), eps))
+    stale = _stale(image64, INTRA_SPATIAL, intra_old, moved_u, intra_old.reach[:, 0])
+    merged = _merge(intra_old, stale, ui, lambda q: _intra_rows(image64, ui, q, int(k_uu), eps))
     if merged is None:
         return None
     intra, rows = merged
