@@ -1,12 +1,13 @@
 """numba kernels of the conjugate-gradient solve: the system's product and the vector updates.
 
 Why not scipy and numpy: the product A x = s_M D^T (D x) + (L + W) x + d * x in scipy allocates
-per term and its transpose conversion is a sort; here D^T is made once per system by a counting
-pass (``transpose``) and every product is a row-by-row gather. (D^T (D x) used to be one pass over
-D, scattering each row's residual back through the same row: 3x slower than the two gathers, the
-scattered read-modify-writes to neighbouring rows' shared columns wait on each other.) And numpy's dot products go to its OpenBLAS, whose threads then spin for a while after each call and
-took the two cores from the solver's own threads: the CG's vector work measured 350-550 ms on GT09
-instead of 10 ms (docs/benchmarks.md). These kernels call no BLAS.
+per term, and its conversion to D^T took 26-67 ms against 5-20 ms for ``transpose`` here (once
+per system). Every product is then a row-by-row gather: y = D x, then D^T y. (It used to be one
+pass over D scattering each row's residual back through the same row: 12 ms on GT13 on one thread
+against 7-11 ms for the two gathers.) And numpy's dot products go to its OpenBLAS, whose threads
+then spin for a while after each call and took the two cores from the solver's own threads: the
+CG's vector work measured 350-550 ms on GT09 instead of 10 ms (docs/benchmarks.md). These kernels
+call no BLAS.
 
 Inner loops index slices with range variables (numba then knows the index is not negative and
 LLVM can vectorise; see ``fastcf.direct._forward``).

@@ -237,7 +237,7 @@ class Solver:
     The local part's product is not computed: with M the preconditioner's matrix (the local part,
     ``LocalPart.preconditioner_matrix``) and z = M^-1 r, the new direction p = z + beta p has
     M p = r + beta (M p), a vector update, so A p = M p + the non-local terms' product. It equals
-    the explicit product up to the float32 factor's rounding (M z = r to about 1e-6 relative on
+    the explicit product up to the float32 factor's rounding (M z = r to about 2e-6 relative on
     GT13), which shifts the solution by about 1e-7 relative; below EXACT_BELOW times the starting
     residual the solver replaces the recurrence's residual by b - A x once and continues with
     explicit products, so that tight tolerances are reached in the true residual."""
