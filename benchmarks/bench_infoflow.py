@@ -5,7 +5,9 @@
 On a shared machine the load changes from minute to minute, so the two versions run one after the
 other on each image (each in its own subprocess, PYTHONPATH = that tree, numba's cache in a
 temporary folder of its own) and the table gives per-image ratios. Each subprocess mattes the
-image twice and reports the second (warm) run: wall seconds and process CPU seconds (all threads).
+image twice and reports the second (warm) run: wall seconds and process CPU seconds (all threads),
+for the whole call and for the conjugate-gradient solve alone (``Solver.solve``), and the solve's
+iterations.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from mattestudio.core import io
 from mattestudio.core import trimap as trimap_ops
 from mattestudio.engines import registry
+from mattestudio.engines.infoflow import system
 from mattestudio.pipeline import run_matting
 
 ds, folder, name = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -30,16 +33,32 @@ tri = trimap_ops.load(ds / folder / name, io.image_size(ds / "input" / name),
                       image_source=ds / "input" / name)
 img = io.load_image(ds / "input" / name)
 engine = registry.create("information-flow")
+solve = system.Solver.solve
+spent = [0.0, 0.0, 0]  # the conjugate-gradient solve: wall, process CPU, iterations
+
+
+def timed(self, *args, **kwargs):
+    c, w = time.process_time(), time.perf_counter()
+    try:
+        return solve(self, *args, **kwargs)
+    finally:
+        spent[0] += time.perf_counter() - w
+        spent[1] += time.process_time() - c
+        spent[2] += self.iterations
+
+
+system.Solver.solve = timed
 for _ in range(2):
+    spent[:] = [0.0, 0.0, 0]
     c, w = time.process_time(), time.perf_counter()
     run_matting(engine, img, tri, estimate_foreground=False)
     engine.reset()
     c, w = time.process_time() - c, time.perf_counter() - w
-print(f"{w:.4f} {c:.4f}")
+print(f"{w:.4f} {c:.4f} {spent[0]:.4f} {spent[1]:.4f} {spent[2]}")
 """
 
 
-def _run(tree: Path, cache: Path, dataset: Path, folder: str, name: str) -> tuple[float, float]:
+def _run(tree: Path, cache: Path, dataset: Path, folder: str, name: str) -> list[float]:
     env = dict(os.environ, PYTHONPATH=str(tree), NUMBA_CACHE_DIR=str(cache))
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # leave the other checkout untouched
     out = subprocess.run(
@@ -50,7 +69,7 @@ def _run(tree: Path, cache: Path, dataset: Path, folder: str, name: str) -> tupl
         text=True,
         check=True,
     ).stdout.split()
-    return float(out[0]), float(out[1])
+    return [float(v) for v in out]
 
 
 def _load() -> float:
@@ -90,18 +109,19 @@ def main(argv=None) -> int:
         f"`{args.before}`, after = this tree; load average (1 min) {min(r[3] for r in rows):.1f}"
         f"-{max(r[3] for r in rows):.1f}.",
         "",
-        "| image | before: wall s | after: wall s | wall ratio | before: CPU s | after: CPU s | CPU ratio |",
-        "|---|---|---|---|---|---|---|",
+        "| image | wall s: before / after | ratio | CPU s: before / after | ratio | CG wall s: "
+        "before / after | ratio | CG CPU s: before / after | ratio | CG iterations |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def cells(b, a) -> str:
+        return " | ".join(f"{b[i]:.2f} / {a[i]:.2f} | {b[i] / a[i]:.2f}x" for i in range(4))
+
     for name, b, a, _ in rows:
-        lines.append(
-            f"| {name} | {b[0]:.2f} | {a[0]:.2f} | {b[0] / a[0]:.2f}x | {b[1]:.2f} | {a[1]:.2f} | {b[1] / a[1]:.2f}x |"
-        )
-    tb = [sum(r[1][i] for r in rows) for i in (0, 1)]
-    ta = [sum(r[2][i] for r in rows) for i in (0, 1)]
-    lines.append(
-        f"| **total** | {tb[0]:.2f} | {ta[0]:.2f} | **{tb[0] / ta[0]:.2f}x** | {tb[1]:.2f} | {ta[1]:.2f} | **{tb[1] / ta[1]:.2f}x** |"
-    )
+        lines.append(f"| {name} | {cells(b, a)} | {b[4]:.0f} / {a[4]:.0f} |")
+    tb = [sum(r[1][i] for r in rows) for i in range(5)]
+    ta = [sum(r[2][i] for r in rows) for i in range(5)]
+    lines.append(f"| **total** | {cells(tb, ta)} | {tb[4]:.0f} / {ta[4]:.0f} |")
     table = "\n".join(lines) + "\n"
     print(table)
     if args.out:

@@ -45,6 +45,8 @@ STAGES = [
     ("mattestudio.engines.infoflow.system", "build", "system build"),
     ("mattestudio.engines.infoflow.system", "Solver.solve", "CG solve"),
     ("mattestudio.engines.infoflow.system", "System.matvec", "  matvec"),
+    ("mattestudio.engines.infoflow.system", "System.nonlocal_matvec", "  matvec, non-local part"),
+    ("mattestudio.engines.infoflow.system", "System.mix_transpose", "  D^T (first product)"),
     ("mattestudio.engines.fastcf.tree_solve", "TreeSolver.solve", "  preconditioner solve"),
     ("mattestudio.engines.fastcf.direct", "Factor.solve", "factor solve (closed-form)"),
     ("mattestudio.engines.infoflow.engine", "InformationFlowEngine._output", "output levels"),

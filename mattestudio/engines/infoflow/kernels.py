@@ -1,11 +1,13 @@
 """numba kernels of the conjugate-gradient solve: the system's product and the vector updates.
 
-Why not scipy and numpy: the product A x = s_M D^T (D x) + (L + W) x + d * x in scipy reads D
-twice (D and a stored transpose, which also costs a conversion per build) and allocates per term;
-here D is read once (each row's residual is scattered straight back through the same row). And
-numpy's dot products go to its OpenBLAS, whose threads then spin for a while after each call and
-took the two cores from the solver's own threads: the CG's vector work measured 350-550 ms on GT09
-instead of 10 ms (docs/benchmarks.md). These kernels call no BLAS.
+Why not scipy and numpy: the product A x = s_M D^T (D x) + (L + W) x + d * x in scipy allocates
+per term, and its conversion to D^T took 26-67 ms against 5-20 ms for ``transpose`` here (once
+per system). Every product is then a row-by-row gather: y = D x, then D^T y. (It used to be one
+pass over D scattering each row's residual back through the same row: 12 ms on GT13 on one thread
+against 7-11 ms for the two gathers.) And numpy's dot products go to its OpenBLAS, whose threads
+then spin for a while after each call and took the two cores from the solver's own threads: the
+CG's vector work measured 350-550 ms on GT09 instead of 10 ms (docs/benchmarks.md). These kernels
+call no BLAS.
 
 Inner loops index slices with range variables (numba then knows the index is not negative and
 LLVM can vectorise; see ``fastcf.direct._forward``).
@@ -27,15 +29,11 @@ def _row_dot(cols, vals, x):
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def normal_product(indptr, indices, data, weight, x, out, r0, r1):
-    """out += weight * D^T (D x) over the rows r0..r1-1 of the CSR matrix D."""
+def csr_rows(indptr, indices, data, weight, x, y, r0, r1):
+    """y[r] = weight * (M x)[r] for the rows r0..r1-1 of the CSR matrix M."""
     for r in range(r0, r1):
         a, b = indptr[r], indptr[r + 1]
-        cols = indices[a:b]
-        vals = data[a:b]
-        s = weight * _row_dot(cols, vals, x)
-        for q in range(cols.shape[0]):
-            out[cols[q]] += vals[q] * s
+        y[r] = weight * _row_dot(indices[a:b], data[a:b], x)
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
@@ -67,10 +65,11 @@ def step(x, r, p, ap, alpha):
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def new_direction(p, z, beta):
-    """p = z + beta p, in place."""
+def new_directions(p, z, mp, r, beta):
+    """p = z + beta p and mp = r + beta mp, in place (mp = M p when z = M^-1 r)."""
     for i in range(p.shape[0]):
         p[i] = z[i] + beta * p[i]
+        mp[i] = r[i] + beta * mp[i]
 
 
 @njit(cache=True, nogil=True)
@@ -98,3 +97,28 @@ def variable_columns(indptr, indices, data, column):
                 out_val[k] = data[j]
                 k += 1
     return out_ptr, out_idx, out_val
+
+
+@njit(cache=True, nogil=True)
+def transpose(indptr, indices, data, n_cols):
+    """The CSR arrays (indptr, indices, data) of the transpose of an m x n_cols CSR matrix, by a
+    counting pass: each new row lists its columns in increasing order. Column indices are int32
+    (m < 2^31, as for scipy's own indices of these sizes): the product reads them every iteration."""
+    m = indptr.shape[0] - 1
+    nnz = indptr[m]
+    ptr = np.zeros(n_cols + 1, np.int64)
+    for j in range(nnz):
+        ptr[indices[j] + 1] += 1
+    for c in range(n_cols):
+        ptr[c + 1] += ptr[c]
+    fill = ptr[:-1].copy()
+    out_idx = np.empty(nnz, np.int32)
+    out_val = np.empty(nnz, data.dtype)
+    for r in range(m):
+        for j in range(indptr[r], indptr[r + 1]):
+            c = indices[j]
+            k = fill[c]
+            out_idx[k] = r
+            out_val[k] = data[j]
+            fill[c] = k + 1
+    return ptr, out_idx, out_val
