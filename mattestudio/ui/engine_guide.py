@@ -17,7 +17,7 @@ ENGINES = {
         "Best classical detail: hair, haze, holes",
         "Links each edge pixel to similar colours near and far, so background showing through "
         "hair and wide bands come out clean; the best classical matte on the benchmark images "
-        "(docs/benchmarks.md), in four to five times the all-rounder's time. Camera-size "
+        "(docs/benchmarks.md), in about four times the all-rounder's time. Camera-size "
         "photos are solved at a reduced size, then sharpened at full resolution.",
     ),
     "shared-sampling": (
