@@ -1,4 +1,4 @@
-"""core.heap: glibc's malloc settings are applied once per process by an engine's prepare(), and
+"""core.heap: glibc's malloc settings are applied once per process by information-flow's prepare(), and
 ``MATTESTUDIO_MALLOC=default`` leaves them alone."""
 
 import os
@@ -13,6 +13,9 @@ from mattestudio.core import heap
 from mattestudio.engines import registry
 assert not heap._done  # importing applies nothing
 engine = registry.create("closed-form")
+engine.prepare(np.zeros((4, 4, 3), np.float32))
+assert not heap._done  # closed-form leaves malloc alone
+engine = registry.create("information-flow")
 engine.prepare(np.zeros((4, 4, 3), np.float32))
 print(heap._done, heap.keep_freed_blocks())
 """

@@ -8,6 +8,9 @@ again: on alphamatting-dev this was 2.9-3.0 s of system time in 14 information-f
 Blocks over 32 MB (glibc's largest mmap threshold; camera-size photos' planes) are still mapped
 and unmapped as before, and at most 256 MB of free heap top is kept.
 
+Applied by the information-flow engine only (``InformationFlowEngine.prepare``): closed-form
+showed no gain, and in the editor at 12 MP the larger kept heap raised the peak.
+
 Linux with glibc only; elsewhere, and with ``MATTESTUDIO_MALLOC=default`` in the environment,
 nothing changes. ``malloc_trim`` (the editor's ``ui.free_memory``) still returns memory on demand.
 """

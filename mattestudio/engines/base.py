@@ -158,9 +158,6 @@ class EngineBase:
         return "cpu"
 
     def prepare(self, image: np.ndarray) -> None:
-        from mattestudio.core.heap import keep_freed_blocks
-
-        keep_freed_blocks()  # once per process: whole-image work reuses freed memory
         self._image = image
 
     def reset(self) -> None:
