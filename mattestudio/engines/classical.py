@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from mattestudio.core import trimap as trimap_ops
-from mattestudio.engines.base import EngineBase, EngineInfo, Param
+from mattestudio.engines.base import EngineBase, EngineInfo, Param, clipped32
 from mattestudio.errors import MattestudioError
 from mattestudio.progress import scaled
 from mattestudio.types import CancelToken, ProgressFn
@@ -133,7 +133,7 @@ class PymattingEngine(EngineBase):
             ) from None
         if progress is not None:
             progress(1.0, "done")
-        return np.clip(alpha, 0, 1).astype(np.float32), None
+        return clipped32(alpha), None
 
     def prepare(self, image: np.ndarray) -> None:
         super().prepare(image)
@@ -327,4 +327,4 @@ class SharedSamplingEngine(PymattingEngine):
         )
         if progress is not None:
             progress(1.0, "done")
-        return np.clip(alpha, 0, 1).astype(np.float32), np.clip(fg, 0, 1).astype(np.float32)
+        return clipped32(alpha), clipped32(fg)

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from mattestudio.core import trimap as trimap_ops
-from mattestudio.engines.base import EngineBase, EngineInfo, Param
+from mattestudio.engines.base import EngineBase, EngineInfo, Param, clipped32
 from mattestudio.progress import scaled
 from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN, CancelToken, ProgressFn
 
@@ -327,7 +327,7 @@ class FastClosedFormEngine(EngineBase):
         self._live = None  # Live continues from this result
         if progress is not None:
             progress(1.0, "done")
-        return np.clip(alpha, 0, 1).astype(np.float32), None
+        return clipped32(alpha), None
 
     def predict_coarse(
         self,
@@ -350,7 +350,7 @@ class FastClosedFormEngine(EngineBase):
         _, a_s = self._coarse_solve(trimap, scale, progress=progress, cancel=cancel)
         alpha = cv2.resize(a_s, (w, h), interpolation=cv2.INTER_LINEAR)
         trimap_ops.force_known(alpha, np.asarray(trimap))
-        return np.clip(alpha, 0, 1).astype(np.float32), None
+        return clipped32(alpha), None
 
     def _coarse_solve(
         self, trimap: np.ndarray, scale: float, *, progress=None, cancel=None

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mattestudio.engines.base import clipped32
 from mattestudio.engines.fastcf.regional import Box, grow, paste, ring_change, solve_box
 from mattestudio.engines.fastcf.tiling import TileGrid, solve_tiles
 from mattestudio.types import BACKGROUND, FOREGROUND, UNKNOWN
@@ -107,7 +108,7 @@ class LiveState:
 
     def result(self, changed, mode, solved, start) -> LiveResult:
         if self.alpha32 is None:
-            self.alpha32 = np.clip(self.alpha, 0, 1).astype(np.float32)
+            self.alpha32 = clipped32(self.alpha)
         elif changed is not None:
             y0, y1, x0, x1 = changed
             self.alpha32[y0:y1, x0:x1] = np.clip(self.alpha[y0:y1, x0:x1], 0, 1)
