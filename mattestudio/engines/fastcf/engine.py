@@ -208,9 +208,12 @@ class FastClosedFormEngine(EngineBase):
         state = self._live
         if state is None and self._last is not None and self._last[0].shape == trimap.shape:
             tri0, alpha0 = self._last
-            n0 = int((tri0 == UNKNOWN).sum())
+            unknown0 = tri0 == UNKNOWN
+            # The Live state takes the last solve's own arrays (nobody else holds them: predict()
+            # returns a converted copy, and _last becomes the state's arrays below anyway), so
+            # switching Live on after a camera-size Run copies no whole image.
             state = live.LiveState(
-                tri0.copy(), alpha0.copy(), tri0 == UNKNOWN, self._tile_grid(trimap.shape, n0)
+                tri0, alpha0, unknown0, self._tile_grid(trimap.shape, int(unknown0.sum()))
             )
         if state is None:
             unknown = trimap == UNKNOWN
