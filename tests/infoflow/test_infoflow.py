@@ -31,6 +31,19 @@ def big():
     return make_synthetic_matte(h=280, w=360, seed=5, band=10)
 
 
+@pytest.fixture(scope="module")
+def big_system(big):
+    """``big``'s flows and system with a 10 px band and the known pixels' mixtures."""
+    from mattestudio.engines.fastcf.laplacian import WindowStats
+    from mattestudio.engines.infoflow import flows, system
+
+    image = big.image.astype(np.float64)
+    f = flows.compute(image, big.trimap, band=10, known_rows=True)
+    unknown = big.trimap == 128
+    fixed = (big.trimap == 255).astype(np.float64)
+    return f, system.build(f, WindowStats.lazy(1, 1e-7), image, unknown, fixed, system.Weights())
+
+
 def _random_problem(seed):
     rng = np.random.default_rng(seed)
     h, w = 24, 28
@@ -90,15 +103,10 @@ def test_neighbours_leave_out_the_query_itself(eps):
 
 
 @pytest.mark.parametrize("rtol", [1e-3, 1e-8])
-def test_float32_preconditioner_reaches_the_tolerance(big, rtol):
-    from mattestudio.engines.fastcf.laplacian import WindowStats
-    from mattestudio.engines.infoflow import flows, system
+def test_float32_preconditioner_reaches_the_tolerance(big_system, rtol):
+    from mattestudio.engines.infoflow import system
 
-    image = big.image.astype(np.float64)
-    f = flows.compute(image, big.trimap, band=10, known_rows=True)
-    unknown = big.trimap == 128
-    fixed = (big.trimap == 255).astype(np.float64)
-    s = system.build(f, WindowStats.lazy(1, 1e-7), image, unknown, fixed, system.Weights())
+    _, s = big_system
     solver = system.Solver(s, 1)
     assert solver.factor.factors.dtype == np.float32  # the preconditioner is the float32 copy
     x = solver.solve(rtol=rtol, max_iter=1000)
@@ -113,18 +121,14 @@ def test_float32_preconditioner_reaches_the_tolerance(big, rtol):
         assert 0 < solver.explicit_from < solver.iterations
 
 
-def test_recurrence_solve_equals_explicit_products(big, monkeypatch):
+def test_recurrence_solve_equals_explicit_products(big, big_system, monkeypatch):
     """The product from M p's recurrence gives the same iterates as explicit products, up to the
     float32 preconditioner's rounding: the same iteration count at rtol 1e-3 and alpha within
     1e-6 (measured 7e-10) of the same solve with every product explicit."""
-    from mattestudio.engines.fastcf.laplacian import WindowStats
-    from mattestudio.engines.infoflow import flows, system
+    from mattestudio.engines.infoflow import system
 
-    image = big.image.astype(np.float64)
-    f = flows.compute(image, big.trimap, band=10, known_rows=True)
+    f, s = big_system
     unknown = big.trimap == 128
-    fixed = (big.trimap == 255).astype(np.float64)
-    s = system.build(f, WindowStats.lazy(1, 1e-7), image, unknown, fixed, system.Weights())
     solver = system.Solver(s, 1)
     start = np.clip(f.ku_target[unknown.ravel()], 0.0, 1.0)
     x = solver.solve(start, rtol=1e-3)
