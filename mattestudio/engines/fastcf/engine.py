@@ -313,6 +313,15 @@ class FastClosedFormEngine(EngineBase):
             scale *= 0.95 * (limit / count) ** 0.5 if limit else 0.9
         return scale
 
+    @classmethod
+    def budget_scale(cls, trimap: np.ndarray, n: int, need, budget: float) -> float:
+        """The coarse solve's scale in a coarse-to-fine Run: ``need(unknown pixels)`` (in the
+        units of ``budget``) of the downscaled trimap within 0.64 of ``budget``. Starts from the
+        estimate for ``n`` unknown pixels; mixed pixels of the downscaled trimap are unknown too,
+        so it shrinks until the count fits."""
+        start = min(0.5, (budget / need(n)) ** 0.5 * 0.8)
+        return cls._coarse_scale(trimap, n, 0, start=start, fits=lambda c: need(c) <= 0.64 * budget)
+
     def predict(
         self,
         trimap: np.ndarray,
@@ -468,12 +477,7 @@ class FastClosedFormEngine(EngineBase):
         from mattestudio.engines.fastcf import regional
 
         n = int(unknown.sum())
-        budget = self._budget_entries()
-        scale = min(0.5, (budget / regional.factor_entries(n)) ** 0.5 * 0.8)
-        # Mixed pixels of the downscaled trimap are unknown too: shrink until the factor fits.
-        scale = self._coarse_scale(
-            trimap, n, 0, start=scale, fits=lambda c: regional.factor_entries(c) <= 0.64 * budget
-        )
+        scale = self.budget_scale(trimap, n, regional.factor_entries, self._budget_entries())
         small, a_small = self._coarse_solve(
             trimap, scale, progress=scaled(progress, 0.0, 0.3), cancel=cancel
         )

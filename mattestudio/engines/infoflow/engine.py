@@ -365,11 +365,9 @@ class InformationFlowEngine(EngineBase):
         from mattestudio.progress import scaled
 
         assert self._image64 is not None  # set with the image by prepare()
-        budget = self.params["memory_gb"] * 1e9
         n = int((trimap == UNKNOWN).sum())
-        start = min(0.5, (budget / self._need_bytes(n)) ** 0.5 * 0.8)
-        scale = FastClosedFormEngine._coarse_scale(
-            trimap, n, 0, start=start, fits=lambda c: self._need_bytes(c) <= 0.64 * budget
+        scale = FastClosedFormEngine.budget_scale(
+            trimap, n, self._need_bytes, self.params["memory_gb"] * 1e9
         )
         small, tri_s = downscaled(self._image64, trimap, scale)
         coarse = InformationFlowEngine(**self.params)
@@ -525,8 +523,9 @@ class InformationFlowEngine(EngineBase):
         """Alpha of the unknown pixels in ``box`` (box-shaped, NaN elsewhere) with every other
         pixel held at ``fixed``; None if the box holds no unknown pixel. ``prepared``: the local
         part, made already for this box, and a function that returns its factor (called once
-        the system is built: the factor may still be in the making on another thread). ``start``: H x W alpha to start the
-        iterations from (else the known-to-unknown estimate). ``old``: (flows, trimap, alpha) of the
+        the system is built: the factor may still be in the making on another thread).
+        ``start``: H x W alpha to start the iterations from (else the known-to-unknown
+        estimate). ``old``: (flows, trimap, alpha) of the
         previous solve; the system is then solved for the change the new trimap makes: the old
         energy's leftover gradient at the old alpha (what the previous solve's tolerance left) is
         taken out of the right-hand side, so that alpha moves only where the stroke moves it and
