@@ -296,16 +296,23 @@ def _gather_neighbours(table, found, out):
             out[i, a] = table[found[i, a]]
 
 
+def _search_within(image64, spatial, database_idx, query, k, eps):
+    """``knn_with_reach`` for ``query`` pixels that are themselves in the database (both sorted
+    flat indices), each leaving itself out: (positions in the database, reaches). When the
+    queries are the database (``query is database_idx``) one array of search rows serves both."""
+    database = search_rows(image64, spatial, database_idx)
+    if query is database_idx:
+        queries, own = database, np.arange(len(query))
+    else:
+        queries = search_rows(image64, spatial, query)
+        own = np.searchsorted(database_idx, query)
+    return knn_with_reach(database, queries, k, own=own, eps=eps)
+
+
 def _mix_rows(image64, query, database_idx, k, reg, eps) -> Rows:
     """The colour-mixture rows, kept as the residual rows themselves: ``neigh`` = [the pixel, its
     neighbours], ``values`` = [1, -w...], so that the matrix is made on them without a copy."""
-    database = search_rows(image64, MIX_SPATIAL, database_idx)
-    if query is database_idx:  # with ``known_rows`` the queries are the database itself
-        queries, own = database, np.arange(len(query))
-    else:
-        queries = search_rows(image64, MIX_SPATIAL, query)
-        own = np.searchsorted(database_idx, query)  # both sorted; the queries are in the database
-    found, reach = knn_with_reach(database, queries, k, own=own, eps=eps * MIX_EPS_SCALE)
+    found, reach = _search_within(image64, MIX_SPATIAL, database_idx, query, k, eps * MIX_EPS_SCALE)
     cols = np.empty((len(query), found.shape[1] + 1), database_idx.dtype)
     cols[:, 0] = query
     _gather_neighbours(database_idx, found, cols[:, 1:])
@@ -403,13 +410,7 @@ def _ku_rows(image64, query, fg_idx, bg_idx, k, reg, colour_only, eps) -> Rows:
 
 def _intra_rows(image64, unknown_idx, query, k, eps) -> Rows:
     """Rows of the intra-unknown flow for ``query`` (a subset of the sorted ``unknown_idx``)."""
-    database = search_rows(image64, INTRA_SPATIAL, unknown_idx)
-    if query is unknown_idx:
-        queries, own = database, np.arange(len(query))
-    else:
-        queries = search_rows(image64, INTRA_SPATIAL, query)
-        own = np.searchsorted(unknown_idx, query)
-    found, reach = knn_with_reach(database, queries, k, own=own, eps=eps)
+    found, reach = _search_within(image64, INTRA_SPATIAL, unknown_idx, query, k, eps)
     neigh = np.empty(found.shape, unknown_idx.dtype)
     _gather_neighbours(unknown_idx, found, neigh)
     h, w = image64.shape[:2]
