@@ -28,11 +28,16 @@ KU_SPATIAL = 10.0
 INTRA_SPATIAL = 1.0 / 20.0
 
 
+def index_type(largest: int) -> type[np.signedinteger]:
+    """int32 for indices and counts below 2^31 (scipy's own choice for sparse matrices of such
+    sizes: half the bytes of int64 in every neighbour table), else int64."""
+    return np.int32 if largest < 2**31 else np.int64
+
+
 def pixels_where(mask: np.ndarray) -> np.ndarray:
-    """Flat indices of ``mask``'s true pixels, sorted, as int32 (int64 past 2^31 pixels): half
-    the bytes of numpy's int64 in every neighbour table, and the CSR matrices' own index type."""
-    idx = np.flatnonzero(mask.ravel())
-    return idx.astype(np.int32) if mask.size < 2**31 else idx
+    """Flat indices of ``mask``'s true pixels, sorted, in ``index_type``: the neighbour tables'
+    and the CSR matrices' own index type."""
+    return np.flatnonzero(mask.ravel()).astype(index_type(mask.size), copy=False)
 
 
 @njit(cache=True, nogil=True)
@@ -329,7 +334,7 @@ def _mix_matrix(rows: Rows, n: int) -> scipy.sparse.csr_matrix:
     pixel and its distinct neighbours, so no sort or merge is needed."""
     nu, width = rows.neigh.shape
     nnz = nu * width
-    index = np.int32 if max(nnz, n) < 2**31 else np.int64  # scipy's choice for these sizes
+    index = index_type(max(nnz, n))
     indptr = np.arange(0, nnz + 1, width, dtype=index)
     indices = rows.neigh.astype(index, copy=False).ravel()
     return scipy.sparse.csr_matrix((rows.values.ravel(), indices, indptr), shape=(nu, n))
@@ -449,7 +454,7 @@ def _intra_matrix(rows: Rows, n: int) -> scipy.sparse.csr_matrix:
     merge per row) gave the same numbers but measured no faster (docs/benchmarks.md)."""
     if len(rows.query) <= 1:
         return scipy.sparse.csr_matrix((n, n))
-    index = np.int32 if max(rows.neigh.size, n) < 2**31 else np.int64
+    index = index_type(max(rows.neigh.size, n))
     indptr = np.zeros(n + 1, index)
     indices = np.empty(rows.neigh.size, index)
     data = np.empty(rows.neigh.size)
