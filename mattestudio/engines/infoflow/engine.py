@@ -207,6 +207,26 @@ class InformationFlowEngine(EngineBase):
                 choices=("colour", "colour+position"),
             ),
             Param(
+                "trim_radius",
+                5,
+                "Trimap trimming: an unknown pixel within this distance of a known region, with "
+                "that region's colour (within trim_tolerance) and unlike the other region's, is "
+                "labelled before the solve (the extended paper trims too; this rule is ours). "
+                "Fewer unknowns: faster, and better on alphamatting-dev. 0 turns it off.",
+                "Trim radius (px)",
+                0,
+                20,
+            ),
+            Param(
+                "trim_tolerance",
+                0.025,
+                "Trimap trimming: how close (RGB distance, 0-1) a known neighbour's colour must "
+                "be; the other region's nearest colour must be four times farther.",
+                "Trim colour tolerance",
+                0.0,
+                0.2,
+            ),
+            Param(
                 "levels",
                 0.02,
                 "Alpha below this becomes 0 and above 1 - this becomes 1, linearly stretched in "
@@ -307,7 +327,8 @@ class InformationFlowEngine(EngineBase):
     ):
         from mattestudio.engines.fastcf import regional
 
-        trimap = self._check_trimap(trimap, cancel)
+        given = self._check_trimap(trimap, cancel)
+        trimap = self._trimmed(given)
         unknown = trimap == UNKNOWN
         fixed = (trimap == FOREGROUND).astype(np.float64)
         if not unknown.any():
@@ -320,11 +341,13 @@ class InformationFlowEngine(EngineBase):
                 self.last_mode = "unchanged"
                 return self._output(before, unknown), None
         if self._need_bytes(int(unknown.sum())) > self.params["memory_gb"] * 1e9:
-            whole = self._coarse_to_fine(trimap, progress, cancel)
+            # Untrimmed: on the tests' scene trimming made this path's SAD 1.4x the whole solve's
+            # instead of 1.2x (the coarse solve and the fine tiles see a thinner band).
+            whole = self._coarse_to_fine(given, progress, cancel)
             self._last = (trimap.copy(), whole)
             if progress is not None:
                 progress(1.0, "done")
-            return self._output(whole, unknown), None
+            return self._output(whole, given == UNKNOWN), None
         alpha = None
         flows = None
         if self.params["incremental"] and self._last is not None:
@@ -345,6 +368,16 @@ class InformationFlowEngine(EngineBase):
         if progress is not None:
             progress(1.0, "done")
         return self._output(alpha, unknown), None
+
+    def _trimmed(self, trimap: np.ndarray) -> np.ndarray:
+        """The trimap the flows see: trimmed (infoflow/trimming.py). Every later step, the
+        incremental re-solve's comparison with the previous trimap included, works on it; a
+        stroke changes the trimming only within ``trim_radius`` of itself."""
+        from mattestudio.engines.infoflow.trimming import trim
+
+        assert self._image64 is not None  # set with the image by prepare()
+        p = self.params
+        return trim(self._image64, trimap, int(p["trim_radius"]), float(p["trim_tolerance"]))
 
     def _need_bytes(self, n_unknown: int) -> float:
         """Memory of a solve on ``n_unknown`` pixels: the factor and the neighbour tables."""
@@ -370,7 +403,7 @@ class InformationFlowEngine(EngineBase):
             trimap, n, self._need_bytes, self.params["memory_gb"] * 1e9
         )
         small, tri_s = downscaled(self._image64, trimap, scale)
-        coarse = InformationFlowEngine(**self.params)
+        coarse = InformationFlowEngine(**{**self.params, "trim_radius": 0})
         coarse.prepare(small)
         coarse.predict(tri_s, progress=scaled(progress, 0.0, 0.3), cancel=cancel)
         assert coarse._last is not None
