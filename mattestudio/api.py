@@ -1,4 +1,4 @@
-"""The Python API: ``mattestudio.matte(image, trimap, engine="closed-form", **params)`` for one
+"""The Python API: ``mattestudio.matte(image, trimap, engine="information-flow", **params)`` for one
 image, ``mattestudio.batch(images_dir, out_dir, ...)`` for a folder."""
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from mattestudio.engines.registry import DEFAULT_ENGINE
 from mattestudio.errors import MattestudioError, OutputError, is_interrupt, naming_file
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ Status = Literal["done", "skipped", "busy", "failed"]
 class BatchOptions:
     """What to run and what to write for every image."""
 
-    engine: str = "closed-form"
+    engine: str = DEFAULT_ENGINE
     params: dict[str, Any] = field(default_factory=dict)
     cutout: bool = False
     alpha_bits: int = 8

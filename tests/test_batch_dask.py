@@ -158,7 +158,7 @@ def test_a_worker_that_dies_has_its_image_retried_on_the_others(tmp_path, client
         f"{n}_alpha.png" for n in ["a", "b", "crash_me", "d", "e", "f"]
     )
     # the retried image matches a plain run of it
-    plain = batching.run(src, src, tmp_path / "plain")
+    plain = batching.run(src, src, tmp_path / "plain", batching.BatchOptions(engine="closed-form"))
     assert plain.count("done") == 6
     assert _files(tmp_path / "out") == _files(tmp_path / "plain")
     client.wait_for_workers(2, timeout=TIMEOUT)  # the nanny restarted it for the next tests
@@ -169,8 +169,8 @@ def test_unknown_engine_or_bad_parameter_is_refused_before_anything_is_submitted
     with pytest.raises(MattestudioError, match="unknown engine 'nope'"):
         dask_batch.run(src, src, tmp_path / "out", batching.BatchOptions(engine="nope"), None)
     assert not list((tmp_path / "out").iterdir())  # nothing written
-    bad = batching.BatchOptions(params={"radius": "x"})
-    with pytest.raises(MattestudioError, match="parameter radius: 'x' is not a valid int"):
+    bad = batching.BatchOptions(params={"trim_radius": "x"})
+    with pytest.raises(MattestudioError, match="parameter trim_radius: 'x' is not a valid int"):
         dask_batch.run(src, src, tmp_path / "out", bad, None)
 
 

@@ -12,6 +12,7 @@ from mattestudio import batching
 from mattestudio.cli.main import main
 from mattestudio.core import io
 from mattestudio.core.project import ProjectState, save_project
+from mattestudio.engines.registry import DEFAULT_ENGINE
 
 
 def _scene(h=40, w=48, seed=0):
@@ -63,9 +64,9 @@ def test_projects_render_with_their_own_engine(tmp_path, capsys):
     shot = (out / "shot_alpha.png").read_bytes()
     assert shot == _direct(tmp_path, "shot", 2, "large-kernel", "radius=5")
     assert shot != _direct(tmp_path, "shot-cf", 2, "closed-form")  # the saved engine mattered
-    # no engine saved: the batch's engine
-    assert (out / "plain_alpha.png").read_bytes() == _direct(tmp_path, "plain", 3, "closed-form")
-    assert (out / "twin_alpha.png").read_bytes() == _direct(tmp_path, "twin", 4, "closed-form")
+    # no engine saved: the batch's engine, the default
+    assert (out / "plain_alpha.png").read_bytes() == _direct(tmp_path, "plain", 3, DEFAULT_ENGINE)
+    assert (out / "twin_alpha.png").read_bytes() == _direct(tmp_path, "twin", 4, DEFAULT_ENGINE)
     # resume: the projects' outputs count as finished
     capsys.readouterr()
     assert main(["batch", str(src), "--out", str(out), "--quiet"]) == 0

@@ -49,7 +49,7 @@ register(
     ("torch", "safetensors", "transformers"),
 )
 
-DEFAULT_ENGINE = "closed-form"
+DEFAULT_ENGINE = "information-flow"
 
 
 def names() -> list[str]:

@@ -17,8 +17,9 @@ ENGINES = {
         "Best classical detail: hair, haze, holes",
         "Links each edge pixel to similar colours near and far, so background showing through "
         "hair and wide bands come out clean; the best classical matte on the benchmark images "
-        "(docs/benchmarks.md), in about four times the all-rounder's time. Camera-size "
-        "photos are solved at a reduced size, then sharpened at full resolution.",
+        "(docs/benchmarks.md), in under three times the all-rounder's time; the command "
+        "line's default. Camera-size photos are solved at a reduced size, then sharpened at "
+        "full resolution.",
     ),
     "shared-sampling": (
         "Hair and fur, with its own colours",
@@ -89,6 +90,11 @@ PARAMS = {
     "precision": "Speed vs exactness of the arithmetic; the matte changes very little.",
     "device": "Where the network runs; the matte is the same.",
     "k_mix": "More colour-mixture neighbours give smoother mattes; fewer keep finer detail.",
+    "trim_radius": "Edge pixels this close to a painted region, and of its colour, are taken as "
+    "solid before solving: faster and cleaner; 0 keeps every unknown pixel for the solver "
+    "(faint wisps right at the painted edge).",
+    "trim_tolerance": "How alike in colour an edge pixel must be to the painted region next to it "
+    "to be taken as solid; lower keeps more faint detail.",
     "k_ku": "More known-colour neighbours make the edge follow the painted regions' colours more.",
     "k_uu": "More edge-to-edge neighbours spread the matte more evenly along the band.",
     "w_ku": "Higher pulls edge pixels harder towards the painted foreground/background colours.",

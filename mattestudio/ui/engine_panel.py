@@ -32,8 +32,9 @@ from mattestudio.errors import MattestudioError
 from mattestudio.ui.engine_guide import advanced_box, engine_label, engine_tip, param_tip
 from mattestudio.ui.qt_utils import setp
 
-# Order in the picker: fast engines first.
-PREFERRED = ("closed-form", "knn", "large-kernel", "dim", "sim")
+# Order in the picker: the Live engine first (the editor starts on it), then the best classical
+# matte for a Run, then the others, fast ones first.
+PREFERRED = ("closed-form", "information-flow", "knn", "large-kernel", "dim", "sim")
 
 
 def engine_names() -> list[str]:
