@@ -15,7 +15,6 @@ closed-form come from the same minutes of the same machine.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -55,15 +54,12 @@ def labelling(dataset: Path, trimap_set: str, grid: list[tuple[int, float]]) -> 
 
 
 def _parse(setting: str) -> dict:
-    params = {}
-    for item in filter(None, setting.split(",")):
-        name, value = item.split("=")
-        params[name] = json.loads(value) if value not in ("true", "false") else value == "true"
-    return params
+    """NAME=VALUE,... as strings: the engine converts and checks them as it does `--param`."""
+    return dict(item.split("=", 1) for item in filter(None, setting.split(",")))
 
 
 def solve(dataset: Path, trimap_set: str, settings: list[str]) -> None:
-    from mattestudio.core import metrics
+    from mattestudio.core import io, metrics
     from mattestudio.engines import registry
     from mattestudio.pipeline import run_matting
 
@@ -82,10 +78,10 @@ def solve(dataset: Path, trimap_set: str, settings: list[str]) -> None:
                 if i == 0 and round_ == 0:
                     continue
                 best[label] = min(best.get(label, np.inf), seconds)
-                if round_ == (2 if i == 0 else 1):
-                    alpha = np.round(alpha * 255) / 255  # scored as saved
-                    totals[label][0] += metrics.sad(alpha, gt, tri)
-                    totals[label][1] += metrics.gradient_error(alpha, gt, tri)
+                if round_ == (2 if i == 0 else 1):  # scored as `mattestudio eval` scores
+                    scores = metrics.all_metrics(io.to_uint(alpha), io.to_uint(gt), tri)
+                    totals[label][0] += scores["sad"]
+                    totals[label][1] += scores["grad"]
         for label in engines:
             totals[label][2] += best[label]
         n += 1
