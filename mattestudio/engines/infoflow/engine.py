@@ -404,6 +404,7 @@ class InformationFlowEngine(EngineBase):
             trimap, n, self._need_bytes, self.params["memory_gb"] * 1e9
         )
         small, tri_s = downscaled(self._image64, trimap, scale)
+        # Untrimmed like the trimap it is given (predict): at the coarse scale too.
         coarse = InformationFlowEngine(**{**self.params, "trim_radius": 0})
         coarse.prepare(small)
         coarse.predict(tri_s, progress=scaled(progress, 0.0, 0.3), cancel=cancel)
